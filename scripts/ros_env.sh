@@ -1,0 +1,22 @@
+# Source me (bash): the environment every process that starts rclpy here runs in.
+# - the colcon install space (vla_adapter_msgs, vla_adapter_ros) and, when built, the test-only
+#   interbotix_xs_msgs;
+# - DDS confined to this host: LOCALHOST discovery plus a loopback/shared-memory Fast DDS profile;
+# - a ROS_DOMAIN_ID of its own per run and ROS_LOG_DIR inside the build tree.
+_vla_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+_vla_venv=${VENV:-$_vla_repo/.venv}
+export VIRTUAL_ENV=$_vla_venv
+export PATH=$_vla_venv/bin:$PATH
+# shellcheck disable=SC1091
+source "$_vla_repo/install/setup.bash"
+if [ -f "$_vla_repo/build/test_interfaces/install/local_setup.bash" ]; then
+  # shellcheck disable=SC1091
+  source "$_vla_repo/build/test_interfaces/install/local_setup.bash"
+fi
+export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export FASTDDS_DEFAULT_PROFILES_FILE=$_vla_repo/config/fastdds_loopback.xml
+export ROS_DOMAIN_ID=${VLA_TEST_DOMAIN_ID:-$((100 + RANDOM % 100))}
+export ROS_LOG_DIR=$_vla_repo/build/ros_log
+mkdir -p "$ROS_LOG_DIR"
+unset _vla_repo _vla_venv

@@ -1,0 +1,30 @@
+"""Installs vla_adapter_core (PyTorch model), vla_adapter_ros (ROS 2 nodes) and training tools."""
+
+import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE_NAME = 'vla_adapter_ros'
+
+setup(
+    name=PACKAGE_NAME,
+    version='0.1.0',
+    packages=find_packages(include=['vla_adapter_core*', 'vla_adapter_ros*', 'training*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE_NAME}']),
+        (f'share/{PACKAGE_NAME}', ['package.xml']),
+        (f'share/{PACKAGE_NAME}/launch', glob.glob('launch/*.launch.py')),
+        (f'share/{PACKAGE_NAME}/config', glob.glob('config/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    extras_require={'test': ['pytest']},
+    zip_safe=True,
+    maintainer='vla_adapter_ros maintainers',
+    maintainer_email='maintainers@vla-adapter-ros.dev',
+    description='VLA-Adapter policies on ALOHA and Interbotix arms with ROS 2',
+    license='MIT',
+    entry_points={
+        'console_scripts': [
+        ],
+    },
+)

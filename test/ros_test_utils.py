@@ -1,0 +1,42 @@
+"""Helpers for tests that talk real DDS: child processes and bounded spinning."""
+
+from collections.abc import Callable
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+TEST_DIR = pathlib.Path(__file__).resolve().parent
+
+
+def start_python_process(script: pathlib.Path, *args: str) -> subprocess.Popen:
+    """Start `python script args...` with this process's (loopback-only) ROS environment."""
+    env = dict(os.environ)
+    env['PYTHONUNBUFFERED'] = '1'
+    return subprocess.Popen(
+        [sys.executable, str(script), *args], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> str:
+    """Terminate a child (SIGTERM, then SIGKILL) and return everything it printed."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout_s)
+    output = process.stdout.read() if process.stdout else ''
+    return output
+
+
+def spin_until(executor, predicate: Callable[[], bool], timeout_s: float) -> bool:
+    """Spin `executor` until `predicate()` holds or `timeout_s` passes; return the predicate."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=0.05)
+    return predicate()
