@@ -25,6 +25,7 @@ setup(
     license='MIT',
     entry_points={
         'console_scripts': [
+            'vla-adapter-sim-robot = vla_adapter_ros.sim_robot_node:main',
         ],
     },
 )
