@@ -1,0 +1,244 @@
+"""Bridge-attention blocks of the action head (upstream MLPResNetBlock / MLPResNetBlock_Pro).
+
+A block updates the action stream ``x`` (B, T, D), T = chunk size, with ONE softmax over the
+concatenated keys of several sets:
+
+- self: projections of ``x`` itself,
+- adapter: the action-query hidden states of this block's LLM layer, plus the proprio token,
+- task: the vision-patch hidden states of this block's LLM layer; their logits are multiplied by
+  ``tanh(gating_factor)`` (a learnable scalar initialised to 0),
+- other arm (dual-arm head only): projections of the other arm's current stream.
+
+The attended values go through ``o_proj``, are added to ``x`` and the sum passes
+``ffn = LayerNorm -> Linear -> ReLU``; there is no residual around the ffn.
+
+Upstream details reproduced here on purpose (OpenHelix-Team/VLA-Adapter, commit 838a36da,
+prismatic/models/action_heads.py), so that upstream checkpoints load with their own parameter names
+and give the same numbers:
+
+- Pro block parameter names ``q_proj, k_self, v_self, k_adapter, v_adapter, k_task, v_task, o_proj,
+  ffn.0, ffn.1, gating_factor``; original block ``q_proj, k_proj, v_proj, o_proj, ffn.0, ffn.1,
+  gating_factor`` (one K/V projection shared by all key sets, no rotary embedding). Upstream's Pro
+  block also owns an unused ``film_gen`` Linear; our blocks do not (the loader drops those keys).
+- Score order [self, adapter, task * tanh(g)], scaled by 1/sqrt(head_dim) after concatenation;
+  both block variants gate the task (vision) set, not the adapter set.
+- Pro rotary embedding: frequencies ``1 / base**(2j / hd)``; the angle table uses the half-split
+  layout ``concat(ang, ang)`` while the rotation pairs interleaved channels
+  (``rot(u)[2j] = -u[2j+1]``, ``rot(u)[2j+1] = u[2j]``). Queries and self keys use positions
+  0..T-1, adapter keys 0..K_a-1 (proprio token last), task keys 0..K_t-1; values are not rotated.
+
+Our own choice: the angle table is always computed in float32 and then cast to the stream dtype
+(upstream computes it in the module dtype, so its bf16 positions are inexact above 256).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vla_adapter_core.heads.config import ActionHeadConfig
+
+
+def rope_cos_sin(
+    length: int, head_dim: int, base: float, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine and sine tables (length, head_dim) in upstream's half-split layout."""
+    exponents = torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim
+    inv_freq = 1.0 / (base**exponents)  # (hd/2,)
+    positions = torch.arange(length, device=device, dtype=torch.float32)  # (L,)
+    angles = torch.outer(positions, inv_freq)  # (L, hd/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (L, hd)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def rotate_interleaved_pairs(u: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (2j, 2j+1) by 90 degrees: (a, b) -> (-b, a)."""
+    even = u[..., 0::2]  # (..., hd/2)
+    odd = u[..., 1::2]  # (..., hd/2)
+    return torch.stack((-odd, even), dim=-1).reshape(u.shape)
+
+
+def apply_upstream_rope(u: torch.Tensor, base: float) -> torch.Tensor:
+    """Upstream's rotary embedding on ``u`` (B, H, L, hd), positions 0..L-1."""
+    cos, sin = rope_cos_sin(u.shape[-2], u.shape[-1], base, u.device, u.dtype)  # (L, hd)
+    return u * cos + rotate_interleaved_pairs(u) * sin
+
+
+def split_heads(t: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, L, D) -> (B, H, L, D / H); works for L = 0."""
+    batch, length, width = t.shape
+    return t.reshape(batch, length, num_heads, width // num_heads).transpose(1, 2)
+
+
+def joint_softmax_attention(
+    q: torch.Tensor,
+    key_sets: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
+) -> torch.Tensor:
+    """One softmax over the concatenated logits of several key sets.
+
+    Args:
+        q: queries (B, H, T, hd).
+        key_sets: ``(k, v, logit_scale)`` per set, k and v (B, H, K_i, hd); ``logit_scale`` (a
+            scalar tensor) multiplies that set's logits before the common 1/sqrt(hd), or None.
+
+    Returns:
+        (B, H, T, hd) attended values.
+    """
+    scores = []
+    for keys, _, logit_scale in key_sets:
+        set_scores = torch.matmul(q, keys.transpose(-2, -1))  # (B, H, T, K_i)
+        if logit_scale is not None:
+            set_scores = set_scores * logit_scale
+        scores.append(set_scores)
+    all_scores = torch.cat(scores, dim=-1) / math.sqrt(q.shape[-1])  # (B, H, T, sum K_i)
+    weights = torch.softmax(all_scores, dim=-1)  # (B, H, T, sum K_i)
+    values = torch.cat([values for _, values, _ in key_sets], dim=2)  # (B, H, sum K_i, hd)
+    return torch.matmul(weights, values)  # (B, H, T, hd)
+
+
+class _BridgeBlock(nn.Module):
+    """Shared part of both block variants: query, gate, output projection and ffn."""
+
+    def __init__(self, config: ActionHeadConfig) -> None:
+        super().__init__()
+        width = config.hidden_dim
+        self.num_heads = config.num_heads
+        self.ffn = nn.Sequential(
+            nn.LayerNorm(width, eps=config.layer_norm_eps),
+            nn.Linear(width, width),
+            nn.ReLU(),
+        )
+        self.q_proj = nn.Linear(width, width)
+        self.o_proj = nn.Linear(width, width)
+        self.gating_factor = nn.Parameter(torch.zeros(1))
+
+    def _key_sets(
+        self,
+        x: torch.Tensor,
+        task: torch.Tensor,
+        adapter: torch.Tensor,
+        other_arm: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        task: torch.Tensor,
+        adapter: torch.Tensor,
+        other_arm: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Update the action stream.
+
+        Args:
+            x: action stream (B, T, D).
+            task: task (vision) states of this block's layer (B, K_t, D); K_t may be 0.
+            adapter: adapter states of this layer with the proprio token appended (B, K_a, D);
+                K_a may be 0.
+            other_arm: the other arm's current stream (B, T, D) for dual-arm blocks, else None.
+
+        Returns:
+            (B, T, D) new stream.
+        """
+        batch, steps, width = x.shape
+        q, key_sets = self._key_sets(x, task, adapter, other_arm)  # q: (B, H, T, hd)
+        attended = joint_softmax_attention(q, key_sets)  # (B, H, T, hd)
+        attended = attended.transpose(1, 2).reshape(batch, steps, width)  # (B, T, D)
+        return self.ffn(self.o_proj(attended) + x)  # (B, T, D)
+
+
+class ProBridgeBlock(_BridgeBlock):
+    """Upstream ``MLPResNetBlock_Pro``: separate K/V per key set, rotary embedding on q and keys.
+
+    With ``cross_arm=True`` the block owns ``k_cross`` / ``v_cross`` and attends to the other arm's
+    stream as a fourth key set (ungated, rotary positions 0..T-1 like the self keys, so step t of
+    one arm lines up with step t of the other).
+    """
+
+    def __init__(self, config: ActionHeadConfig, cross_arm: bool = False) -> None:
+        super().__init__(config)
+        width = config.hidden_dim
+        self.rope_base = config.rope_base
+        self.k_self = nn.Linear(width, width)
+        self.v_self = nn.Linear(width, width)
+        self.k_adapter = nn.Linear(width, width)
+        self.v_adapter = nn.Linear(width, width)
+        self.k_task = nn.Linear(width, width)
+        self.v_task = nn.Linear(width, width)
+        self.cross_arm = cross_arm
+        if cross_arm:
+            self.k_cross = nn.Linear(width, width)
+            self.v_cross = nn.Linear(width, width)
+
+    def _rotated_keys(self, projection: nn.Linear, tokens: torch.Tensor) -> torch.Tensor:
+        keys = split_heads(projection(tokens), self.num_heads)  # (B, H, K, hd)
+        return apply_upstream_rope(keys, self.rope_base)
+
+    def _key_sets(self, x, task, adapter, other_arm):
+        heads = self.num_heads
+        q = apply_upstream_rope(split_heads(self.q_proj(x), heads), self.rope_base)  # (B,H,T,hd)
+        gate = torch.tanh(self.gating_factor)  # (1,)
+        key_sets = [
+            (self._rotated_keys(self.k_self, x), split_heads(self.v_self(x), heads), None),
+            (
+                self._rotated_keys(self.k_adapter, adapter),
+                split_heads(self.v_adapter(adapter), heads),
+                None,
+            ),
+            (self._rotated_keys(self.k_task, task), split_heads(self.v_task(task), heads), gate),
+        ]
+        if self.cross_arm:
+            if other_arm is None:
+                raise ValueError('ProBridgeBlock(cross_arm=True) needs other_arm, got None')
+            key_sets.append(
+                (
+                    self._rotated_keys(self.k_cross, other_arm),
+                    split_heads(self.v_cross(other_arm), heads),
+                    None,
+                )
+            )
+        elif other_arm is not None:
+            raise ValueError('ProBridgeBlock(cross_arm=False) got other_arm; build it cross_arm')
+        return q, key_sets
+
+
+class OriginalBridgeBlock(_BridgeBlock):
+    """Upstream ``MLPResNetBlock``: one K/V projection shared by all key sets, no rotary embedding.
+
+    With ``cross_arm=True`` the other arm's stream is a fourth key set through the same shared
+    projections (no extra parameters).
+    """
+
+    def __init__(self, config: ActionHeadConfig, cross_arm: bool = False) -> None:
+        super().__init__(config)
+        width = config.hidden_dim
+        self.k_proj = nn.Linear(width, width)
+        self.v_proj = nn.Linear(width, width)
+        self.cross_arm = cross_arm
+
+    def _project(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = split_heads(self.k_proj(tokens), self.num_heads)  # (B, H, K, hd)
+        values = split_heads(self.v_proj(tokens), self.num_heads)  # (B, H, K, hd)
+        return keys, values
+
+    def _key_sets(self, x, task, adapter, other_arm):
+        q = split_heads(self.q_proj(x), self.num_heads)  # (B, H, T, hd)
+        gate = torch.tanh(self.gating_factor)  # (1,)
+        key_sets = [(*self._project(x), None), (*self._project(adapter), None)]
+        key_sets.append((*self._project(task), gate))
+        if self.cross_arm:
+            if other_arm is None:
+                raise ValueError('OriginalBridgeBlock(cross_arm=True) needs other_arm, got None')
+            key_sets.append((*self._project(other_arm), None))
+        elif other_arm is not None:
+            raise ValueError('OriginalBridgeBlock(cross_arm=False) got other_arm')
+        return q, key_sets
+
+
+def build_bridge_block(config: ActionHeadConfig, cross_arm: bool = False) -> _BridgeBlock:
+    """The block variant named by ``config.block_type``."""
+    if config.block_type == 'pro':
+        return ProBridgeBlock(config, cross_arm=cross_arm)
+    return OriginalBridgeBlock(config, cross_arm=cross_arm)

@@ -1,0 +1,182 @@
+"""Adaptive action bins for the discrete head, in RAW action space.
+
+Per action dimension the range seen in the data, [min, max], is widened by ``margin`` (default 5 %)
+of its width on each side (10 % in total) and cut into ``n_bins`` equal bins. A dimension that
+never changes gets a width of 1 before widening (so [v - margin, v + margin]).
+
+File format (``dataset_statistics_<n_bins>_bins.json``), owned by this module::
+
+    {"n_bins": 256, "margin": 0.05, "low": [...], "high": [...]}
+
+``low`` / ``high`` are the WIDENED per-dimension limits (one float per action dimension).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+JSON_KEYS = ('n_bins', 'margin', 'low', 'high')
+
+
+def bins_file_name(n_bins: int) -> str:
+    """Conventional checkpoint file name, e.g. ``dataset_statistics_256_bins.json``."""
+    return f'dataset_statistics_{n_bins}_bins.json'
+
+
+class ActionBins(nn.Module):
+    """Uniform bins per action dimension between ``low`` and ``high`` (registered buffers).
+
+    The limits are buffers, so they are saved and loaded with the discrete head's state dict. They
+    follow the module's dtype/device like every other buffer; keep the head in float32 when bin
+    precision matters (a bf16 cast rounds the limits to ~3 significant digits).
+
+    Args:
+        low: widened lower limits, one per action dimension.
+        high: widened upper limits, each > the matching ``low``.
+        n_bins: bins per dimension (>= 2).
+        margin: the widening fraction the limits were made with (kept for the record).
+    """
+
+    def __init__(
+        self,
+        low: Sequence[float] | np.ndarray | torch.Tensor,
+        high: Sequence[float] | np.ndarray | torch.Tensor,
+        n_bins: int = 256,
+        margin: float = 0.05,
+    ) -> None:
+        super().__init__()
+        if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
+            raise ValueError(f'ActionBins.n_bins must be an int >= 2, got {n_bins!r}')
+        if not (isinstance(margin, (int, float)) and margin >= 0.0):
+            raise ValueError(f'ActionBins.margin must be a float >= 0, got {margin!r}')
+        low_t = torch.as_tensor(np.asarray(low, dtype=np.float64), dtype=torch.float32)
+        high_t = torch.as_tensor(np.asarray(high, dtype=np.float64), dtype=torch.float32)
+        if low_t.dim() != 1 or low_t.shape != high_t.shape or low_t.numel() == 0:
+            raise ValueError(
+                f'ActionBins.low/high must be non-empty 1-d of equal length, '
+                f'got {tuple(low_t.shape)} and {tuple(high_t.shape)}'
+            )
+        placeholder = bool(torch.isnan(low_t).all() and torch.isnan(high_t).all())
+        if not placeholder and not bool((high_t > low_t).all() and torch.isfinite(low_t).all()):
+            raise ValueError(
+                f'ActionBins needs finite low < high per dimension, got low={low_t.tolist()} '
+                f'high={high_t.tolist()}'
+            )
+        self.n_bins = n_bins
+        self.margin = float(margin)
+        self.register_buffer('low', low_t)  # (A,)
+        self.register_buffer('high', high_t)  # (A,)
+
+    @classmethod
+    def placeholder(cls, action_dim: int, n_bins: int) -> ActionBins:
+        """Unset bins (NaN limits) to be filled by ``load_state_dict`` or ``copy_from``."""
+        nan = [math.nan] * action_dim
+        return cls(nan, nan, n_bins=n_bins)
+
+    @classmethod
+    def from_data(
+        cls,
+        actions: np.ndarray | torch.Tensor,
+        n_bins: int = 256,
+        margin: float = 0.05,
+    ) -> ActionBins:
+        """Bins from raw actions (N, A): per-dimension [min, max], widened by ``margin`` a side."""
+        values = np.asarray(
+            actions.detach().cpu().numpy() if isinstance(actions, torch.Tensor) else actions,
+            dtype=np.float64,
+        )
+        if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] == 0:
+            raise ValueError(f'ActionBins.from_data: actions must be (N, A), got {values.shape}')
+        if not np.isfinite(values).all():
+            raise ValueError('ActionBins.from_data: actions contain NaN or inf')
+        lowest = values.min(axis=0)  # (A,)
+        highest = values.max(axis=0)  # (A,)
+        span = np.where(highest > lowest, highest - lowest, 1.0)  # (A,)
+        return cls(lowest - margin * span, highest + margin * span, n_bins=n_bins, margin=margin)
+
+    @property
+    def action_dim(self) -> int:
+        """Number of action dimensions."""
+        return int(self.low.shape[0])
+
+    @property
+    def is_set(self) -> bool:
+        """False for placeholder bins that were never filled."""
+        return bool(torch.isfinite(self.low).all() and torch.isfinite(self.high).all())
+
+    @property
+    def bin_width(self) -> torch.Tensor:
+        """(A,) width of one bin per dimension."""
+        return (self.high - self.low) / self.n_bins
+
+    def _require_set(self, values: torch.Tensor) -> None:
+        if not self.is_set:
+            raise RuntimeError('ActionBins are unset: load the bins json or the head checkpoint')
+        if values.shape[-1] != self.action_dim:
+            raise ValueError(
+                f'ActionBins: last dimension must be action_dim={self.action_dim}, '
+                f'got shape {tuple(values.shape)}'
+            )
+
+    def to_bins(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw actions (..., A) -> bin indices (..., A) long; values outside are clamped."""
+        self._require_set(raw)
+        fraction = (raw.to(self.low.dtype) - self.low) / (self.high - self.low)  # (..., A)
+        indices = torch.floor(fraction * self.n_bins).clamp(0, self.n_bins - 1)  # (..., A)
+        return indices.long()
+
+    def to_centres(self, indices: torch.Tensor) -> torch.Tensor:
+        """Bin indices (..., A) -> raw actions at the bin centres (..., A)."""
+        self._require_set(indices)
+        if indices.dtype.is_floating_point:
+            raise ValueError(f'ActionBins.to_centres needs integer indices, got {indices.dtype}')
+        return self.low + (indices.to(self.low.dtype) + 0.5) * self.bin_width  # (..., A)
+
+    def copy_from(self, other: ActionBins) -> None:
+        """Take limits, n_bins and margin from ``other`` (same action_dim and n_bins)."""
+        if other.action_dim != self.action_dim or other.n_bins != self.n_bins:
+            raise ValueError(
+                f'ActionBins.copy_from: expected action_dim={self.action_dim}, '
+                f'n_bins={self.n_bins}, got {other.action_dim}, {other.n_bins}'
+            )
+        with torch.no_grad():
+            self.low.copy_(other.low)
+            self.high.copy_(other.high)
+        self.margin = other.margin
+
+    def to_dict(self) -> dict[str, Any]:
+        """The json content: n_bins, margin, low, high."""
+        return {
+            'n_bins': self.n_bins,
+            'margin': self.margin,
+            'low': [float(v) for v in self.low.float().cpu().tolist()],
+            'high': [float(v) for v in self.high.float().cpu().tolist()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ActionBins:
+        """Inverse of ``to_dict``; missing or unknown keys raise ValueError."""
+        if not isinstance(data, dict) or set(data) != set(JSON_KEYS):
+            keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f'ActionBins json must have exactly keys {JSON_KEYS}, got {keys}')
+        return cls(data['low'], data['high'], n_bins=data['n_bins'], margin=data['margin'])
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the bins file (see module docstring for the format)."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + '\n', encoding='utf-8')
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> ActionBins:
+        """Read a bins file written by ``to_json``."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding='utf-8')))
+
+    def extra_repr(self) -> str:
+        return f'action_dim={self.action_dim}, n_bins={self.n_bins}, margin={self.margin}'
