@@ -25,7 +25,14 @@ setup(
     license='MIT',
     entry_points={
         'console_scripts': [
+            'vla-adapter-predict = vla_adapter_core.cli:main',
+            'vla-adapter-train = training.finetune:main',
+            'vla-adapter-stats = training.compute_dataset_statistics:main',
+            'vla-adapter-bins = training.compute_adaptive_bins:main',
+            'vla-adapter-inference = vla_adapter_ros.inference_node:main',
+            'vla-adapter-executor = vla_adapter_ros.executor_node:main',
             'vla-adapter-sim-robot = vla_adapter_ros.sim_robot_node:main',
+            'vla-adapter-demo = vla_adapter_ros.demo:main',
         ],
     },
 )

@@ -1,0 +1,138 @@
+"""Samples per second of the training data path: HDF5 read + JPEG decode + augmentation.
+
+Writes a temporary ALOHA dataset (3 cameras, 640x480 frames, JPEG-compressed as ALOHA records
+them), then times a DataLoader over :class:`training.dataset.EpisodeDataset` with the training
+augmentation. ``--with_processor`` runs the training collate as well (the shared processor:
+resize to 224, tower normalisation, tokens, normalised proprio and actions) in the workers, i.e.
+the whole input path of ``vla-adapter-train``. Prints the numbers; asserts nothing.
+
+    .venv/bin/python benchmarks/data_throughput.py [--workers 2] [--batch_size 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+from PIL import Image
+import torch
+from torch.utils.data import DataLoader
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from training.augmentation import AugmentationConfig, ImageAugmenter  # noqa: E402
+from training.data_config import ALOHA_CAMERAS, DatasetConfig  # noqa: E402
+from training.dataset import EpisodeDataset, SeededSampler, load_episodes  # noqa: E402
+
+
+def synthetic_frame(rng: np.random.Generator, step: int) -> np.ndarray:
+    """A 480x640 scene-like frame: gradients, a block and sensor noise."""
+    rows = np.linspace(0, 255, 480, dtype=np.float32)[:, None, None]
+    cols = np.linspace(0, 255, 640, dtype=np.float32)[None, :, None]
+    frame = 0.5 * rows + 0.3 * cols + np.array([20, 60, 100], dtype=np.float32)
+    top, left = 100 + step % 200, 200 + (3 * step) % 300
+    frame[top: top + 80, left: left + 120] = (200, 40, 30)
+    frame += rng.normal(0, 6, size=frame.shape)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def write_dataset(folder: Path, episodes: int, steps: int, seed: int = 0) -> None:
+    """ALOHA-layout HDF5 episodes with JPEG frames (quality 50 as aloha's recorder)."""
+    rng = np.random.default_rng(seed)
+    for index in range(episodes):
+        encoded = {}
+        for camera in ALOHA_CAMERAS:
+            encoded[camera] = []
+            for step in range(steps):
+                buffer = io.BytesIO()
+                Image.fromarray(synthetic_frame(rng, step)).save(buffer, 'JPEG', quality=50)
+                encoded[camera].append(buffer.getvalue())
+        lengths = np.array([[len(d) for d in encoded[c]] for c in ALOHA_CAMERAS])
+        with h5py.File(folder / f'episode_{index}.hdf5', 'w') as root:
+            root.attrs['sim'] = False
+            root.attrs['instruction'] = 'transfer the cube'
+            for camera in ALOHA_CAMERAS:
+                padded = np.zeros((steps, lengths.max()), dtype=np.uint8)
+                for step, data in enumerate(encoded[camera]):
+                    padded[step, : len(data)] = np.frombuffer(data, dtype=np.uint8)
+                root.create_dataset(f'observations/images/{camera}', data=padded,
+                                    chunks=(1, padded.shape[1]))
+            state = rng.normal(size=(steps, 14)).astype(np.float32)
+            root.create_dataset('observations/qpos', data=state)
+            root.create_dataset('action', data=state)
+            root.create_dataset('compress_len', data=lengths.astype(np.float32))
+
+
+def training_collate(episodes) -> object:
+    """The exact collate of vla-adapter-train.
+
+    The shared processor (resize to 224, tower normalisation, prompt tokens, proprio and action
+    normalisation) on the augmented samples.
+    """
+    from training.compute_dataset_statistics import compute_statistics
+    from training.finetune import TrainingCollate, make_processor
+    from vla_adapter_core.config import NormalizationConfig, PolicyConfig, ProcessorConfig
+    from vla_adapter_core.heads import ActionHeadConfig
+    from vla_adapter_core.prompt import load_tokenizer
+    config = PolicyConfig(camera_names=list(ALOHA_CAMERAS),
+                          action_head=ActionHeadConfig(chunk_size=25, action_dim=14),
+                          normalization=NormalizationConfig(mode='bounds'),
+                          processor=ProcessorConfig(center_crop_fraction=0.9))
+    tokenizer = load_tokenizer(REPO / 'test' / 'fixtures' / 'qwen2_5_tokenizer')
+    return TrainingCollate(make_processor(config, tokenizer, compute_statistics(episodes),
+                                          center_crop=False))
+
+
+def stack_images(samples: list[dict]) -> dict[str, torch.Tensor]:
+    """Collate without the processor: camera -> uint8 (B, h, w, 3) tensor (shared memory)."""
+    return {camera: torch.from_numpy(np.stack([s['images'][camera] for s in samples]))
+            for camera in samples[0]['images']}
+
+
+def measure(dataset: EpisodeDataset, workers: int, batch_size: int, batches: int,
+            collate) -> float:
+    """Samples per second over ``batches`` batches after one warm-up batch."""
+    sampler = SeededSampler(len(dataset), seed=0)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                        collate_fn=collate, persistent_workers=workers > 0)
+    iterator = iter(loader)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    """Write the dataset, time the data path, print samples/s."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--batch_size', type=int, default=16)
+    parser.add_argument('--batches', type=int, default=20)
+    parser.add_argument('--episodes', type=int, default=4)
+    parser.add_argument('--steps', type=int, default=100)
+    parser.add_argument('--jpeg_draft_size', type=int, default=224)
+    parser.add_argument('--with_processor', action='store_true')
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as folder:
+        write_dataset(Path(folder), args.episodes, args.steps)
+        config = DatasetConfig(paths=[folder], jpeg_draft_size=args.jpeg_draft_size)
+        episodes = load_episodes(config)
+        dataset = EpisodeDataset(episodes, config.chunk_size, ImageAugmenter(AugmentationConfig()))
+        collate = training_collate(episodes) if args.with_processor else stack_images
+        rate = measure(dataset, args.workers, args.batch_size, args.batches, collate)
+    path = 'decode + augment' + (' + processor' if args.with_processor else '')
+    print(f'data path ({path}), 3 cameras 640x480 JPEG, jpeg_draft_size='
+          f'{args.jpeg_draft_size}, {args.workers} workers: {rate:.1f} samples/s')
+
+
+if __name__ == '__main__':
+    main()

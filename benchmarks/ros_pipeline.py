@@ -1,0 +1,230 @@
+"""Latency of the ROS pipeline: cameras -> inference node -> chunk executor, over real DDS.
+
+Processes (as `ros2 launch vla_adapter_ros aloha.launch.py` runs them, one node per process):
+- cameras: test/vla_adapter_ros/fake_sensors.py, N rgb8 cameras (default 3 x 640x480 at 30 Hz);
+- drivers: test/vla_adapter_ros/fake_interbotix_driver.py, both arms' Interbotix interface
+  (joint_states at 100 Hz following the commands, set_operating_modes);
+- executor: this script with --executor-child, the chunk executor (ChunkExecutorNode in a
+  MultiThreadedExecutor, like `vla-adapter-executor`) streaming Interbotix commands at 50 Hz;
+- this process: the inference node (InferenceNode, SingleThreadedExecutor, inference worker
+  thread) running the tiny dual-arm test VLAPolicy (real components at test sizes, random
+  weights; its actions stay near the executor's start pose). The overhead excludes the model's
+  own time, so the model's size does not enter it.
+
+Printed (milliseconds, after --warmup-s):
+- overhead = last input's arrival in the inference node's callback -> chunk published, minus
+  the model's own time (p50, p99). It includes waiting for the worker when the previous
+  inference is still running; `pipeline` excludes that wait (our code's own cost).
+- the executor's tick-period error |period - 1/rate_hz| (p50, p99, max) while inference runs.
+Targets (issue 5): overhead <= 2 ms p50 and <= 5 ms p99; tick error <= 2 ms p99.
+
+    source scripts/ros_env.sh
+    python benchmarks/ros_pipeline.py [--duration-s 20] [--device cpu] [--cameras 3] [--fresh]
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+FAKE_SENSORS = REPO / 'test' / 'vla_adapter_ros' / 'fake_sensors.py'
+FAKE_DRIVER = REPO / 'test' / 'vla_adapter_ros' / 'fake_interbotix_driver.py'
+CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist', 'cam_low')
+TICKS_PREFIX = 'TICK_PERIODS_JSON '
+
+
+def executor_child(duration_s: float, warmup_s: float) -> None:
+    """Child: the chunk executor; prints its tick periods after warm-up as one JSON line."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    from vla_adapter_ros.executor_node import ChunkExecutorNode
+
+    rclpy.init()
+    node = ChunkExecutorNode()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    print('executor ready', flush=True)
+    start = time.monotonic()
+    try:
+        while rclpy.ok() and time.monotonic() - start < duration_s:
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    stamps = np.array(node._tick_stamps)  # monotonic tick starts (the node keeps them)
+    periods = np.diff(stamps[stamps >= start + warmup_s])
+    print(TICKS_PREFIX + json.dumps({'periods_s': periods.tolist(),
+                                     'rate_hz': node.config.rate_hz,
+                                     'state': int(node._state), 'reason': node._reason}),
+          flush=True)
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def _statistics_around(pose: np.ndarray) -> dict:
+    """Dataset statistics that keep the random policy's actions near ``pose`` (14,)."""
+    low, high = pose - 0.3, pose + 0.3
+    low[[6, 13]], high[[6, 13]] = 0.0, 1.0
+
+    def feature():
+        return {'mean': ((low + high) / 2).tolist(), 'std': ((high - low) / 4).tolist(),
+                'min': low.tolist(), 'max': high.tolist(), 'q01': low.tolist(),
+                'q99': high.tolist(), 'mask': [True] * 14}
+
+    return {'tiny': {'action': feature(), 'proprio': feature(), 'num_transitions': 1,
+                     'num_trajectories': 1}}
+
+
+def build_policy(cameras: list[str], device: str, dtype: str):
+    """The tiny dual-arm VLAPolicy (random weights, 25-step chunks)."""
+    import torch
+
+    from vla_adapter_core.testing import build_tiny_policy
+    from vla_adapter_ros.executor_config import DEFAULT_START_POSE
+
+    torch.manual_seed(0)
+    statistics = _statistics_around(np.tile(np.asarray(DEFAULT_START_POSE), 2))
+    return build_tiny_policy(action_dim=14, proprio_dim=14, chunk_size=25, camera_names=cameras,
+                             head_kind='dual_arm', statistics=statistics, device=device,
+                             dtype=dtype)
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _collect(process: subprocess.Popen, lines: list) -> threading.Thread:
+    def reader() -> None:
+        for line in process.stdout:
+            lines.append(line)
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    return thread
+
+
+def _percentiles_ms(values) -> str:
+    values = np.asarray(values) * 1e3
+    if values.size == 0:
+        return 'n/a'
+    return (f'p50 {np.percentile(values, 50):7.3f}  p99 {np.percentile(values, 99):7.3f}  '
+            f'max {values.max():7.3f}')
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run the pipeline for args.duration_s and return the measurements."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from vla_adapter_ros.inference_node import InferenceNode
+
+    cameras = list(CAMERAS[:args.cameras])
+    policy = build_policy(cameras, args.device, args.dtype)
+    total_s = args.duration_s + args.warmup_s
+    from vla_adapter_ros.executor_config import DEFAULT_START_POSE
+
+    sensor_lines, executor_lines = [], []
+    sensors = _start(str(FAKE_SENSORS), '--cameras', ','.join(cameras), '--robots', '',
+                     '--height', str(args.height), '--width', str(args.width), '--camera-rate',
+                     str(args.camera_rate), '--duration', str(total_s + 30))
+    drivers = _start(str(FAKE_DRIVER), '--robots', 'follower_left', 'follower_right',
+                     '--initial-pose', *[str(v) for v in DEFAULT_START_POSE])
+    executor_process = _start(__file__, '--executor-child', str(total_s + 5), '--warmup-s',
+                              str(args.warmup_s))
+    readers = [_collect(sensors, sensor_lines), _collect(executor_process, executor_lines),
+               _collect(drivers, sensor_lines)]
+    rclpy.init()
+    params = {'instruction': 'transfer the cube', 'image_height': args.height,
+              'image_width': args.width, 'camera_names': cameras,
+              'camera_topics': [f'/{c}/camera/color/image_rect_raw' for c in cameras],
+              'wait_for_fresh_observation': args.fresh}
+    node = InferenceNode(policy, parameter_overrides=[
+        Parameter(name, value=value) for name, value in params.items()])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    start = time.perf_counter()
+    try:
+        while time.perf_counter() - start < total_s:
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        executor.shutdown()
+        timings = [t for t in node.timings if t.arrival_s >= start + args.warmup_s]
+        dropped = node._slot.overwritten
+        node.destroy_node()
+        rclpy.try_shutdown()
+        executor_process.wait(timeout=60)
+        for child in (sensors, drivers):
+            child.terminate()
+            child.wait(timeout=10)
+        for reader in readers:
+            reader.join(timeout=5)
+    ticks = next((json.loads(line[len(TICKS_PREFIX):]) for line in executor_lines
+                  if line.startswith(TICKS_PREFIX)), None)
+    if ticks is None:
+        raise RuntimeError('executor child gave no tick periods:\n' + ''.join(executor_lines))
+    if args.executor_log:
+        pathlib.Path(args.executor_log).write_text(''.join(executor_lines))
+    periods = np.asarray(ticks['periods_s'])
+    return {'timings': timings, 'tick_error_s': np.abs(periods - 1.0 / ticks['rate_hz']),
+            'executor_state': (ticks['state'], ticks['reason']), 'dropped_observations': dropped,
+            'measured_s': args.duration_s}
+
+
+def report(args: argparse.Namespace, result: dict) -> None:
+    """Print the measurements."""
+    timings = result['timings']
+    print(f'ros_pipeline: {args.cameras} cameras {args.width}x{args.height} rgb8 at '
+          f'{args.camera_rate} Hz, tiny model on {args.device} ({args.dtype}), '
+          f'wait_for_fresh_observation={args.fresh}, '
+          f'{result["measured_s"]:.0f} s measured after {args.warmup_s:.0f} s warm-up')
+    print(f'  chunks published           {len(timings)} '
+          f'({len(timings) / result["measured_s"]:.1f} /s), observations replaced unused: '
+          f'{result["dropped_observations"]}')
+    print(f'  model time            (ms) {_percentiles_ms([t.model_s for t in timings])}')
+    print(f'  overhead              (ms) {_percentiles_ms([t.overhead_s for t in timings])}'
+          '   target p50 <= 2, p99 <= 5')
+    print(f'    of which busy wait  (ms) {_percentiles_ms([t.busy_wait_s for t in timings])}')
+    print(f'    pipeline (own code) (ms) '
+          f'{_percentiles_ms([t.pipeline_overhead_s for t in timings])}')
+    print(f'  executor tick error   (ms) {_percentiles_ms(result["tick_error_s"])}'
+          f'   target p99 <= 2   ({result["tick_error_s"].size} ticks, final state '
+          f'{result["executor_state"]})')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--duration-s', type=float, default=20.0)
+    parser.add_argument('--warmup-s', type=float, default=5.0)
+    parser.add_argument('--cameras', type=int, default=3, choices=[1, 2, 3, 4])
+    parser.add_argument('--height', type=int, default=480)
+    parser.add_argument('--width', type=int, default=640)
+    parser.add_argument('--camera-rate', type=float, default=30.0)
+    parser.add_argument('--fresh', action='store_true',
+                        help='set wait_for_fresh_observation (no waiting on a busy worker)')
+    parser.add_argument('--executor-log', help='write the executor child output to this file')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--dtype', default='float32')
+    parser.add_argument('--executor-child', type=float, metavar='DURATION_S',
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.executor_child is not None:
+        executor_child(args.executor_child, args.warmup_s)
+        return
+    import torch
+
+    torch.set_num_threads(1)
+    report(args, run(args))
+
+
+if __name__ == '__main__':
+    main()

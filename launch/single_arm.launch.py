@@ -1,0 +1,42 @@
+"""One ViperX 300 S arm (Interbotix driver) driven by a single-arm (7-d, 64-query) VLA policy.
+
+    ros2 launch vla_adapter_ros single_arm.launch.py checkpoint:=DIR instruction:="pick up"
+    ros2 launch vla_adapter_ros single_arm.launch.py checkpoint:=DIR use_sim:=true device:=cpu
+
+Every argument is documented in `ros2 launch vla_adapter_ros single_arm.launch.py -s`. The
+node list and parameters come from vla_adapter_ros.launch_description.build_node_specs (tested);
+this file only turns them into launch actions.
+"""
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+from vla_adapter_ros.launch_description import PACKAGE, ROBOT_ARGUMENTS, build_node_specs
+
+MODE = 'single'
+
+
+def _launch_nodes(context, *args, **kwargs):
+    values = {argument.name: LaunchConfiguration(argument.name).perform(context)
+              for argument in ROBOT_ARGUMENTS[MODE]}
+    specs = build_node_specs(MODE, values, get_package_share_directory(PACKAGE))
+    return [Node(package=spec.package, executable=spec.executable, name=spec.name,
+                 parameters=spec.parameters, remappings=spec.remappings,
+                 arguments=spec.arguments, output=spec.output)
+            for spec in specs]
+
+
+def generate_launch_description():
+    declarations = []
+    for argument in ROBOT_ARGUMENTS[MODE]:
+        if argument.default is None:
+            declarations.append(DeclareLaunchArgument(
+                argument.name, description=argument.description))
+        else:
+            declarations.append(DeclareLaunchArgument(
+                argument.name, default_value=argument.default,
+                description=argument.description))
+    return LaunchDescription([*declarations, OpaqueFunction(function=_launch_nodes)])

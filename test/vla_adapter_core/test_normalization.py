@@ -1,0 +1,75 @@
+"""Normalizer: bounds and bounds_q99 with the per-dimension mask, as upstream computes them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vla_adapter_core.config import NormalizationConfig
+from vla_adapter_core.normalization import Normalizer, load_statistics, save_statistics
+
+STATISTICS = {'robot': {
+    'action': {'min': [-2.0, 0.0, -1.0], 'max': [2.0, 1.0, 1.0],
+               'q01': [-1.0, 0.1, -0.5], 'q99': [1.0, 0.9, 0.5],
+               'mask': [True, True, False]},
+    'proprio': {'min': [0.0, -4.0], 'max': [10.0, 4.0], 'q01': [1.0, -3.0], 'q99': [9.0, 3.0]},
+}}
+
+
+def _normalizer(mode):
+    return Normalizer(STATISTICS, NormalizationConfig(mode=mode, unnorm_key='robot'), 3, 2)
+
+
+def test_bounds_use_min_max_and_q99_uses_quantiles():
+    bounds, q99 = _normalizer('bounds'), _normalizer('bounds_q99')
+    np.testing.assert_allclose(bounds.normalize_actions(np.array([2.0, 0.5, 0.7])),
+                               [1.0, 0.0, 0.7], atol=1e-7)
+    np.testing.assert_allclose(q99.normalize_actions(np.array([0.0, 0.5, 0.7])),
+                               [0.0, 0.0, 0.7], atol=1e-7)
+    np.testing.assert_allclose(q99.normalize_proprio(np.array([9.0, -3.0])), [1.0, -1.0],
+                               atol=1e-7)
+
+
+def test_normalisation_clips_and_masked_dims_pass_through():
+    normalizer = _normalizer('bounds_q99')
+    normalized = normalizer.normalize_actions(np.array([5.0, -5.0, 3.0]))
+    np.testing.assert_array_equal(normalized, [1.0, -1.0, 1.0])  # masked dim is clipped raw
+    raw = normalizer.unnormalize_actions(np.array([0.5, -1.0, 0.25], dtype=np.float32))
+    assert raw.dtype == np.float64
+    np.testing.assert_allclose(raw, [0.5, 0.1, 0.25], atol=1e-6)
+
+
+def test_round_trip_inside_the_bounds():
+    normalizer = _normalizer('bounds')
+    rng = np.random.default_rng(0)
+    actions = rng.uniform([-2.0, 0.0, -1.0], [2.0, 1.0, 1.0], size=(10, 3))
+    restored = normalizer.unnormalize_actions(normalizer.normalize_actions(actions))
+    np.testing.assert_allclose(restored, actions, atol=1e-7)
+
+
+def test_unnormalize_matches_upstream_formula():
+    normalizer = _normalizer('bounds_q99')
+    action = STATISTICS['robot']['action']
+    values = np.array([0.3, -0.7, 0.1], dtype=np.float32)
+    low, high = np.array(action['q01']), np.array(action['q99'])
+    upstream = np.where(action['mask'], 0.5 * (values + 1) * (high - low + 1e-8) + low, values)
+    np.testing.assert_array_equal(normalizer.unnormalize_actions(values), upstream)
+
+
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="unnorm_key='other'"):
+        Normalizer(STATISTICS, NormalizationConfig(unnorm_key='other'), 3, 2)
+    with pytest.raises(ValueError, match='shape'):
+        Normalizer(STATISTICS, NormalizationConfig(unnorm_key='robot'), 4, 2)
+    broken = {'robot': {'action': {'min': [0.0], 'max': [1.0]}}}
+    with pytest.raises(ValueError, match="'q01'"):
+        Normalizer(broken, NormalizationConfig(unnorm_key='robot'), 1, None)
+    with pytest.raises(FileNotFoundError):
+        load_statistics(tmp_path / 'absent.json')
+
+
+def test_statistics_file_round_trip(tmp_path):
+    path = tmp_path / 'dataset_statistics.json'
+    save_statistics({'robot': {'action': {'min': np.zeros(2)}}}, path)
+    assert json.loads(path.read_text()) == {'robot': {'action': {'min': [0.0, 0.0]}}}
+    assert load_statistics(path) == {'robot': {'action': {'min': [0.0, 0.0]}}}

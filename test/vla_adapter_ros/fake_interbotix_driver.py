@@ -1,0 +1,178 @@
+"""Child process: a fake Interbotix xs driver (the ROS interface of interbotix_xs_sdk) per robot.
+
+Per robot name (namespace): subscribes `commands/joint_group` (JointGroupCommand 'arm', 6 values)
+and `commands/joint_single` (JointSingleCommand 'gripper'), serves `set_operating_modes`, and
+publishes `joint_states` at 100 Hz (6 arm joints, gripper (rad), left_finger, right_finger (m))
+that follow the commands with a first-order lag, and serves `torque_enable`. Like the real
+driver it checks nothing, but it prints `BAD COMMAND ...` for anything a running arm should
+never receive (wrong group/joint name, wrong length, non-finite or out-of-limit values, torque
+off), so tests can assert there was none.
+
+A std_msgs/Bool on `fake_driver/pause_joint_states` pauses (true) or resumes (false) the
+joint_states of every robot. Exits on SIGTERM or after --lifetime-s.
+
+Usage: fake_interbotix_driver.py --robots follower_left follower_right
+    [--initial-pose 7 floats] [--time-constant-s 0.02] [--no-operating-modes]
+"""
+
+import argparse
+import time
+
+from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
+from interbotix_xs_msgs.srv import OperatingModes, TorqueEnable
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+
+from vla_adapter_ros.robot_model import ARM_JOINT_NAMES, ArmLimits
+
+STATE_RATE_HZ = 100.0
+LIMIT_TOLERANCE = 1e-4  # float32 rounding of commands
+
+
+class FakeArm:
+    """One arm's targets and positions (7: 6 joints + gripper angle)."""
+
+    def __init__(self, initial: np.ndarray) -> None:
+        self.position = initial.copy()
+        self.target = initial.copy()
+        self.group_commands = 0
+        self.single_commands = 0
+        self.modes: list[str] = []
+
+
+class FakeDriverNode(Node):
+    """Fake drivers for several robots in one node."""
+
+    def __init__(self, robots: list[str], initial: np.ndarray, time_constant_s: float,
+                 serve_operating_modes: bool) -> None:
+        super().__init__('fake_interbotix_driver')
+        self.limits = ArmLimits()
+        self.lower, self.upper = self.limits.joint_angle_bounds()
+        self.time_constant_s = time_constant_s
+        self.paused = False
+        self.arms = {robot: FakeArm(initial) for robot in robots}
+        self.state_publishers = {}
+        for robot in robots:
+            self.create_subscription(
+                JointGroupCommand, f'{robot}/commands/joint_group',
+                lambda message, name=robot: self.on_group(name, message), 10)
+            self.create_subscription(
+                JointSingleCommand, f'{robot}/commands/joint_single',
+                lambda message, name=robot: self.on_single(name, message), 10)
+            if serve_operating_modes:
+                self.create_service(
+                    OperatingModes, f'{robot}/set_operating_modes',
+                    lambda request, response, name=robot: self.on_modes(name, request,
+                                                                        response))
+            self.create_service(
+                TorqueEnable, f'{robot}/torque_enable',
+                lambda request, response, name=robot: self.on_torque(name, request, response))
+            self.state_publishers[robot] = self.create_publisher(
+                JointState, f'{robot}/joint_states', qos_profile_sensor_data)
+        self.create_subscription(Bool, 'fake_driver/pause_joint_states', self.on_pause, 10)
+        self.create_timer(1.0 / STATE_RATE_HZ, self.publish_states)
+
+    def bad(self, text: str) -> None:
+        print(f'BAD COMMAND {text}', flush=True)
+
+    def check_values(self, robot: str, values: np.ndarray, joints: slice) -> bool:
+        ok = bool(np.all(np.isfinite(values))
+                  and np.all(values >= self.lower[joints] - LIMIT_TOLERANCE)
+                  and np.all(values <= self.upper[joints] + LIMIT_TOLERANCE))
+        if not ok:
+            self.bad(f'{robot}: values {values.tolist()} non-finite or outside the limits')
+        return ok
+
+    def on_group(self, robot: str, message: JointGroupCommand) -> None:
+        arm = self.arms[robot]
+        arm.group_commands += 1
+        values = np.asarray(message.cmd, dtype=np.float64)
+        if message.name != 'arm' or values.shape != (len(ARM_JOINT_NAMES),):
+            self.bad(f'{robot}: group {message.name!r} with {values.size} values')
+            return
+        if self.check_values(robot, values, slice(0, len(ARM_JOINT_NAMES))):
+            arm.target[:-1] = values
+
+    def on_single(self, robot: str, message: JointSingleCommand) -> None:
+        arm = self.arms[robot]
+        arm.single_commands += 1
+        if message.name != 'gripper':
+            self.bad(f'{robot}: single joint {message.name!r}')
+            return
+        value = np.array([message.cmd], dtype=np.float64)
+        if self.check_values(robot, value, slice(-1, None)):
+            arm.target[-1] = value[0]
+
+    def on_modes(self, robot: str, request, response):
+        text = (f'{request.cmd_type} {request.name} {request.mode} {request.profile_type} '
+                f'{request.profile_velocity} {request.profile_acceleration}')
+        self.arms[robot].modes.append(text)
+        print(f'operating mode {robot}: {text}', flush=True)
+        return response
+
+    def on_torque(self, robot: str, request, response):
+        if not request.enable:
+            self.bad(f'{robot}: torque off ({request.cmd_type} {request.name})')
+        return response
+
+    def on_pause(self, message: Bool) -> None:
+        self.paused = bool(message.data)
+        print(f'joint_states paused={self.paused}', flush=True)
+
+    def publish_states(self) -> None:
+        dt = 1.0 / STATE_RATE_HZ
+        fraction = 1.0 if self.time_constant_s <= 0.0 else min(1.0, dt / self.time_constant_s)
+        stamp = self.get_clock().now().to_msg()
+        for robot, arm in self.arms.items():
+            arm.position += fraction * (arm.target - arm.position)
+            if self.paused:
+                continue
+            gripper = self.limits.gripper
+            opening = gripper.normalize_joint(arm.position[-1])
+            span = gripper.finger_open - gripper.finger_closed
+            finger = gripper.finger_closed + opening * span
+            message = JointState(
+                name=[*ARM_JOINT_NAMES, 'gripper', 'left_finger', 'right_finger'],
+                position=[*arm.position.tolist(), float(finger), float(-finger)],
+                velocity=[0.0] * 9, effort=[0.0] * 9)
+            message.header.stamp = stamp
+            self.state_publishers[robot].publish(message)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--robots', nargs='+', default=['follower_left', 'follower_right'])
+    parser.add_argument('--initial-pose', nargs=7, type=float,
+                        default=[0.0, -0.96, 1.16, 0.0, -0.3, 0.0, 1.2])
+    parser.add_argument('--time-constant-s', type=float, default=0.02)
+    parser.add_argument('--no-operating-modes', action='store_true')
+    parser.add_argument('--lifetime-s', type=float, default=300.0)
+    args = parser.parse_args()
+    rclpy.init()
+    node = FakeDriverNode(args.robots, np.array(args.initial_pose), args.time_constant_s,
+                          not args.no_operating_modes)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    print('fake driver ready', flush=True)
+    deadline = time.monotonic() + args.lifetime_s
+    try:
+        while rclpy.ok() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.5)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for robot, arm in node.arms.items():
+            print(f'received {robot}: {arm.group_commands} group, {arm.single_commands} '
+                  f'single commands; modes {arm.modes}', flush=True)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

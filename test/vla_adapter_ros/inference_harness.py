@@ -1,0 +1,142 @@
+"""Shared set-up of the inference-node tests: tiny policies, the node, a probe, fake sensors.
+
+Every pipeline runs over real DDS on loopback: the fake sensors are another process
+(fake_sensors.py), the inference node and a probe node live in the test process with a private
+rclpy Context.
+"""
+
+import contextlib
+from dataclasses import dataclass, field
+import pathlib
+
+from fake_sensors import camera_frame, joint_positions
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from ros_test_utils import spin_until, start_python_process, stop_process
+from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
+from vla_adapter_msgs.srv import SetInstruction
+from vla_adapter_ros.inference_node import InferenceNode
+from vla_adapter_ros.robot_model import GripperCalibration
+
+HERE = pathlib.Path(__file__).resolve().parent
+FAKE_SENSORS = HERE / 'fake_sensors.py'
+CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
+IMAGE_HW = (48, 64)
+DEFAULT_PARAMS = {'image_height': IMAGE_HW[0], 'image_width': IMAGE_HW[1],
+                  'instruction': 'pick up the cube', 'status_rate_hz': 5.0}
+
+
+def observation_from_fake_sensors(num_arms: int, instruction: str) -> dict:
+    """The exact observation the node builds from fake_sensors.py's constant streams."""
+    calibration = GripperCalibration()
+    proprio = []
+    for index in range(num_arms):
+        positions = joint_positions(index)
+        proprio.extend([*positions[:6], float(calibration.normalize_finger(positions[7]))])
+    images = {name: camera_frame(i, *IMAGE_HW) for i, name in enumerate(CAMERAS)}
+    return {'images': images, 'proprio': np.asarray(proprio, dtype=np.float32),
+            'instruction': instruction}
+
+
+@dataclass
+class Probe:
+    """A node that records everything the inference node publishes and calls its services."""
+
+    node: object
+    chunks: list = field(default_factory=list)
+    statuses: list = field(default_factory=list)
+    arm_chunks: dict = field(default_factory=lambda: {'left': [], 'right': []})
+    sensor_stamps: set = field(default_factory=set)
+
+    @classmethod
+    def create(cls, context) -> 'Probe':
+        probe = cls(rclpy.create_node('inference_probe', context=context))
+        probe.node.create_subscription(ActionChunk, 'action_chunk', probe.chunks.append, 50)
+        probe.node.create_subscription(PolicyStatus, 'policy_status', probe.statuses.append, 50)
+        for side, received in probe.arm_chunks.items():
+            probe.node.create_subscription(JointTrajectory, f'action_chunk/{side}',
+                                           received.append, 50)
+        for topic, message_type in (('/follower_left/joint_states', JointState),
+                                    ('/cam_high/camera/color/image_rect_raw', Image)):
+            probe.node.create_subscription(
+                message_type, topic,
+                lambda m: probe.sensor_stamps.add((m.header.stamp.sec, m.header.stamp.nanosec)),
+                qos_profile_sensor_data)
+        return probe
+
+    def faults(self) -> list[str]:
+        return [s.fault_reason for s in self.statuses if s.state == PolicyStatus.STATE_FAULT]
+
+
+@dataclass
+class Pipeline:
+    node: InferenceNode
+    probe: Probe
+    executor: SingleThreadedExecutor
+
+    def spin_until(self, predicate, timeout_s: float = 20.0) -> bool:
+        return spin_until(self.executor, predicate, timeout_s)
+
+    def spin_for(self, seconds: float) -> None:
+        spin_until(self.executor, lambda: False, seconds)
+
+    def call(self, service_type, name: str, request):
+        client = self.probe.node.create_client(service_type, name)
+        assert client.wait_for_service(timeout_sec=10.0), f'service {name} not available'
+        future = client.call_async(request)
+        assert self.spin_until(future.done, 10.0), f'no answer from {name}'
+        return future.result()
+
+    def set_instruction(self, text: str):
+        return self.call(SetInstruction, 'set_instruction', SetInstruction.Request(
+            instruction=text))
+
+    def trigger(self, name: str):
+        return self.call(Trigger, name, Trigger.Request())
+
+    def wait_for_fault(self, *fragments: str, timeout_s: float = 20.0) -> str:
+        """Spin until a FAULT status contains every fragment; return its reason."""
+        def matching():
+            return [r for r in self.probe.faults() if all(f in r for f in fragments)]
+        assert self.spin_until(lambda: bool(matching()), timeout_s), (
+            f'no fault containing {fragments}; faults seen: {sorted(set(self.probe.faults()))}')
+        return matching()[0]
+
+
+@contextlib.contextmanager
+def running_pipeline(policy=None, sensor_args: tuple = (), **params):
+    """Inference node (+ probe) in this process, fake sensors in a child process."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = probe = executor = sensors = None
+    output = ''
+    try:
+        values = {**DEFAULT_PARAMS, **params}
+        node = InferenceNode(
+            policy, context=context, use_global_arguments=False,
+            parameter_overrides=[Parameter(name, value=v) for name, v in values.items()])
+        probe = Probe.create(context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        executor.add_node(probe.node)
+        if sensor_args is not None:
+            sensors = start_python_process(FAKE_SENSORS, *sensor_args)
+        yield Pipeline(node, probe, executor)
+    finally:
+        if sensors is not None:
+            output = stop_process(sensors)
+            assert 'Traceback' not in output, output
+        if executor is not None:
+            executor.shutdown()
+        if probe is not None:
+            probe.node.destroy_node()
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown(context=context)

@@ -1,0 +1,73 @@
+"""Per-dimension statistics of actions and proprio over a set of recorded episodes.
+
+Writes upstream's ``dataset_statistics.json`` format, read by ``vla_adapter_core.normalization``::
+
+    {unnorm_key: {'action': {mean, std, min, max, q01, q99, mask},
+                  'proprio': {...}, 'num_transitions': N, 'num_trajectories': E}}
+
+Entry point ``vla-adapter-stats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from training.arguments import add_dataset_arguments, dataset_config_from_args
+from training.dataset import Episode, load_episodes
+from vla_adapter_core.normalization import STATISTICS_FILE, save_statistics
+
+
+def feature_statistics(values: np.ndarray) -> dict:
+    """mean, std, min, max, q01, q99 and an all-true mask per dimension of (N, D) values."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise ValueError(f'statistics need (N, D) values with N > 0, got {values.shape}')
+    return {
+        'mean': values.mean(axis=0).tolist(),
+        'std': values.std(axis=0).tolist(),
+        'min': values.min(axis=0).tolist(),
+        'max': values.max(axis=0).tolist(),
+        'q01': np.quantile(values, 0.01, axis=0).tolist(),
+        'q99': np.quantile(values, 0.99, axis=0).tolist(),
+        'mask': [True] * values.shape[1],
+    }
+
+
+def compute_statistics(episodes: Sequence[Episode], unnorm_key: str = 'default') -> dict:
+    """Statistics over every step of ``episodes`` (one entry named ``unnorm_key``)."""
+    if not episodes:
+        raise ValueError('compute_statistics: no episodes')
+    actions = np.concatenate([episode.actions for episode in episodes])  # (N, A)
+    proprio = np.concatenate([episode.proprio for episode in episodes])  # (N, P)
+    return {unnorm_key: {
+        'action': feature_statistics(actions),
+        'proprio': feature_statistics(proprio),
+        'num_transitions': int(actions.shape[0]),
+        'num_trajectories': len(episodes),
+    }}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``vla-adapter-stats --data DIR [--output dataset_statistics.json]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_dataset_arguments(parser)
+    parser.add_argument('--output', type=Path, default=Path(STATISTICS_FILE))
+    parser.add_argument('--unnorm_key', default='default',
+                        help='name of the dataset entry (the policy config unnorm_key)')
+    args = parser.parse_args(argv)
+    episodes = load_episodes(dataset_config_from_args(args))
+    statistics = compute_statistics(episodes, args.unnorm_key)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    save_statistics(statistics, args.output)
+    entry = statistics[args.unnorm_key]
+    print(f'{args.output}: {entry["num_trajectories"]} episodes, '
+          f'{entry["num_transitions"]} steps')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

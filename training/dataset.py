@@ -1,0 +1,193 @@
+"""Episode datasets: discovery, train/validation split, samples with action chunks, sampling.
+
+A sample (raw, before the shared processor)::
+
+    {
+        'images': {camera: uint8 (H, W, 3)},   # the configured cameras, augmented in training
+        'proprio': float32 (proprio_dim,),     # raw robot state at step t
+        'instruction': str,
+        'actions': float32 (chunk_size, action_dim),  # raw actions t .. t + chunk - 1
+        'action_mask': bool (chunk_size,),     # False for steps past the episode end
+    }
+
+Steps past the end repeat the last action (masked out of the loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+from training.augmentation import ImageAugmenter
+from training.data_config import DatasetConfig
+from training.episodes import HDF5_SUFFIXES, AlohaHdf5Episode, EpisodeError
+from training.rosbag_episodes import is_rosbag, load_rosbag_episode
+
+Episode = AlohaHdf5Episode
+
+
+def _layout_of(path: Path) -> str | None:
+    if path.is_file() and path.suffix in HDF5_SUFFIXES:
+        return 'aloha_hdf5'
+    if is_rosbag(path) and path.exists():
+        return 'rosbag2'
+    return None
+
+
+def discover_episodes(config: DatasetConfig) -> list[tuple[Path, str]]:
+    """(path, layout) of every episode under ``config.paths``, sorted, in the configured layout.
+
+    A path is an episode (``.hdf5``/``.h5`` file, rosbag2 directory, ``.mcap``/``.db3`` file) or
+    a folder searched recursively for episodes (bag directories are not searched inside).
+    """
+    if not config.paths:
+        raise ValueError('DatasetConfig.paths=[]: no episode paths given')
+    found: list[tuple[Path, str]] = []
+    for root in map(Path, config.paths):
+        if not root.exists():
+            raise EpisodeError(root, 'path', 'does not exist')
+        layout = _layout_of(root)
+        if layout is not None:
+            found.append((root, layout))
+        elif root.is_dir():
+            before = len(found)
+            found.extend(_search_folder(root))
+            if len(found) == before:
+                raise EpisodeError(root, 'path', 'unknown dataset layout: no .hdf5/.h5 episodes '
+                                                 'or rosbag2 bags (metadata.yaml, .mcap, .db3)')
+        else:
+            raise EpisodeError(root, 'path', 'unknown dataset layout: expected an ALOHA .hdf5/.h5 '
+                                             'file or a rosbag2 bag (directory, .mcap, .db3)')
+    if config.layout != 'auto':
+        wrong = [str(path) for path, layout in found if layout != config.layout]
+        if wrong:
+            raise EpisodeError(wrong[0], 'layout', f'not {config.layout!r} '
+                                                   f'(DatasetConfig.layout); {len(wrong)} such')
+    return found
+
+
+def _search_folder(folder: Path) -> list[tuple[Path, str]]:
+    found = []
+    for child in sorted(folder.iterdir()):
+        if child.name.startswith('.'):
+            continue  # hidden, e.g. the aligned-bag cache
+        layout = _layout_of(child)
+        if layout is not None:
+            found.append((child, layout))
+        elif child.is_dir():
+            found.extend(_search_folder(child))
+    return found
+
+
+def load_episodes(config: DatasetConfig) -> list[Episode]:
+    """Open (and validate) every episode; the first problem stops with a clear error."""
+    episodes = []
+    for path, layout in discover_episodes(config):
+        if layout == 'aloha_hdf5':
+            episodes.append(AlohaHdf5Episode(path, config))
+        else:
+            episodes.append(load_rosbag_episode(path, config))
+    return episodes
+
+
+def split_episodes(episodes: Sequence[Episode], num_val: int,
+                   seed: int) -> tuple[list[Episode], list[Episode]]:
+    """Hold out ``num_val`` whole episodes (chosen with ``seed``) for validation."""
+    if num_val < 0 or num_val >= len(episodes):
+        raise ValueError(f'num_val_episodes={num_val}: need 0 <= n < {len(episodes)} episodes')
+    order = np.random.default_rng(seed).permutation(len(episodes))
+    held_out = set(order[:num_val].tolist())
+    train = [ep for i, ep in enumerate(episodes) if i not in held_out]
+    val = [ep for i, ep in enumerate(episodes) if i in held_out]
+    return train, val
+
+
+class EpisodeDataset(Dataset):
+    """Every step of every episode is one sample; see the module docstring for its fields.
+
+    Indexed by ``int`` or by ``(int, augmentation_seed)`` as :class:`SeededSampler` yields.
+    """
+
+    def __init__(self, episodes: Sequence[Episode], chunk_size: int,
+                 augmenter: ImageAugmenter | None = None) -> None:
+        if chunk_size <= 0:
+            raise ValueError(f'chunk_size={chunk_size}: must be positive')
+        self.episodes = list(episodes)
+        self.chunk_size = chunk_size
+        self.augmenter = augmenter
+        lengths = np.array([len(episode) for episode in self.episodes], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # (E + 1,)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Global sample index -> (episode index, step)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f'sample index {index} outside [0, {len(self)})')
+        episode = int(np.searchsorted(self.offsets, index, side='right')) - 1
+        return episode, index - int(self.offsets[episode])
+
+    def action_chunk(self, episode: Episode, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw actions step .. step + chunk - 1 (T, A) and their validity mask (chunk,)."""
+        end = min(step + self.chunk_size, len(episode))
+        chunk = episode.actions[step:end]  # (n, A)
+        mask = np.zeros(self.chunk_size, dtype=bool)
+        mask[: end - step] = True
+        padding = np.repeat(chunk[-1:], self.chunk_size - len(chunk), axis=0)
+        return np.concatenate([chunk, padding], axis=0), mask  # (chunk, A), (chunk,)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        episode_index, step = self.locate(int(index))
+        episode = self.episodes[episode_index]
+        images = episode.read_images(step)
+        if self.augmenter is not None:
+            images = self.augmenter(images, seed if seed is not None else index)
+        actions, mask = self.action_chunk(episode, step)
+        return {
+            'images': images,
+            'proprio': episode.proprio[step].copy(),
+            'instruction': episode.instruction,
+            'actions': actions,
+            'action_mask': mask,
+        }
+
+
+class SeededSampler(Sampler):
+    """DistributedSampler order, each index paired with a per-(epoch, index) augmentation seed.
+
+    ``set_epoch(epoch, skip)`` starts the epoch ``skip`` samples in, which is how a resumed run
+    continues exactly where the interrupted one stopped. With one process it is a plain shuffle.
+    """
+
+    def __init__(self, dataset_size: int, num_replicas: int = 1, rank: int = 0,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+        self._inner = DistributedSampler(range(dataset_size), num_replicas=num_replicas,
+                                         rank=rank, shuffle=shuffle, seed=seed,
+                                         drop_last=drop_last)
+        self.seed = seed
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch's permutation and how many of this rank's samples to skip."""
+        self.epoch = epoch
+        self.skip = skip
+        self._inner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for index in list(self._inner)[self.skip:]:
+            seed = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index
+            yield index, seed % (2**63 - 1)
+
+    def __len__(self) -> int:
+        return max(0, len(self._inner) - self.skip)
+
+    @property
+    def samples_per_epoch(self) -> int:
+        """Samples this rank sees in a full epoch."""
+        return len(self._inner)

@@ -1,0 +1,146 @@
+"""Building the policy to fine-tune: config for the dataset, weights, freezing, LoRA, export.
+
+The VLM (vision towers and LLM) is frozen; the projector, action queries, proprio projector and
+action head train. ``lora_rank`` > 0 adds LoRA adapters (peft) to every linear layer of the LLM;
+exported checkpoints carry the LoRA deltas merged into the LLM weights, so
+``VLAPolicy.from_pretrained`` loads them without peft.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from peft import LoraConfig, inject_adapter_in_model
+from peft.tuners.lora import LoraLayer
+import torch
+
+from training.train_config import TrainConfig
+from vla_adapter_core.checkpoint import is_own_checkpoint, load_own_checkpoint, read_json
+from vla_adapter_core.config import (
+    LAYOUT_ALIGNED,
+    LAYOUT_UPSTREAM_COMPAT,
+    PolicyConfig,
+)
+from vla_adapter_core.heads import ActionBins
+from vla_adapter_core.modeling import VLAAdapterModel
+from vla_adapter_core.prompt import load_tokenizer
+from vla_adapter_core.upstream import is_upstream_checkpoint, load_upstream_checkpoint
+
+LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
+BINS_PREFIX = 'action_head.bins.'
+
+
+@dataclass
+class PolicySource:
+    """A starting point: its config, weights (None: fresh initialisation) and tokenizer."""
+
+    config: PolicyConfig
+    state: dict | None
+    tokenizer: object
+    description: str
+
+
+def load_policy_source(config: TrainConfig) -> PolicySource:
+    """Read ``--pretrained`` (ours or upstream) or ``--policy_config``."""
+    if config.policy_config is not None:
+        policy = PolicyConfig.from_dict(read_json(config.policy_config))
+        return PolicySource(policy, None, load_tokenizer(config.tokenizer_dir),
+                            f'config {config.policy_config}')
+    path = config.pretrained
+    if is_own_checkpoint(path):
+        policy, state, _ = load_own_checkpoint(path)
+        return PolicySource(policy, state, load_tokenizer(path), f'checkpoint {path}')
+    if is_upstream_checkpoint(path):
+        upstream = load_upstream_checkpoint(path, camera_names=config.data.camera_names)
+        return PolicySource(upstream.config, upstream.state_dict,
+                            load_tokenizer(upstream.tokenizer_dir), f'upstream run {path}')
+    raise ValueError(f'TrainConfig.pretrained={path!r}: neither a vla_adapter_core checkpoint '
+                     'nor an upstream VLA-Adapter run directory')
+
+
+def adapt_policy_config(base: PolicyConfig, config: TrainConfig) -> PolicyConfig:
+    """The base config with the dataset's sizes and the run's head, crop and normalisation."""
+    data = config.data
+    kind = config.head_kind
+    head = dataclasses.replace(base.action_head, kind=kind, chunk_size=data.chunk_size,
+                               action_dim=data.action_dim, n_action_bins=config.n_action_bins)
+    crop = (config.augmentation.crop_area if config.augmentation.enabled
+            else base.processor.center_crop_fraction)
+    processor = dataclasses.replace(base.processor, center_crop_fraction=crop)
+    normalization = dataclasses.replace(base.normalization, mode=config.normalization_mode,
+                                        unnorm_key=config.unnorm_key)
+    layout = base.layout
+    if layout == LAYOUT_UPSTREAM_COMPAT and (
+            kind != 'l1' or len(data.camera_names) != len(base.camera_names)):
+        layout = LAYOUT_ALIGNED  # upstream's windows only exist for its own head and cameras
+    return dataclasses.replace(
+        base, action_head=head, processor=processor, normalization=normalization,
+        camera_names=list(data.camera_names), proprio_dim=data.proprio_dim, layout=layout)
+
+
+def load_matching_weights(model: torch.nn.Module, state: dict) -> list[str]:
+    """Load every tensor whose name and shape match; return the names left freshly initialised.
+
+    Discrete-head bins are never taken from the source: they come from this run's dataset.
+    """
+    own = model.state_dict()
+    matching = {name: value for name, value in state.items()
+                if name in own and own[name].shape == value.shape
+                and not name.startswith(BINS_PREFIX)}
+    model.load_state_dict(matching, strict=False)
+    return sorted(name for name in own if name not in matching and
+                  not name.startswith(BINS_PREFIX))
+
+
+def build_model(policy_config: PolicyConfig, source: PolicySource, bins: ActionBins | None,
+                seed: int) -> tuple[VLAAdapterModel, list[str]]:
+    """A model for ``policy_config`` initialised from ``source`` (seeded where fresh)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = VLAAdapterModel(policy_config, bins=bins)
+    fresh = [] if source.state is None else load_matching_weights(model, source.state)
+    return model, fresh
+
+
+def set_trainable(model: VLAAdapterModel, config: TrainConfig) -> list[str]:
+    """Freeze the vision towers and LLM, add LoRA when asked; return the trainable names."""
+    model.freeze_vlm()
+    if config.lora_rank > 0:
+        alpha = config.lora_alpha if config.lora_alpha is not None else 2.0 * config.lora_rank
+        lora = LoraConfig(r=config.lora_rank, lora_alpha=alpha, lora_dropout=config.lora_dropout,
+                          target_modules=LORA_TARGETS, bias='none')
+        inject_adapter_in_model(lora, model.llm.model)
+    for module in (model.projector, model.action_queries, model.proprio_projector,
+                   model.action_head):
+        if module is not None:
+            module.requires_grad_(True)
+    return model.trainable_parameter_names()
+
+
+def export_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict with LoRA deltas merged, in plain VLAAdapterModel names (CPU)."""
+    state = {}
+    for name, value in model.state_dict().items():
+        if '.lora_' in name:
+            continue
+        state[name.replace('.base_layer.', '.')] = value.detach().cpu()
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            base = module.get_base_layer()
+            weight = base.weight.detach().clone()
+            for adapter in module.active_adapters:
+                if adapter in module.lora_A:
+                    weight += module.get_delta_weight(adapter).detach().to(weight.dtype)
+            state[f'{name}.weight'] = weight.cpu()
+    return {name: value.contiguous() for name, value in state.items()}
+
+
+def export_model(model: VLAAdapterModel, policy_config: PolicyConfig) -> VLAAdapterModel:
+    """A plain VLAAdapterModel (CPU, float32) holding ``model``'s merged weights."""
+    plain_config = dataclasses.replace(
+        policy_config, llm=dataclasses.replace(policy_config.llm, pretrained_dir=None))
+    plain = VLAAdapterModel(plain_config)
+    result = plain.load_state_dict(export_state_dict(model), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    return plain

@@ -1,0 +1,117 @@
+"""Our own checkpoint format: safetensors weights + JSON configuration, never pickle.
+
+A checkpoint directory holds::
+
+    model.safetensors                    every parameter and persistent buffer of VLAAdapterModel
+    config.json                          PolicyConfig.to_dict() ("format": "vla_adapter_core")
+    dataset_statistics.json              {dataset: {action: {...}, proprio: {...}}}
+    dataset_statistics_<n>_bins.json     discrete head only: its raw-space bins
+    vocab.json, merges.txt, ...          the tokenizer
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import subprocess
+
+import safetensors
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+import timm
+import torch
+import transformers
+
+from vla_adapter_core.config import CONFIG_FORMAT, PolicyConfig
+from vla_adapter_core.heads import bins_file_name
+from vla_adapter_core.normalization import STATISTICS_FILE, load_statistics, save_statistics
+
+WEIGHTS_FILE = 'model.safetensors'
+CONFIG_FILE = 'config.json'
+PICKLE_PATTERNS = ('*.bin', '*.pt', '*.pth', '*.pkl', '*.ckpt')
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """Read a JSON object, with a clear error for a missing or malformed file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'file not found: {str(path)!r}')
+    try:
+        with open(path, encoding='utf-8') as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{str(path)!r} is not valid JSON: {error}') from error
+    if not isinstance(data, dict):
+        raise ValueError(f'{str(path)!r} must hold a JSON object')
+    return data
+
+
+def provenance() -> dict:
+    """Code revision and library versions, recorded in every checkpoint's config.json."""
+    revision = None
+    try:
+        result = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                                timeout=5, cwd=os.path.dirname(os.path.abspath(__file__)))
+        if result.returncode == 0:
+            revision = result.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {'git_revision': revision, 'torch': torch.__version__,
+            'transformers': transformers.__version__, 'timm': timm.__version__,
+            'safetensors': safetensors.__version__}
+
+
+def is_own_checkpoint(directory: str | os.PathLike) -> bool:
+    """True when ``directory/config.json`` is written by this package."""
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return False
+    return read_json(path).get('format') == CONFIG_FORMAT
+
+
+def pickle_only_error(directory: str | os.PathLike) -> ValueError | None:
+    """An explanatory error when the directory holds only pickled weights, else None."""
+    pickled = sorted(os.path.basename(path) for pattern in PICKLE_PATTERNS
+                     for path in glob.glob(os.path.join(directory, pattern)))
+    if not pickled or os.path.isfile(os.path.join(directory, WEIGHTS_FILE)):
+        return None
+    return ValueError(f'checkpoint {str(directory)!r} has only pickled weights {pickled} and no '
+                      f'{WEIGHTS_FILE}; loading pickles can execute code, so it is refused. '
+                      'Convert the weights to safetensors in a trusted environment.')
+
+
+def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, config: PolicyConfig,
+                    statistics: dict, tokenizer) -> None:
+    """Write ``model`` (a VLAAdapterModel) and everything needed to rebuild it to ``directory``."""
+    os.makedirs(directory, exist_ok=True)
+    # Weights travel inside the checkpoint: never point back at a pretrained LLM directory.
+    saved_config = dataclasses.replace(config, llm=dataclasses.replace(config.llm,
+                                                                       pretrained_dir=None))
+    state = {name: tensor.detach().contiguous().cpu()
+             for name, tensor in model.state_dict().items()}
+    save_file(state, os.path.join(directory, WEIGHTS_FILE), metadata={'format': CONFIG_FORMAT})
+    with open(os.path.join(directory, CONFIG_FILE), 'w', encoding='utf-8') as handle:
+        json.dump(dict(saved_config.to_dict(), provenance=provenance()), handle, indent=2)
+    save_statistics(statistics, os.path.join(directory, STATISTICS_FILE))
+    head = config.action_head
+    if head.kind == 'discrete':
+        model.action_head.bins.to_json(os.path.join(directory, bins_file_name(head.n_action_bins)))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(directory))
+
+
+def load_own_checkpoint(directory: str | os.PathLike) -> tuple[PolicyConfig, dict, dict]:
+    """Read ``(config, state_dict, statistics)`` of one of our checkpoints (weights on CPU)."""
+    config = PolicyConfig.from_dict(read_json(os.path.join(directory, CONFIG_FILE)))
+    weights = os.path.join(directory, WEIGHTS_FILE)
+    if not os.path.isfile(weights):
+        raise pickle_only_error(directory) or FileNotFoundError(
+            f'checkpoint {str(directory)!r} lacks {WEIGHTS_FILE}')
+    try:
+        state = load_file(weights, device='cpu')
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f'{weights!r} is not a readable safetensors file: {error}') from error
+    statistics = load_statistics(os.path.join(directory, STATISTICS_FILE))
+    return config, state, statistics
+

@@ -1,0 +1,75 @@
+"""Fused DINOv2 + SigLIP vision backbone built from timm ViTs.
+
+Each tower sees its own normalisation of the same RGB image (the processor stacks the towers'
+channels: 3 per tower). Features are the output of the second-to-last block (no final norm) with
+the prefix (class / register) tokens dropped, concatenated per patch along channels. N images give
+N x 256 patch tokens, images concatenated along the sequence.
+"""
+
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+from vla_adapter_core.config import VisionConfig, tower_feature_block_index
+
+
+def build_tower(model_id: str, image_size: int, overrides: dict) -> nn.Module:
+    """Build one timm ViT as upstream does (no pretrained download, no classifier)."""
+    kwargs = {'pretrained': False, 'num_classes': 0, 'img_size': image_size, 'act_layer': None}
+    kwargs.update(overrides)
+    return timm.create_model(model_id, **kwargs)
+
+
+class FusedVisionBackbone(nn.Module):
+    """One or two timm ViT towers whose patch features are concatenated per patch."""
+
+    def __init__(self, config: VisionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.towers = nn.ModuleList(
+            build_tower(model_id, config.image_size, overrides)
+            for model_id, overrides in zip(config.timm_model_ids, config.tower_kwargs))
+        for index, tower in enumerate(self.towers):
+            if tower.embed_dim != config.embed_dims[index]:
+                raise ValueError(f'VisionConfig.embed_dims[{index}]={config.embed_dims[index]}: '
+                                 f'tower {config.timm_model_ids[index]!r} builds '
+                                 f'embed_dim={tower.embed_dim}')
+            if tower.patch_embed.patch_size[0] != config.patch_size:
+                raise ValueError(f'VisionConfig.patch_size={config.patch_size}: tower '
+                                 f'{config.timm_model_ids[index]!r} uses '
+                                 f'{tower.patch_embed.patch_size[0]}')
+        self.feature_indices = [
+            tower_feature_block_index(len(tower.blocks), config.feature_block_from_end)
+            for tower in self.towers]
+
+    @property
+    def channels_per_image(self) -> int:
+        """Input channels per image: 3 per tower."""
+        return 3 * len(self.towers)
+
+    def tower_features(self, tower_index: int, images: torch.Tensor) -> torch.Tensor:
+        """Patch features of one tower. ``images`` (M, 3, H, W) -> (M, P, d_tower)."""
+        tower = self.towers[tower_index]
+        block_index = self.feature_indices[tower_index]
+        x = tower.patch_embed(images)  # (M, P, d)
+        x = tower._pos_embed(x)  # (M, prefix + P, d)
+        x = tower.patch_drop(x)
+        x = tower.norm_pre(x)
+        for block in tower.blocks[:block_index + 1]:
+            x = block(x)
+        return x[:, tower.num_prefix_tokens:]  # (M, P, d)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Encode images. ``pixel_values`` (B, N, 3 * towers, H, W) -> (B, N * P, feature_dim)."""
+        batch, num_images, channels, height, width = pixel_values.shape
+        if channels != self.channels_per_image:
+            raise ValueError(f'pixel_values has {channels} channels per image, expected '
+                             f'{self.channels_per_image}')
+        flat = pixel_values.reshape(batch * num_images, channels, height, width)
+        features = [self.tower_features(index, flat[:, 3 * index:3 * index + 3])
+                    for index in range(len(self.towers))]
+        fused = torch.cat(features, dim=-1)  # (B * N, P, feature_dim)
+        patches = fused.shape[1]
+        return fused.reshape(batch, num_images * patches, fused.shape[-1])  # (B, N * P, Dv)

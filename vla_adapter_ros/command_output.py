@@ -1,0 +1,128 @@
+"""Joint command publishers of the chunk executor: one per arm, three output flavours.
+
+- `interbotix` (default, ALOHA): `<robot>/commands/joint_group`
+  interbotix_xs_msgs/JointGroupCommand (name 'arm', the 6 arm joints in ARM_JOINT_NAMES order)
+  plus `<robot>/commands/joint_single` JointSingleCommand (name 'gripper', the gripper joint
+  angle in radians), as ALOHA streams them at 50 Hz. interbotix_xs_msgs is imported only in
+  this mode.
+- `joint_trajectory` (ros2_control JointTrajectoryController): `<robot>/<joint_trajectory_topic>`
+  trajectory_msgs/JointTrajectory with the 7 joint names and one point reached after one tick.
+- `float64_array` (ros2_control forward position controller): `<robot>/<float64_array_topic>`
+  std_msgs/Float64MultiArray with the 7 positions in joint order.
+
+Commands use a reliable, volatile QoS of depth 1: only the newest command matters. Topic names
+are relative, so the robot name is a namespace below the node's own namespace.
+
+`GripperModeRequests` asks every Interbotix driver (`<robot>/set_operating_modes`) for the
+gripper operating mode, asynchronously (never a blocking call inside a callback). Nothing here
+ever switches torque off.
+"""
+
+import numpy as np
+from rclpy.callback_groups import CallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from vla_adapter_ros.conversions import (
+    joint_group_command,
+    joint_single_command,
+    seconds_to_duration,
+)
+from vla_adapter_ros.executor_config import OUTPUT_MODES
+from vla_adapter_ros.robot_model import ARM_JOINT_NAMES, GRIPPER_JOINT_NAME, JOINTS_PER_ARM
+
+ARM_GROUP_NAME = 'arm'
+COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+
+
+def _check_positions(positions: np.ndarray) -> list[float]:
+    values = np.asarray(positions, dtype=np.float64)
+    if values.shape != (JOINTS_PER_ARM,):
+        raise ValueError(f'positions must have shape ({JOINTS_PER_ARM},), got {values.shape}')
+    return values.tolist()
+
+
+class ArmCommandOutput:
+    """Publishes one arm's 7 joint positions (6 arm joints, gripper angle) in one flavour."""
+
+    def __init__(self, node: Node, robot_name: str, output_mode: str, tick_s: float,
+                 joint_trajectory_topic: str = 'arm_controller/joint_trajectory',
+                 float64_array_topic: str = 'forward_position_controller/commands') -> None:
+        """Create the publishers of robot_name (a namespace such as 'follower_left')."""
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(f'output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}')
+        self.robot_name = robot_name
+        self.output_mode = output_mode
+        self.tick_s = tick_s
+        self.joint_names = [*ARM_JOINT_NAMES, GRIPPER_JOINT_NAME]
+        if output_mode == 'interbotix':
+            from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
+            self._group = node.create_publisher(
+                JointGroupCommand, f'{robot_name}/commands/joint_group', COMMAND_QOS)
+            self._single = node.create_publisher(
+                JointSingleCommand, f'{robot_name}/commands/joint_single', COMMAND_QOS)
+        elif output_mode == 'joint_trajectory':
+            self._trajectory = node.create_publisher(
+                JointTrajectory, f'{robot_name}/{joint_trajectory_topic}', COMMAND_QOS)
+        else:
+            self._array = node.create_publisher(
+                Float64MultiArray, f'{robot_name}/{float64_array_topic}', COMMAND_QOS)
+
+    def publish(self, positions: np.ndarray) -> None:
+        """Command positions, (7,): arm joints in ARM_JOINT_NAMES order, then the gripper."""
+        values = _check_positions(positions)
+        if self.output_mode == 'interbotix':
+            self._group.publish(joint_group_command(ARM_GROUP_NAME, values[:-1]))
+            self._single.publish(joint_single_command(GRIPPER_JOINT_NAME, values[-1]))
+        elif self.output_mode == 'joint_trajectory':
+            point = JointTrajectoryPoint(positions=values,
+                                         time_from_start=seconds_to_duration(self.tick_s))
+            self._trajectory.publish(JointTrajectory(joint_names=self.joint_names,
+                                                     points=[point]))
+        else:
+            self._array.publish(Float64MultiArray(data=values))
+
+
+class GripperModeRequests:
+    """Sets the gripper operating mode of every arm through its driver, without blocking."""
+
+    def __init__(self, node: Node, robot_names: tuple[str, ...], mode: str,
+                 callback_group: CallbackGroup | None = None) -> None:
+        """Create one set_operating_modes client per robot; nothing is sent yet."""
+        from interbotix_xs_msgs.srv import OperatingModes
+        self.robot_names = robot_names
+        self._request = OperatingModes.Request(
+            cmd_type='single', name=GRIPPER_JOINT_NAME, mode=mode, profile_type='velocity',
+            profile_velocity=0, profile_acceleration=0)
+        self._clients = [node.create_client(OperatingModes, f'{robot}/set_operating_modes',
+                                            callback_group=callback_group)
+                         for robot in robot_names]
+        self._futures: list = []
+
+    def step(self, waited_s: float, timeout_s: float) -> str | None:
+        """Advance (call once per tick): None while pending, '' when done, else the fault.
+
+        The requests go out as soon as every service is available; waited_s counts from the
+        first step, and after timeout_s without services or answers the result is a fault.
+        """
+        if not self._futures:
+            ready = [client.service_is_ready() for client in self._clients]
+            if all(ready):
+                self._futures = [client.call_async(self._request) for client in self._clients]
+                return None
+            if waited_s > timeout_s:
+                absent = [robot for robot, ok in zip(self.robot_names, ready) if not ok]
+                return (f'start-up: set_operating_modes of {absent} not available after '
+                        f'{waited_s:.1f} s')
+            return None
+        if all(future.done() for future in self._futures):
+            failed = [robot for robot, future in zip(self.robot_names, self._futures)
+                      if future.exception() is not None]
+            return f'start-up: set_operating_modes failed for {failed}' if failed else ''
+        if waited_s > timeout_s:
+            return f'start-up: set_operating_modes gave no answer within {timeout_s} s'
+        return None

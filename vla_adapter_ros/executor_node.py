@@ -1,0 +1,421 @@
+"""Chunk executor node: action chunks in, a smooth and safe 50 Hz joint command stream out.
+
+Inputs: `vla_adapter_msgs/ActionChunk` on `chunk_topic` (header.stamp = observation time; left /
+right trajectories with joint names robot_model.ARM_JOINT_NAMES + 'gripper', joint angles in rad,
+time_from_start = k * dt); `sensor_msgs/JointState` on `<robot>/joint_states` of every arm;
+`std_msgs/Bool` on `estop_topic` (true latches the e-stop).
+Outputs: per arm, the commands of command_output.py (Interbotix JointGroupCommand 'arm' +
+JointSingleCommand 'gripper' by default); `vla_adapter_msgs/PolicyStatus` on `status_topic`.
+Services: `~/estop` (std_srvs/Trigger, latches the e-stop), `~/reset_estop` (std_srvs/Trigger,
+the only way to release it). Clients: `<robot>/set_operating_modes` (interbotix_xs_msgs).
+
+Life cycle (PolicyStatus.state):
+- IDLE: waiting for joint_states from every arm; nothing is commanded.
+- STARTING: the gripper operating mode is requested from each driver (asynchronously,
+  `set_gripper_mode`), then the command ramps from the measured pose to `start_pose` at no more
+  than `startup_speed`. Chunks arriving meanwhile are dropped.
+- RUNNING: chunks are validated (safety.py), scheduled and blended (chunk_schedule.py), sampled at
+  the tick time, and shaped (limits, then `max_joint_speed`) into the command.
+- HOLDING: running, but no valid chunk covers now (none yet, all played, or stale): the last
+  command is repeated.
+- FAULT: e-stop latched, stale joint_states, a rejected chunk, a clock jump or a failed start-up
+  service call: the last command is repeated and `fault_reason` says why. A rejected chunk or a
+  clock jump clears on the next accepted chunk; stale joint_states clears when they resume; the
+  e-stop clears only through `~/reset_estop`.
+Every fault drops the scheduled chunks, so motion resumes only from fresh chunks, rate-limited
+from the held position. Shutdown or e-stop never publishes torque-off: the Interbotix driver
+keeps holding the last command with torque on.
+
+Threads: the tick timer has a MutuallyExclusive callback group of its own; subscriptions,
+services and the status timer share another, and shared state sits behind one lock, so the
+node is correct under a MultiThreadedExecutor. main() nevertheless spins it in a
+SingleThreadedExecutor: every callback here takes well under a millisecond, and on the 2-core
+test machine rclpy's MultiThreadedExecutor cost 2-7x the CPU (its threads spin over busy
+callback groups) and delayed single ticks by up to 1.2 s, while the single-threaded executor
+kept the tick-period error p99 below 1.5 ms (benchmarks/executor_timing.py). The tick's start
+times are kept for `tick_periods_s()` (tick-period error measurements).
+
+Parameters: every field of executor_config.ExecutorConfig (documented there, in PARAMETER_DOCS).
+"""
+
+from collections import deque
+import threading
+import time
+
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
+from vla_adapter_ros.chunk_schedule import ChunkScheduler, TimedChunk
+from vla_adapter_ros.command_output import ArmCommandOutput, GripperModeRequests
+from vla_adapter_ros.conversions import (
+    arm_joint_names,
+    joint_positions_by_name,
+    stamp_to_nanoseconds,
+    trajectory_positions,
+)
+from vla_adapter_ros.executor_config import PARAMETER_DOCS, PARAMETER_RANGES, ExecutorConfig
+from vla_adapter_ros.robot_model import JOINTS_PER_ARM
+from vla_adapter_ros.safety import (
+    ChunkRejected,
+    ClockMonitor,
+    EStopLatch,
+    Watchdog,
+    shape_command,
+    validate_chunk_timing,
+    validate_chunk_values,
+)
+
+NODE_NAME = 'chunk_executor'
+TICK_HISTORY = 30_000  # tick start times kept (10 min at 50 Hz)
+RATE_WINDOW_S = 1.0  # window of the rates reported in PolicyStatus
+
+
+def trajectory_offsets_s(trajectory) -> np.ndarray:
+    """time_from_start of every point of a JointTrajectory, (T,) float seconds."""
+    return np.array([point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
+                     for point in trajectory.points], dtype=np.float64)
+
+
+def _rate_hz(stamps: deque, now_s: float) -> float:
+    """Events per second over the last RATE_WINDOW_S of monotonic stamps."""
+    recent = [stamp for stamp in tuple(stamps) if now_s - stamp <= RATE_WINDOW_S]
+    if len(recent) < 2 or recent[-1] <= recent[0]:
+        return 0.0
+    return (len(recent) - 1) / (recent[-1] - recent[0])
+
+
+class ChunkExecutorNode(Node):
+    """Streams scheduled, blended and safety-shaped chunk targets to the arm drivers."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs) -> None:
+        """Declare the parameters, create publishers/subscriptions/services and the tick timer.
+
+        kwargs go to rclpy's Node (e.g. context=, parameter_overrides=).
+        """
+        super().__init__(node_name, **kwargs)
+        self.config = self._declare_parameters()
+        config = self.config
+        self.safety = config.safety_config()
+        self.robot_names = config.arm_robot_names
+        self.joint_names = arm_joint_names()
+        self._joint_labels = tuple(f'{robot}/{name}' for robot in self.robot_names
+                                   for name in self.joint_names)
+        self._start_pose = np.concatenate(config.per_arm('start_pose'))  # (7 * arms,)
+        self._lock = threading.Lock()
+        self._scheduler = ChunkScheduler(config.schedule_config(), len(self._start_pose))
+        self._estop = EStopLatch()
+        self._chunk_watchdog = Watchdog(config.stale_chunk_s)
+        self._observation_watchdogs = [Watchdog(config.stale_observation_s)
+                                       for _ in self.robot_names]
+        self._clock_monitor = ClockMonitor(config.clock_jump_s)
+        self._measured: list[np.ndarray | None] = [None] * len(self.robot_names)
+        self._joint_state_errors = [''] * len(self.robot_names)
+        self._command: np.ndarray | None = None
+        self._phase = 'waiting'  # waiting -> gripper_mode -> ramp -> running
+        self._phase_start_s = 0.0
+        self._startup_fault = ''
+        self._chunk_fault = ''
+        self._state = PolicyStatus.STATE_IDLE
+        self._reason = 'waiting for joint_states'
+        self._last_inference_ms = 0.0
+        self._tick_stamps: deque = deque(maxlen=TICK_HISTORY)
+        self._recent_ticks: deque = deque(maxlen=256)
+        self._observation_stamps = [deque(maxlen=256) for _ in self.robot_names]
+        self._accepted_chunks = 0
+        self._rejected_chunks = 0
+        self._create_interfaces()
+
+    # ----------------------------------------------------------------- set-up
+    def _declare_parameters(self) -> ExecutorConfig:
+        defaults = ExecutorConfig().to_dict()
+        values = {}
+        for name, default in defaults.items():
+            # Typed by ExecutorConfig.from_dict (which accepts 50 for 50.0), not by rclpy.
+            descriptor = ParameterDescriptor(description=PARAMETER_DOCS[name], read_only=True,
+                                             dynamic_typing=True)
+            if name in PARAMETER_RANGES:
+                low, high = PARAMETER_RANGES[name]
+                descriptor.floating_point_range = [
+                    FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+            values[name] = self.declare_parameter(name, default, descriptor).value
+        return ExecutorConfig.from_dict(values)
+
+    def _create_interfaces(self) -> None:
+        config = self.config
+        self._tick_group = MutuallyExclusiveCallbackGroup()
+        self._io_group = MutuallyExclusiveCallbackGroup()
+        self._outputs = [
+            ArmCommandOutput(self, robot, config.output_mode, config.tick_s,
+                             config.joint_trajectory_topic, config.float64_array_topic)
+            for robot in self.robot_names]
+        for index, robot in enumerate(self.robot_names):
+            self.create_subscription(
+                JointState, f'{robot}/{config.joint_states_topic}',
+                lambda message, arm=index: self._on_joint_state(arm, message),
+                qos_profile_sensor_data, callback_group=self._io_group)
+        self.create_subscription(ActionChunk, config.chunk_topic, self._on_chunk, 10,
+                                 callback_group=self._io_group)
+        self.create_subscription(Bool, config.estop_topic, self._on_estop_topic, 10,
+                                 callback_group=self._io_group)
+        self.create_service(Trigger, '~/estop', self._on_estop_service,
+                            callback_group=self._io_group)
+        self.create_service(Trigger, '~/reset_estop', self._on_reset_service,
+                            callback_group=self._io_group)
+        self._status_publisher = self.create_publisher(PolicyStatus, config.status_topic, 10)
+        self._gripper_modes = None
+        if config.set_gripper_mode and config.output_mode == 'interbotix':
+            self._gripper_modes = GripperModeRequests(
+                self, self.robot_names, config.gripper_operating_mode, self._io_group)
+        self.create_timer(1.0 / config.status_rate_hz, self._publish_status,
+                          callback_group=self._io_group)
+        self._tick_timer = self.create_timer(config.tick_s, self._on_tick,
+                                             callback_group=self._tick_group)
+
+    # ----------------------------------------------------------------- inputs
+    def _on_joint_state(self, arm: int, message: JointState) -> None:
+        try:
+            positions = joint_positions_by_name(
+                message, self.joint_names, f'{self.robot_names[arm]}/joint_states')
+        except ValueError as error:
+            self._joint_state_errors[arm] = str(error)
+            self.get_logger().warning(str(error), throttle_duration_sec=1.0)
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._measured[arm] = positions
+            self._joint_state_errors[arm] = ''
+            self._observation_watchdogs[arm].kick(now)
+            self._observation_stamps[arm].append(now)
+
+    def _on_chunk(self, message: ActionChunk) -> None:
+        now_s = self._ros_now_s()
+        with self._lock:
+            if self._phase != 'running':
+                self.get_logger().info('chunk dropped: start-up not finished',
+                                       throttle_duration_sec=2.0)
+                return
+        try:
+            chunk = self.chunk_from_message(message, now_s)
+        except ValueError as error:
+            reason = f'chunk {message.sequence} rejected: {error}'
+            with self._lock:
+                self._scheduler.clear()
+                self._chunk_fault = reason
+                self._rejected_chunks += 1
+            self.get_logger().warning(reason, throttle_duration_sec=0.5)
+            self._publish_status()
+            return
+        with self._lock:
+            self._scheduler.add_chunk(chunk)
+            self._chunk_watchdog.kick(time.monotonic())
+            self._chunk_fault = ''
+            self._last_inference_ms = float(message.inference_ms)
+            self._accepted_chunks += 1
+
+    def chunk_from_message(self, message: ActionChunk, now_s: float) -> TimedChunk:
+        """Validate an ActionChunk and turn it into a TimedChunk of (T, 7 * arms) targets.
+
+        Raises ChunkRejected (a ValueError) naming the arm, field, joint and value at fault.
+        """
+        trajectories = [('left', message.left)]
+        if self.config.num_arms == 2:
+            trajectories.append(('right', message.right))
+        elif message.right.points or message.right.joint_names:
+            raise ChunkRejected('single-arm executor received a right-arm trajectory')
+        offsets, blocks = None, []
+        for side, trajectory in trajectories:
+            if not trajectory.points:
+                raise ChunkRejected(f'empty chunk: {side} trajectory has no points')
+            names = list(trajectory.joint_names)
+            if sorted(names) != sorted(self.joint_names):
+                raise ChunkRejected(f'{side} joint_names {names} do not match the expected '
+                                    f'{self.joint_names}')
+            side_offsets = trajectory_offsets_s(trajectory)
+            if offsets is not None and (side_offsets.shape != offsets.shape
+                                        or not np.allclose(side_offsets, offsets, atol=1e-6)):
+                raise ChunkRejected('left and right time_from_start differ')
+            offsets = side_offsets
+            blocks.append(trajectory_positions(trajectory, self.joint_names))  # (T, 7)
+        stamp_s = stamp_to_nanoseconds(message.header.stamp) * 1e-9
+        validate_chunk_timing(stamp_s, offsets, now_s, self.safety)
+        positions = validate_chunk_values(np.hstack(blocks), self.safety, self._joint_labels)
+        return TimedChunk(stamp_s=stamp_s, offsets_s=offsets, positions=positions,
+                          sequence=int(message.sequence))
+
+    def _on_estop_topic(self, message: Bool) -> None:
+        if message.data:
+            self.engage_estop(f'{self.config.estop_topic} topic')
+        else:
+            self.get_logger().info('estop false ignored: reset needs the ~/reset_estop service')
+
+    def _on_estop_service(self, request: Trigger.Request, response: Trigger.Response):
+        self.engage_estop('~/estop service')
+        response.success, response.message = True, self._estop.reason
+        return response
+
+    def _on_reset_service(self, request: Trigger.Request, response: Trigger.Response):
+        with self._lock:
+            was_engaged = self._estop.reset()
+        response.success = True
+        response.message = 'e-stop released' if was_engaged else 'e-stop was not engaged'
+        self.get_logger().warning(response.message)
+        return response
+
+    def engage_estop(self, source: str) -> None:
+        """Latch the e-stop: drop all chunks and hold the last command."""
+        with self._lock:
+            self._estop.engage(source)
+            self._scheduler.clear()
+        self.get_logger().error(self._estop.reason)
+        self._publish_status()
+
+    # ----------------------------------------------------------------- tick
+    def _ros_now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_tick(self) -> None:
+        monotonic_s = time.monotonic()
+        self._tick_stamps.append(monotonic_s)
+        self._recent_ticks.append(monotonic_s)
+        now_s = self._ros_now_s()
+        with self._lock:
+            command, state, reason = self._next_command(now_s, monotonic_s)
+            if command is not None:
+                self._command = command
+            self._state, self._reason = state, reason
+        if command is None:
+            return
+        for arm, output in enumerate(self._outputs):
+            output.publish(command[arm * JOINTS_PER_ARM:(arm + 1) * JOINTS_PER_ARM])
+
+    def _next_command(self, now_s: float, monotonic_s: float):
+        """(command or None, state, reason) for this tick; called with the lock held."""
+        jump = self._clock_monitor.update(now_s, monotonic_s)
+        if jump:
+            self._scheduler.clear()
+            self._chunk_fault = jump
+        if self._command is None:
+            missing = [robot for robot, seen in zip(self.robot_names, self._measured)
+                       if seen is None]
+            if missing:
+                return None, PolicyStatus.STATE_IDLE, f'waiting for joint_states of {missing}'
+            measured = np.concatenate(self._measured)
+            self._command = np.clip(measured, self.safety.lower_array, self.safety.upper_array)
+            phase = 'gripper_mode' if self._gripper_modes is not None else 'ramp'
+            self._enter_phase(phase, monotonic_s)
+        hold = self._command.copy()
+        fault = self._hard_fault(monotonic_s)
+        if fault:
+            self._scheduler.clear()
+            return hold, PolicyStatus.STATE_FAULT, fault
+        if self._phase == 'gripper_mode':
+            return hold, *self._gripper_mode_step(monotonic_s)
+        if self._phase == 'ramp':
+            return self._ramp_step(monotonic_s)
+        return self._running_step(now_s, monotonic_s, hold)
+
+    def _hard_fault(self, monotonic_s: float) -> str:
+        if self._estop.engaged:
+            return self._estop.reason
+        if self._startup_fault:
+            return self._startup_fault
+        stale = [f'{robot} ({watchdog.age(monotonic_s):.2f} s'
+                 + (f'; last error: {error}' if error else '') + ')'
+                 for robot, watchdog, error in zip(self.robot_names, self._observation_watchdogs,
+                                                   self._joint_state_errors)
+                 if watchdog.expired(monotonic_s)]
+        if stale:
+            return f'stale observation: no valid joint_states from {", ".join(stale)}'
+        return ''
+
+    def _enter_phase(self, phase: str, monotonic_s: float) -> None:
+        self._phase, self._phase_start_s = phase, monotonic_s
+        self.get_logger().info(f'phase: {phase}')
+
+    def _gripper_mode_step(self, monotonic_s: float) -> tuple[int, str]:
+        outcome = self._gripper_modes.step(monotonic_s - self._phase_start_s,
+                                           self.config.service_timeout_s)
+        if outcome:
+            self._startup_fault = outcome
+        elif outcome == '':
+            self._enter_phase('ramp', monotonic_s)
+        return PolicyStatus.STATE_STARTING, 'setting the gripper operating mode'
+
+    def _ramp_step(self, monotonic_s: float):
+        max_step = np.full(len(self._command), self.config.startup_speed * self.config.tick_s)
+        command = shape_command(self._command, self._start_pose, self.safety, max_step)
+        if np.allclose(command, self._start_pose, rtol=0.0, atol=1e-9):
+            self._enter_phase('running', monotonic_s)
+        return command, PolicyStatus.STATE_STARTING, 'moving to the start pose'
+
+    def _running_step(self, now_s: float, monotonic_s: float, hold: np.ndarray):
+        if self._chunk_fault:  # the scheduler was cleared with it
+            return hold, PolicyStatus.STATE_FAULT, self._chunk_fault
+        if self._chunk_watchdog.ever_kicked and self._chunk_watchdog.expired(monotonic_s):
+            if self._scheduler.chunks:
+                self._scheduler.clear()
+            age = self._chunk_watchdog.age(monotonic_s)
+            return hold, PolicyStatus.STATE_HOLDING, f'stale chunk: none for {age:.2f} s'
+        target = self._scheduler.target(now_s)
+        if target is None:
+            reason = ('no chunk covers now' if self._chunk_watchdog.ever_kicked
+                      else 'waiting for the first chunk')
+            return hold, PolicyStatus.STATE_HOLDING, reason
+        return shape_command(self._command, target, self.safety), PolicyStatus.STATE_RUNNING, ''
+
+    # ----------------------------------------------------------------- status
+    def _publish_status(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            observation_rate = min(_rate_hz(stamps, now) for stamps in self._observation_stamps)
+            status = PolicyStatus(
+                state=self._state, fault_reason=self._reason,
+                last_inference_ms=self._last_inference_ms,
+                observation_rate_hz=observation_rate,
+                command_rate_hz=_rate_hz(self._recent_ticks, now))
+        status.header.stamp = self.get_clock().now().to_msg()
+        self._status_publisher.publish(status)
+
+    def status_snapshot(self) -> dict:
+        """Current state, reason, last command and chunk counters (for tests and tools)."""
+        with self._lock:
+            return {'state': self._state, 'reason': self._reason, 'phase': self._phase,
+                    'command': None if self._command is None else self._command.copy(),
+                    'accepted_chunks': self._accepted_chunks,
+                    'rejected_chunks': self._rejected_chunks,
+                    'estop': self._estop.engaged}
+
+    def tick_periods_s(self) -> np.ndarray:
+        """Periods between consecutive tick starts (monotonic clock), (N-1,) seconds."""
+        return np.diff(np.array(self._tick_stamps, dtype=np.float64))
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point: `vla-adapter-executor --ros-args -p rate_hz:=50.0 ...`."""
+    rclpy.init(args=args)
+    node = ChunkExecutorNode()
+    executor = SingleThreadedExecutor()  # see the module docstring (measured)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.get_logger().info('shutting down; no torque-off is sent: the drivers keep '
+                               'holding the last command')
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

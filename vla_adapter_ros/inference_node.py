@@ -1,0 +1,438 @@
+"""The inference node: synchronised cameras + joint states in, action chunks out.
+
+Data flow
+    Subscription callbacks convert each message (conversions.py) and feed the approximate-time
+    synchroniser (sync.py). A completed set becomes an :class:`~vla_adapter_ros.observation.
+    Observation` in a single-slot buffer (never a queue). A worker thread takes the newest
+    observation, runs ``policy.predict_action_chunk`` and publishes; the ROS executor never
+    blocks on the model.
+
+Topics (names relative to the node's namespace)
+    in:  ``camera_topics[i]`` (sensor_msgs/Image, or CompressedImage for topics ending in
+         ``/compressed``), ``/<robot_name>/<joint_states_topic>`` (sensor_msgs/JointState),
+         ``instruction`` (std_msgs/String).
+    out: ``action_chunk`` (vla_adapter_msgs/ActionChunk; ``header.stamp`` = the observation
+         time = the NEWEST stamp of the synchronised set), ``action_chunk/left`` and
+         ``action_chunk/right`` (trajectory_msgs/JointTrajectory, the same chunks per arm; only
+         ``left`` in single-arm mode), ``policy_status`` (vla_adapter_msgs/PolicyStatus, every
+         ``1 / status_rate_hz`` s and at once when a new fault appears).
+    services: ``set_instruction`` (vla_adapter_msgs/SetInstruction), ``start`` and ``pause``
+         (std_srvs/Trigger).
+
+Trajectories carry joint angles in the driver's joint order (gripper de-normalised to radians
+via robot_model.policy_to_joint_angles) with ``time_from_start = k * dt``.
+
+Faults never crash the node and never produce a chunk: a bad message (encoding, size, NaN,
+unknown joints) is dropped and reported; a missing or stale stream, a policy exception or a
+non-finite policy output is reported in PolicyStatus (state FAULT, ``fault_reason`` naming the
+field and value). The fault clears when good data flows again. A checkpoint that does not fit the
+robot is refused at start-up with a ValueError.
+"""
+
+from collections import deque
+import pathlib
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
+from vla_adapter_msgs.srv import SetInstruction
+from vla_adapter_ros import conversions
+from vla_adapter_ros.inference_settings import InferenceSettings, declare_settings
+from vla_adapter_ros.observation import (
+    ChunkTiming,
+    LatestSlot,
+    Observation,
+    PolicyRunner,
+    build_observation,
+    check_policy_matches_robot,
+    validate_action_chunk,
+    validate_instruction,
+)
+from vla_adapter_ros.robot_model import GripperCalibration, policy_to_joint_angles
+from vla_adapter_ros.sync import ApproximateTimeSynchronizer, SyncConfig
+
+NODE_NAME = 'vla_inference'
+ARM_SIDES = ('left', 'right')
+POLICY_FRAME_ID = 'vla_adapter_policy'
+WARMUP_IMAGE_SIZE = 224  # image side for the warm-up when any image size is accepted
+
+
+def load_policy(settings: InferenceSettings) -> PolicyRunner:
+    """Load ``VLAPolicy`` from the ``checkpoint`` directory (torch is imported only here)."""
+    path = pathlib.Path(settings.checkpoint)
+    if not settings.checkpoint or not path.is_dir():
+        raise ValueError(f'checkpoint={settings.checkpoint!r} is not a checkpoint directory')
+    from vla_adapter_core import VLAPolicy
+
+    return VLAPolicy.from_pretrained(path, device=settings.device, dtype=settings.dtype)
+
+
+class InferenceNode(Node):
+    """Runs a VLA policy on synchronised observations; see the module docstring.
+
+    ``policy`` may be injected (tests, benchmarks); otherwise it is loaded from the
+    ``checkpoint`` parameter. Raises ValueError at construction for bad parameters or a
+    checkpoint that does not fit the robot.
+    """
+
+    def __init__(self, policy: PolicyRunner | None = None, node_name: str = NODE_NAME,
+                 **node_kwargs) -> None:
+        super().__init__(node_name, **node_kwargs)
+        try:
+            self._setup(policy)
+        except BaseException:
+            self.destroy_node()
+            raise
+
+    # ----------------------------------------------------------------------------- set-up
+    def _setup(self, policy: PolicyRunner | None) -> None:
+        self.settings = declare_settings(self)
+        settings = self.settings
+        self._lock = threading.Lock()
+        self._sync: ApproximateTimeSynchronizer | None = None
+        self._input_faults: dict[str, str] = {}
+        self._policy_fault = ''
+        self._reported_fault = ''
+        self._last_inference_ms = 0.0
+        self._sequence = 0
+        self._set_times: deque[float] = deque(maxlen=256)
+        self._started_ns = 0
+        self._status_publisher = self.create_publisher(PolicyStatus, 'policy_status', 10)
+        self._state = PolicyStatus.STATE_STARTING
+        self._publish_status()
+        self.policy = policy if policy is not None else load_policy(settings)
+        check_policy_matches_robot(self.policy.config, settings.num_arms, settings.camera_names)
+        self._policy_cameras = list(self.policy.config.camera_names)
+        self._grippers = [GripperCalibration(*settings.gripper_calibration)] * settings.num_arms
+        self._joint_names = conversions.arm_joint_names()
+        self._instruction = settings.instruction
+        self._warm_up()
+        # One record per published chunk (latency measurements, benchmarks/ros_pipeline.py).
+        self.timings: deque[ChunkTiming] = deque(maxlen=100_000)
+        stream_names = [*self._policy_cameras, *settings.robot_names]
+        self._sync = ApproximateTimeSynchronizer(SyncConfig(
+            tuple(stream_names), settings.sync_queue_size, settings.sync_slop_s,
+            settings.max_observation_age_s))
+        self._slot = LatestSlot()
+        self._started_ns = self.get_clock().now().nanoseconds
+        self._create_interfaces()
+        self._state = (PolicyStatus.STATE_RUNNING if settings.autostart
+                       else PolicyStatus.STATE_IDLE)
+        self._worker = threading.Thread(target=self._worker_loop, name='vla_inference_worker',
+                                        daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'ready: {settings.num_arms} arm(s) {list(settings.robot_names)}, cameras '
+            f'{self._policy_cameras}, chunk {self.policy.config.chunk_size} x '
+            f'{self.policy.config.action_dim}')
+
+    def _warm_up(self) -> None:
+        """Run the policy on a blank observation; a policy that cannot run fails start-up."""
+        height, width = self.settings.expected_image_hw or (WARMUP_IMAGE_SIZE, WARMUP_IMAGE_SIZE)
+        observation = {
+            'images': {name: np.zeros((height, width, 3), np.uint8)
+                       for name in self._policy_cameras},
+            'proprio': np.zeros(int(self.policy.config.proprio_dim), np.float32),
+            'instruction': self._instruction or 'warm up'}
+        for _ in range(self.settings.warmup_runs):
+            try:
+                actions = self.policy.predict_action_chunk(observation)
+            except Exception as error:  # noqa: BLE001 - reported as a start-up error
+                raise ValueError(f'policy warm-up failed: {type(error).__name__}: {error}') from (
+                    error)
+            shape = np.shape(actions)
+            if shape != (self.policy.config.chunk_size, self.policy.config.action_dim):
+                raise ValueError(
+                    f'policy output shape {shape} does not match its config (chunk_size='
+                    f'{self.policy.config.chunk_size}, action_dim='
+                    f'{self.policy.config.action_dim})')
+
+    def _sensor_qos(self) -> QoSProfile:
+        reliability = (ReliabilityPolicy.BEST_EFFORT
+                       if self.settings.sensor_qos_reliability == 'best_effort'
+                       else ReliabilityPolicy.RELIABLE)
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.settings.sensor_qos_depth,
+                          reliability=reliability)
+
+    def _create_interfaces(self) -> None:
+        settings, qos = self.settings, self._sensor_qos()
+        for topic, camera in zip(settings.camera_topics, settings.camera_names):
+            if camera not in self._policy_cameras:
+                self.get_logger().warning(f'camera {camera!r} ({topic}) is not used by the policy')
+                continue
+            message_type = CompressedImage if topic.endswith('/compressed') else Image
+            self.create_subscription(
+                message_type, topic, self._make_image_callback(camera, topic), qos)
+        for robot in settings.robot_names:
+            topic = f'/{robot}/{settings.joint_states_topic}'
+            self.create_subscription(
+                JointState, topic, self._make_joint_state_callback(robot, topic), qos)
+        self.create_subscription(String, 'instruction', self._on_instruction_topic, 10)
+        self._chunk_publisher = self.create_publisher(ActionChunk, 'action_chunk', 10)
+        self._arm_publishers = [
+            self.create_publisher(JointTrajectory, f'action_chunk/{side}', 10)
+            for side in ARM_SIDES[:settings.num_arms]]
+        self.create_service(SetInstruction, 'set_instruction', self._on_set_instruction)
+        self.create_service(Trigger, 'start', self._on_start)
+        self.create_service(Trigger, 'pause', self._on_pause)
+        self.create_timer(1.0 / settings.status_rate_hz, self._on_status_timer)
+
+    # ------------------------------------------------------------------------- inputs
+    def _make_image_callback(self, camera: str, topic: str):
+        expected_hw = self.settings.expected_image_hw
+        source = f'camera {camera} ({topic})'
+
+        def on_image(message) -> None:
+            arrival_s = time.perf_counter()
+            try:
+                stamp_ns = self._checked_stamp(message, source)
+                if isinstance(message, CompressedImage):
+                    rgb = conversions.compressed_image_to_rgb(message, expected_hw, source)
+                else:
+                    rgb = conversions.image_to_rgb(message, expected_hw, source)
+            except ValueError as error:
+                self._report_input_fault(camera, str(error))
+                return
+            self._accept(camera, stamp_ns, rgb, arrival_s)
+
+        return on_image
+
+    def _make_joint_state_callback(self, robot: str, topic: str):
+        calibration = GripperCalibration(*self.settings.gripper_calibration)
+
+        def on_joint_state(message: JointState) -> None:
+            arrival_s = time.perf_counter()
+            try:
+                stamp_ns = self._checked_stamp(message, topic)
+                state = conversions.arm_state_from_joint_state(message, calibration, topic)
+            except ValueError as error:
+                self._report_input_fault(robot, str(error))
+                return
+            self._accept(robot, stamp_ns, state, arrival_s)
+
+        return on_joint_state
+
+    @staticmethod
+    def _checked_stamp(message, source: str) -> int:
+        stamp_ns = conversions.stamp_to_nanoseconds(message.header.stamp)
+        if stamp_ns <= 0:
+            raise conversions.ConversionError(f'{source}: header.stamp is zero (unset)')
+        return stamp_ns
+
+    def _accept(self, stream: str, stamp_ns: int, value, arrival_s: float) -> None:
+        with self._lock:
+            self._input_faults.pop(stream, None)
+            synced = self._sync.add(stream, stamp_ns, value)
+            if synced is None:
+                return
+            self._set_times.append(time.monotonic())
+        try:
+            observation = build_observation(
+                synced.items, self._policy_cameras, self.settings.robot_names,
+                synced.newest_stamp_ns, arrival_s)
+        except ValueError as error:
+            self._report_input_fault(stream, str(error))
+            return
+        self._slot.put(observation)
+
+    def _report_input_fault(self, stream: str, reason: str) -> None:
+        with self._lock:
+            self._input_faults[stream] = reason
+        self._publish_status()
+
+    # -------------------------------------------------------------------- instruction
+    def _apply_instruction(self, text: str) -> str:
+        instruction = validate_instruction(text, self.settings.max_instruction_length)
+        with self._lock:
+            self._instruction = instruction
+        self.get_logger().info(f'instruction set: {instruction!r}')
+        return instruction
+
+    def _on_set_instruction(self, request, response):
+        try:
+            instruction = self._apply_instruction(request.instruction)
+        except ValueError as error:
+            response.success, response.message = False, str(error)
+            return response
+        response.success, response.message = True, f'instruction set: {instruction!r}'
+        return response
+
+    def _on_instruction_topic(self, message: String) -> None:
+        try:
+            self._apply_instruction(message.data)
+        except ValueError as error:
+            self.get_logger().warning(f'instruction topic: {error}')
+
+    # ---------------------------------------------------------------- start / pause
+    def _on_start(self, request, response):
+        with self._lock:
+            self._state = PolicyStatus.STATE_RUNNING
+        response.success, response.message = True, 'running'
+        self._publish_status()
+        return response
+
+    def _on_pause(self, request, response):
+        with self._lock:
+            self._state = PolicyStatus.STATE_PAUSED
+        response.success, response.message = True, 'paused: no chunks are published'
+        self._publish_status()
+        return response
+
+    # ------------------------------------------------------------------------ worker
+    def _worker_loop(self) -> None:
+        free_since_s = time.perf_counter()
+        while not self._slot.closed:
+            observation = self._slot.take(timeout_s=0.2)
+            if observation is not None:
+                self._run_inference(observation, free_since_s)
+                if self.settings.wait_for_fresh_observation:
+                    self._slot.clear()
+                free_since_s = time.perf_counter()
+
+    def _run_inference(self, observation: Observation, worker_free_s: float) -> None:
+        with self._lock:
+            running = self._state == PolicyStatus.STATE_RUNNING
+            instruction = self._instruction
+        if not running:
+            return
+        if not instruction:
+            self._set_policy_fault('no instruction: call set_instruction or publish instruction')
+            return
+        age_s = (self.get_clock().now().nanoseconds - observation.stamp_ns) * 1e-9
+        if age_s > self.settings.max_observation_age_s:
+            self._set_policy_fault(
+                f'stale observation: {age_s:.3f} s old > max_observation_age_s='
+                f'{self.settings.max_observation_age_s}')
+            return
+        model_start_s = time.perf_counter()
+        try:
+            raw = self.policy.predict_action_chunk(observation.as_policy_input(instruction))
+        except Exception as error:  # noqa: BLE001 - any policy failure must become a fault
+            self._set_policy_fault(f'policy raised {type(error).__name__}: {error}')
+            return
+        model_s = time.perf_counter() - model_start_s
+        try:
+            actions = validate_action_chunk(raw, int(self.policy.config.action_dim))
+            angles = policy_to_joint_angles(actions, self._grippers)  # (T, 7 * arms)
+        except ValueError as error:
+            self._set_policy_fault(str(error))
+            return
+        self._publish_chunk(observation, instruction, angles, model_s)
+        self.timings.append(ChunkTiming(
+            arrival_s=observation.last_arrival_s, worker_free_s=worker_free_s,
+            model_start_s=model_start_s, model_s=model_s, published_s=time.perf_counter()))
+
+    def _set_policy_fault(self, reason: str) -> None:
+        with self._lock:
+            self._policy_fault = reason
+        self._publish_status()
+
+    def _publish_chunk(self, observation: Observation, instruction: str, angles,
+                       model_s: float) -> None:
+        chunk = ActionChunk()
+        conversions.nanoseconds_to_stamp(observation.stamp_ns, chunk.header.stamp)
+        chunk.header.frame_id = POLICY_FRAME_ID
+        trajectories = [
+            conversions.arm_trajectory(arm, self._joint_names, self.settings.dt,
+                                       chunk.header.stamp)
+            for arm in conversions.split_arms(angles, self.settings.num_arms)]
+        chunk.left = trajectories[0]
+        if len(trajectories) > 1:
+            chunk.right = trajectories[1]
+        chunk.instruction = instruction
+        chunk.inference_ms = model_s * 1e3
+        with self._lock:
+            chunk.sequence = self._sequence
+            self._sequence += 1
+            self._last_inference_ms = chunk.inference_ms
+            had_fault, self._policy_fault = self._policy_fault, ''
+        self._chunk_publisher.publish(chunk)
+        for publisher, trajectory in zip(self._arm_publishers, trajectories):
+            publisher.publish(trajectory)
+        if had_fault:
+            self._publish_status()
+
+    # ------------------------------------------------------------------------ status
+    def _current_fault(self, now_ns: int) -> str:
+        """The most specific fault now: bad input > missing/stale stream > policy fault."""
+        with self._lock:
+            if self._input_faults:
+                return '; '.join(self._input_faults.values())
+            if self._state == PolicyStatus.STATE_RUNNING and self._sync is not None:
+                grace_over = (now_ns - self._started_ns
+                              > self.settings.max_observation_age_s * 1e9)
+                diagnosis = self._sync.diagnose(now_ns) if grace_over else None
+                if diagnosis:
+                    return diagnosis
+            return self._policy_fault
+
+    def _observation_rate_hz(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            return float(sum(1 for t in self._set_times if now - t <= 1.0))
+
+    def _publish_status(self) -> None:
+        now = self.get_clock().now()
+        status = PolicyStatus()
+        status.header.stamp = now.to_msg()
+        state = self._state
+        fault = self._current_fault(now.nanoseconds)
+        if fault and state == PolicyStatus.STATE_RUNNING:
+            state = PolicyStatus.STATE_FAULT
+        status.state = state
+        status.fault_reason = fault
+        status.last_inference_ms = float(self._last_inference_ms)
+        status.observation_rate_hz = self._observation_rate_hz()
+        if fault and fault != self._reported_fault:
+            self.get_logger().warning(f'fault: {fault}')
+        self._reported_fault = fault
+        self._status_publisher.publish(status)
+
+    def _on_status_timer(self) -> None:
+        self._publish_status()
+
+    def destroy_node(self) -> None:
+        """Stop the worker thread, then destroy the node."""
+        slot = getattr(self, '_slot', None)
+        if slot is not None:
+            slot.close()
+            worker = getattr(self, '_worker', None)
+            if worker is not None and worker is not threading.current_thread():
+                worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console entry point ``vla-adapter-inference``."""
+    rclpy.init(args=args)
+    try:
+        node = InferenceNode()
+    except ValueError as error:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {error}')
+        rclpy.try_shutdown()
+        return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
