@@ -126,7 +126,8 @@ def main() -> None:
         write_dataset(Path(folder), args.episodes, args.steps)
         config = DatasetConfig(paths=[folder], jpeg_draft_size=args.jpeg_draft_size)
         episodes = load_episodes(config)
-        dataset = EpisodeDataset(episodes, config.chunk_size, ImageAugmenter(AugmentationConfig()))
+        augmenter = ImageAugmenter(AugmentationConfig(), output_size=224)
+        dataset = EpisodeDataset(episodes, config.chunk_size, augmenter)
         collate = training_collate(episodes) if args.with_processor else stack_images
         rate = measure(dataset, args.workers, args.batch_size, args.batches, collate)
     path = 'decode + augment' + (' + processor' if args.with_processor else '')

@@ -62,7 +62,9 @@ def executor_child(duration_s: float, warmup_s: float) -> None:
     periods = np.diff(stamps[stamps >= start + warmup_s])
     print(TICKS_PREFIX + json.dumps({'periods_s': periods.tolist(),
                                      'rate_hz': node.config.rate_hz,
-                                     'state': int(node._state), 'reason': node._reason}),
+                                     'state': int(node._state), 'reason': node._reason,
+                                     'accepted': node._accepted_chunks,
+                                     'rejected': node._rejected_chunks}),
           flush=True)
     executor.shutdown()
     node.destroy_node()
@@ -175,7 +177,8 @@ def run(args: argparse.Namespace) -> dict:
         pathlib.Path(args.executor_log).write_text(''.join(executor_lines))
     periods = np.asarray(ticks['periods_s'])
     return {'timings': timings, 'tick_error_s': np.abs(periods - 1.0 / ticks['rate_hz']),
-            'executor_state': (ticks['state'], ticks['reason']), 'dropped_observations': dropped,
+            'executor_state': (ticks['state'], ticks['reason']),
+            'executor_chunks': (ticks['accepted'], ticks['rejected']), 'dropped_observations': dropped,
             'measured_s': args.duration_s}
 
 
@@ -196,8 +199,10 @@ def report(args: argparse.Namespace, result: dict) -> None:
     print(f'    pipeline (own code) (ms) '
           f'{_percentiles_ms([t.pipeline_overhead_s for t in timings])}')
     print(f'  executor tick error   (ms) {_percentiles_ms(result["tick_error_s"])}'
-          f'   target p99 <= 2   ({result["tick_error_s"].size} ticks, final state '
-          f'{result["executor_state"]})')
+          f'   target p99 <= 2   ({result["tick_error_s"].size} ticks)')
+    accepted, rejected = result['executor_chunks']
+    print(f'  executor: {accepted} chunks accepted, {rejected} rejected; final state '
+          f'{result["executor_state"]}')
 
 
 def main() -> None:

@@ -1,11 +1,11 @@
 """Training-time image augmentation on uint8 frames, before the shared processor.
 
 Random crop of ``crop_area`` (0.9) of the frame at a random position, keeping the aspect ratio,
-then colour jitter (brightness, contrast, saturation, hue) applied as one affine colour map. The
-processor resizes the crop to the model's size. At inference the processor takes the centred crop
-of the same area (``ProcessorConfig.center_crop_fraction``), so both see the same field of view on
-average. Randomness comes from a per-sample seed, so a sample's augmentation does not depend on the
-worker that loads it or on a resumed run.
+resized to the model's size, then colour jitter (brightness, contrast, saturation, hue) applied as
+one affine colour map. At inference the processor takes the centred crop of the same area
+(``ProcessorConfig.center_crop_fraction``), so both see the same field of view on average.
+Randomness comes from a per-sample seed, so a sample's augmentation does not depend on the worker
+that loads it or on a resumed run.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import math
 
 import numpy as np
+from PIL import Image
 import torch
 
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601 luminance weights
@@ -50,10 +51,18 @@ class AugmentationConfig:
 
 
 class ImageAugmenter:
-    """Applies the same random crop and jitter recipe (independently drawn) to each camera."""
+    """Applies the same random crop and jitter recipe (independently drawn) to each camera.
 
-    def __init__(self, config: AugmentationConfig) -> None:
+    With ``output_size`` (the model's image size) each crop is resized to that square with PIL's
+    antialiased bicubic filter, the filter the processor's resize reproduces, so the processor's
+    own resize becomes a no-op; without it the crop keeps its size.
+    """
+
+    def __init__(self, config: AugmentationConfig, output_size: int | None = None) -> None:
+        if output_size is not None and output_size <= 0:
+            raise ValueError(f'ImageAugmenter output_size={output_size!r}: must be positive')
         self.config = config
+        self.output_size = output_size
 
     def _uniform(self, generator: torch.Generator, low: float, high: float) -> float:
         return low + (high - low) * float(torch.rand((), generator=generator))
@@ -103,5 +112,9 @@ class ImageAugmenter:
         generator = torch.Generator().manual_seed(int(seed))
         augmented = {}
         for camera, image in images.items():
-            augmented[camera] = self._jitter(self._crop(image, generator), generator)
+            crop = self._crop(image, generator)  # (h, w, 3)
+            if self.output_size is not None:
+                size = (self.output_size, self.output_size)
+                crop = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BICUBIC))
+            augmented[camera] = self._jitter(crop, generator)
         return augmented

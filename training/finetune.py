@@ -208,7 +208,8 @@ def build_run(config: TrainConfig, context: DistributedContext, bins,
 def make_loaders(run: RunState, train_episodes, val_episodes):
     """Training loader (augmented, DistributedSampler order) and validation loader (fixed)."""
     config = run.config
-    augmenter = ImageAugmenter(config.augmentation) if config.augmentation.enabled else None
+    augmenter = (ImageAugmenter(config.augmentation, run.policy_config.vision.image_size)
+                 if config.augmentation.enabled else None)
     train_set = EpisodeDataset(train_episodes, config.data.chunk_size, augmenter)
     sampler = SeededSampler(len(train_set), run.context.world_size, run.context.rank,
                             shuffle=True, seed=config.seed, drop_last=run.context.enabled)

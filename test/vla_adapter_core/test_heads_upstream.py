@@ -201,3 +201,17 @@ def test_original_blocks_give_identical_steps_pro_blocks_do_not():
     original, pro = outputs['original'], outputs['pro']
     torch.testing.assert_close(original, original[:1].expand_as(original))
     assert (pro[1:] - pro[:1]).abs().max() > 1e-4
+
+
+def test_original_block_accepts_odd_head_width():
+    # No rotary embedding in original blocks, so upstream sizes such as 40 / 8 = 5 must load.
+    config = ActionHeadConfig(
+        block_type='original', hidden_dim=40, num_heads=8, num_blocks=2, chunk_size=3,
+        action_dim=4,
+    )
+    head = build_action_head(config)
+    out = head(torch.randn(1, 2, 5, 40), torch.randn(1, 2, 6, 40), torch.randn(1, 1, 40))
+    assert out.shape == (1, 3, 4)
+    with pytest.raises(ValueError, match='rotary'):
+        ActionHeadConfig(block_type='pro', hidden_dim=40, num_heads=8, num_blocks=2,
+                         chunk_size=3, action_dim=4)

@@ -82,10 +82,10 @@ class ActionHeadConfig:
                 f'ActionHeadConfig.hidden_dim ({self.hidden_dim}) must be divisible by '
                 f'num_heads ({self.num_heads})'
             )
-        if (self.hidden_dim // self.num_heads) % 2 != 0:
+        if self.block_type == 'pro' and (self.hidden_dim // self.num_heads) % 2 != 0:
             raise ValueError(
-                f'ActionHeadConfig.hidden_dim / num_heads must be even for the rotary embedding, '
-                f'got hidden_dim={self.hidden_dim}, num_heads={self.num_heads}'
+                f'ActionHeadConfig.hidden_dim / num_heads must be even for the rotary embedding '
+                f'of Pro blocks, got hidden_dim={self.hidden_dim}, num_heads={self.num_heads}'
             )
         if not self.rope_base > 1.0:
             raise ValueError(f'ActionHeadConfig.rope_base must be > 1, got {self.rope_base!r}')
