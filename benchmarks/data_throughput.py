@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 from pathlib import Path
 import sys
 import tempfile
@@ -110,6 +111,15 @@ def measure(dataset: EpisodeDataset, workers: int, batch_size: int, batches: int
     return batches * batch_size / (time.perf_counter() - start)
 
 
+def cpu_cost_ms(dataset: EpisodeDataset, collate, samples: int = 64) -> float:
+    """CPU milliseconds per sample in this process (immune to other processes' load)."""
+    collate([dataset[(0, 0)]])
+    start = time.process_time()
+    for first in range(0, samples, 16):
+        collate([dataset[(index, index)] for index in range(first, first + 16)])
+    return (time.process_time() - start) / samples * 1000
+
+
 def main() -> None:
     """Write the dataset, time the data path, print samples/s."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,10 +139,13 @@ def main() -> None:
         augmenter = ImageAugmenter(AugmentationConfig(), output_size=224)
         dataset = EpisodeDataset(episodes, config.chunk_size, augmenter)
         collate = training_collate(episodes) if args.with_processor else stack_images
+        cost = cpu_cost_ms(dataset, collate)
         rate = measure(dataset, args.workers, args.batch_size, args.batches, collate)
     path = 'decode + augment' + (' + processor' if args.with_processor else '')
-    print(f'data path ({path}), 3 cameras 640x480 JPEG, jpeg_draft_size='
-          f'{args.jpeg_draft_size}, {args.workers} workers: {rate:.1f} samples/s')
+    print(f'data path ({path}), 3 cameras 640x480 JPEG, jpeg_draft_size={args.jpeg_draft_size}')
+    print(f'  CPU cost: {cost:.2f} ms per sample = {1000 / cost:.0f} samples/s per core')
+    print(f'  DataLoader with {args.workers} workers: {rate:.1f} samples/s '
+          f'(load average now {os.getloadavg()[0]:.1f})')
 
 
 if __name__ == '__main__':

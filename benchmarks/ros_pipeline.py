@@ -40,8 +40,12 @@ CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist', 'cam_low')
 TICKS_PREFIX = 'TICK_PERIODS_JSON '
 
 
-def executor_child(duration_s: float, warmup_s: float) -> None:
-    """Child: the chunk executor; prints its tick periods after warm-up as one JSON line."""
+def executor_child(duration_s: float) -> None:
+    """Child: the chunk executor until SIGTERM (or duration_s).
+
+    Prints one JSON line: the tick periods from one second after the first accepted chunk (so
+    only while inference runs), the chunk counts and the final state.
+    """
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
@@ -52,15 +56,21 @@ def executor_child(duration_s: float, warmup_s: float) -> None:
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     print('executor ready', flush=True)
-    start = time.monotonic()
+    start, first_chunk_s = time.monotonic(), None
     try:
         while rclpy.ok() and time.monotonic() - start < duration_s:
             executor.spin_once(timeout_sec=0.1)
+            if first_chunk_s is None and node._accepted_chunks:
+                first_chunk_s = time.monotonic()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:  # spin_once racing the SIGTERM shutdown of the context
+        if rclpy.ok():
+            raise
     stamps = np.array(node._tick_stamps)  # monotonic tick starts (the node keeps them)
-    periods = np.diff(stamps[stamps >= start + warmup_s])
-    print(TICKS_PREFIX + json.dumps({'periods_s': periods.tolist(),
+    if first_chunk_s is not None:
+        stamps = stamps[stamps >= first_chunk_s + 1.0]
+    print(TICKS_PREFIX + json.dumps({'periods_s': np.diff(stamps).tolist(),
                                      'rate_hz': node.config.rate_hz,
                                      'state': int(node._state), 'reason': node._reason,
                                      'accepted': node._accepted_chunks,
@@ -140,8 +150,7 @@ def run(args: argparse.Namespace) -> dict:
                      str(args.camera_rate), '--duration', str(total_s + 30))
     drivers = _start(str(FAKE_DRIVER), '--robots', 'follower_left', 'follower_right',
                      '--initial-pose', *[str(v) for v in DEFAULT_START_POSE])
-    executor_process = _start(__file__, '--executor-child', str(total_s + 5), '--warmup-s',
-                              str(args.warmup_s))
+    executor_process = _start(__file__, '--executor-child', str(total_s + 120))
     readers = [_collect(sensors, sensor_lines), _collect(executor_process, executor_lines),
                _collect(drivers, sensor_lines)]
     rclpy.init()
@@ -160,7 +169,8 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         executor.shutdown()
         timings = [t for t in node.timings if t.arrival_s >= start + args.warmup_s]
-        dropped = node._slot.overwritten
+        dropped = node.dropped_observations
+        executor_process.terminate()  # ends the tick measurement while inference still ran
         node.destroy_node()
         rclpy.try_shutdown()
         executor_process.wait(timeout=60)
@@ -178,8 +188,8 @@ def run(args: argparse.Namespace) -> dict:
     periods = np.asarray(ticks['periods_s'])
     return {'timings': timings, 'tick_error_s': np.abs(periods - 1.0 / ticks['rate_hz']),
             'executor_state': (ticks['state'], ticks['reason']),
-            'executor_chunks': (ticks['accepted'], ticks['rejected']), 'dropped_observations': dropped,
-            'measured_s': args.duration_s}
+            'executor_chunks': (ticks['accepted'], ticks['rejected']),
+            'dropped_observations': dropped, 'measured_s': args.duration_s}
 
 
 def report(args: argparse.Namespace, result: dict) -> None:
@@ -198,6 +208,10 @@ def report(args: argparse.Namespace, result: dict) -> None:
     print(f'    of which busy wait  (ms) {_percentiles_ms([t.busy_wait_s for t in timings])}')
     print(f'    pipeline (own code) (ms) '
           f'{_percentiles_ms([t.pipeline_overhead_s for t in timings])}')
+    before = [t.model_start_s - max(t.arrival_s, t.worker_free_s) for t in timings]
+    after = [t.published_s - t.model_start_s - t.model_s for t in timings]
+    print(f'      to model start    (ms) {_percentiles_ms(before)}')
+    print(f'      model to publish  (ms) {_percentiles_ms(after)}')
     print(f'  executor tick error   (ms) {_percentiles_ms(result["tick_error_s"])}'
           f'   target p99 <= 2   ({result["tick_error_s"].size} ticks)')
     accepted, rejected = result['executor_chunks']
@@ -223,7 +237,7 @@ def main() -> None:
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.executor_child is not None:
-        executor_child(args.executor_child, args.warmup_s)
+        executor_child(args.executor_child)
         return
     import torch
 

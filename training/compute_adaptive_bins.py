@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.arguments import add_dataset_arguments, dataset_config_from_args
+from training.data_config import add_dataset_arguments, dataset_config_from_args
 from training.dataset import Episode, load_episodes
 from vla_adapter_core.heads import ActionBins, bins_file_name
 

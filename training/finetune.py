@@ -16,6 +16,7 @@ import json
 import math
 import os
 from pathlib import Path
+import subprocess
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from training.model_setup import (
 )
 from training.train_config import TrainConfig, build_parser, train_config_from_args
 from training.train_state import (
+    CHECKPOINTS,
     latest_resumable,
     load_training_state,
     save_training_state,
@@ -51,6 +53,7 @@ from vla_adapter_core.prompt import PromptBuilder
 
 FINAL_DIR = 'final'
 METRICS_FILE = 'metrics.jsonl'
+TRAINING_RECORD = 'training_record.json'  # in every checkpoint: step, git revision, TrainConfig
 
 
 @dataclass
@@ -225,7 +228,7 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
     train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
                               collate_fn=collate, drop_last=True, **loader_options)
     val_loader = None
-    if val_episodes:
+    if val_episodes and run.context.is_main:  # rank 0 validates
         val_set = EpisodeDataset(val_episodes, config.data.chunk_size, None)
         val_sampler = SeededSampler(len(val_set), shuffle=True, seed=config.seed + 1)
         val_collate = TrainingCollate(make_processor(run.policy_config, run.tokenizer,
@@ -273,11 +276,26 @@ def evaluate(run: RunState, loader: DataLoader) -> dict[str, float]:
     return results
 
 
-def save_run_checkpoint(run: RunState, directory: Path) -> None:
-    """An inference checkpoint (LoRA merged) in ``directory`` (rank 0)."""
+def git_revision() -> str | None:
+    """The source tree's commit (with '-dirty' for local changes), or None outside git."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=source, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+                               cwd=source, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ('-dirty' if dirty.strip() else '')
+
+
+def save_run_checkpoint(run: RunState, directory: Path, step: int) -> None:
+    """An inference checkpoint (LoRA merged) in ``directory`` (rank 0), with the run's record."""
     to_save = (export_model(run.model, run.policy_config) if run.config.lora_rank > 0
                else run.model)
     save_checkpoint(directory, to_save, run.policy_config, run.statistics, run.tokenizer)
+    record = {'step': step, 'git_revision': git_revision(), 'train_config': run.config.to_dict()}
+    (directory / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
 
 
 class MetricsLog:
@@ -384,6 +402,11 @@ def train(config: TrainConfig, context: DistributedContext | None = None,
     interruption (a job's time limit) would; ``--resume`` continues it on the same loss curve.
     """
     context = context or DistributedContext()
+    output_dir = Path(config.output_dir)
+    if not config.resume and any((output_dir / name).exists()
+                                 for name in (METRICS_FILE, CHECKPOINTS, FINAL_DIR)):
+        raise ValueError(f'TrainConfig.output_dir={config.output_dir!r} already holds a run: '
+                         'pass --resume to continue it or choose another directory')
     torch.manual_seed(config.seed + context.rank)
     train_episodes, val_episodes, statistics, bins = prepare_data(config, context)
     run = build_run(config, context, bins, statistics)
@@ -419,7 +442,7 @@ def train(config: TrainConfig, context: DistributedContext | None = None,
         if step % config.save_every == 0 or step == last:
             if context.is_main:
                 directory = step_directory(run.output_dir, step)
-                save_run_checkpoint(run, directory)
+                save_run_checkpoint(run, directory, step)
                 save_training_state(directory, run.model, optimizer, scheduler, step,
                                     config.to_dict())
             if context.enabled:
@@ -430,7 +453,7 @@ def train(config: TrainConfig, context: DistributedContext | None = None,
         return TrainResult(last, None, run.model)
     final = run.output_dir / FINAL_DIR
     if context.is_main:
-        save_run_checkpoint(run, final)
+        save_run_checkpoint(run, final, last)
     if context.enabled:
         torch_dist.barrier()
     return TrainResult(last, final, run.model)

@@ -29,6 +29,7 @@ from vla_adapter_core.upstream import is_upstream_checkpoint, load_upstream_chec
 
 LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
 BINS_PREFIX = 'action_head.bins.'
+VLM_PREFIXES = ('vision.', 'llm.', 'projector.')  # must come from the source, never fresh
 
 
 @dataclass
@@ -82,15 +83,24 @@ def adapt_policy_config(base: PolicyConfig, config: TrainConfig) -> PolicyConfig
 def load_matching_weights(model: torch.nn.Module, state: dict) -> list[str]:
     """Load every tensor whose name and shape match; return the names left freshly initialised.
 
+    Only the action head, queries and proprio projector may start fresh (a new head kind, action
+    size or chunk); a VLM tensor that does not match is an error, never a silently random VLM.
     Discrete-head bins are never taken from the source: they come from this run's dataset.
     """
     own = model.state_dict()
     matching = {name: value for name, value in state.items()
                 if name in own and own[name].shape == value.shape
                 and not name.startswith(BINS_PREFIX)}
+    fresh = sorted(name for name in own if name not in matching and
+                   not name.startswith(BINS_PREFIX))
+    vlm = [name for name in fresh if name.startswith(VLM_PREFIXES)]
+    if vlm:
+        shapes = {name: (tuple(own[name].shape), tuple(state[name].shape) if name in state
+                         else 'missing') for name in vlm[:4]}
+        raise ValueError(f'pretrained weights do not fit the configured VLM: {len(vlm)} tensors '
+                         f'differ or are missing, e.g. {shapes} (model shape, source shape)')
     model.load_state_dict(matching, strict=False)
-    return sorted(name for name in own if name not in matching and
-                  not name.startswith(BINS_PREFIX))
+    return fresh
 
 
 def build_model(policy_config: PolicyConfig, source: PolicySource, bins: ActionBins | None,

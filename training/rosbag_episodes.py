@@ -145,9 +145,10 @@ class RosbagAligner:
         wanted |= set(self.action_topics)
         connections = [c for c in reader.connections if c.topic in wanted]
         present = {c.topic for c in connections}
-        all_topics = sorted({c.topic for c in reader.connections})
-        for topic in sorted(wanted - present):
-            raise EpisodeError(self.bag, topic,
+        missing = sorted(wanted - present)
+        if missing:
+            all_topics = sorted({c.topic for c in reader.connections})
+            raise EpisodeError(self.bag, missing[0],
                                f'topic missing from the bag (topics in bag: {all_topics})')
         series: dict[str, TopicSeries] = {}
         for connection in connections:

@@ -7,9 +7,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.arguments import add_dataset_arguments, dataset_config_from_args
 from training.augmentation import AugmentationConfig
-from training.data_config import DatasetConfig
+from training.data_config import DatasetConfig, add_dataset_arguments, dataset_config_from_args
 
 LR_SCHEDULES = ('cosine', 'linear', 'constant')
 DEVICES = ('auto', 'cpu', 'cuda')

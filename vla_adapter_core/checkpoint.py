@@ -25,7 +25,7 @@ import torch
 import transformers
 
 from vla_adapter_core.config import CONFIG_FORMAT, PolicyConfig
-from vla_adapter_core.heads import bins_file_name
+from vla_adapter_core.heads import ActionBins, bins_file_name
 from vla_adapter_core.normalization import STATISTICS_FILE, load_statistics, save_statistics
 
 WEIGHTS_FILE = 'model.safetensors'
@@ -113,5 +113,24 @@ def load_own_checkpoint(directory: str | os.PathLike) -> tuple[PolicyConfig, dic
     except (SafetensorError, OSError) as error:
         raise ValueError(f'{weights!r} is not a readable safetensors file: {error}') from error
     statistics = load_statistics(os.path.join(directory, STATISTICS_FILE))
+    if config.action_head.kind == 'discrete':
+        check_bins_file(directory, config.action_head.n_action_bins, state)
     return config, state, statistics
+
+
+def check_bins_file(directory: str | os.PathLike, n_bins: int, state: dict) -> None:
+    """The discrete head's bins file, when present, must hold the bins stored with the weights."""
+    path = os.path.join(directory, bins_file_name(n_bins))
+    if not os.path.isfile(path):
+        return  # the weights carry the bins (action_head.bins.low / .high)
+    try:
+        bins = ActionBins.from_json(path)
+    except (ValueError, json.JSONDecodeError) as error:
+        raise ValueError(f'{path!r} is not a valid bins file: {error}') from error
+    for name in ('low', 'high'):
+        stored = state.get(f'action_head.bins.{name}')
+        if stored is None or stored.shape != getattr(bins, name).shape or not torch.allclose(
+                stored.float(), getattr(bins, name), rtol=1e-6, atol=0.0):
+            raise ValueError(f'{path!r}: bins.{name} differs from action_head.bins.{name} in '
+                             f'{WEIGHTS_FILE}; the checkpoint is inconsistent')
 

@@ -4,6 +4,11 @@ Inputs (the upstream fixture's ``inputs.npz`` format, read with ``allow_pickle=F
 ``image_0`` .. ``image_<N-1>`` uint8 (H, W, 3), optional ``image_keys`` (camera names, same order),
 ``proprio`` float (P,), ``instruction`` str, optional ``unnorm_key`` str.
 Output .npz: ``actions`` (chunk, A) float64 un-normalised, ``normalized_actions`` float32.
+
+``--checkpoint`` is one of our checkpoints, an upstream run directory, or a fixture-style folder
+holding ``checkpoint/``. For upstream runs the camera order is the inputs' image order (named by
+``image_keys`` or ``image_<i>``), and ``tiny_overrides.json`` is read from beside the run
+directory or its parent unless ``--upstream-overrides`` names another file.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 from vla_adapter_core.checkpoint import is_own_checkpoint
 
 IMAGE_KEY = re.compile(r'^image_(\d+)$')
+FIXTURE_CHECKPOINT_DIR = 'checkpoint'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='vla-adapter-predict',
         description='Predict one action chunk with a VLA-Adapter checkpoint (ours or upstream).')
-    parser.add_argument('--checkpoint', required=True, help='checkpoint / run directory')
+    parser.add_argument('--checkpoint', required=True,
+                        help='checkpoint or upstream run directory (or a folder holding '
+                        'checkpoint/)')
     parser.add_argument('--inputs', required=True, help='inputs .npz (see module docstring)')
     parser.add_argument('--output', required=True, help='output .npz path')
     parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cpu' or 'cuda:0'")
@@ -88,14 +96,29 @@ def camera_mapping(camera_names: list, inputs: dict) -> dict:
     return dict(zip(camera_names, images))
 
 
+def resolve_checkpoint(path: str) -> str:
+    """The checkpoint directory; a fixture-style folder holding ``checkpoint/`` resolves to it."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f'checkpoint directory not found: {path!r}')
+    nested = os.path.join(path, FIXTURE_CHECKPOINT_DIR)
+    if not os.path.isfile(os.path.join(path, 'config.json')) and os.path.isdir(nested):
+        return nested
+    return path
+
+
 def load_policy(args: argparse.Namespace, inputs: dict):
-    """The policy for ``args.checkpoint`` (upstream ones take their camera names from inputs)."""
+    """The policy for ``args.checkpoint`` (upstream ones take their camera names from inputs).
+
+    An upstream run directory's ``tiny_overrides.json`` is found beside it or in its parent
+    (the fixture layout) unless ``--upstream-overrides`` names one.
+    """
     from vla_adapter_core.policy import VLAPolicy
 
     unnorm_key = args.unnorm_key or inputs['unnorm_key']
     options = {}
-    if not os.path.isdir(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint directory not found: {args.checkpoint!r}')
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
+    if args.upstream_overrides and not os.path.isfile(args.upstream_overrides):
+        raise FileNotFoundError(f'overrides file not found: {args.upstream_overrides!r}')
     if not is_own_checkpoint(args.checkpoint):
         count = len(inputs['images'])
         options['camera_names'] = inputs['keys'] or [f'image_{i}' for i in range(count)]

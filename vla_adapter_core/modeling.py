@@ -159,9 +159,15 @@ class VLAAdapterModel(nn.Module):
         """The pretrained vision-language modules (vision towers, projector, LLM)."""
         return [self.vision, self.projector, self.llm]
 
-    def freeze_vlm(self) -> None:
-        """Stop gradients into the VLM; queries, proprio projector and head stay trainable."""
-        for module in self.vlm_modules():
+    def freeze_vlm(self, freeze_projector: bool = False) -> None:
+        """Stop gradients into the vision towers and the LLM.
+
+        The projector, action queries, proprio projector and action head stay trainable (the
+        fine-tuning recipe); ``freeze_projector=True`` also freezes the projector. Gradients
+        still flow *through* the frozen LLM into the action queries.
+        """
+        frozen = [self.vision, self.llm] + ([self.projector] if freeze_projector else [])
+        for module in frozen:
             for parameter in module.parameters():
                 parameter.requires_grad_(False)
 

@@ -123,7 +123,11 @@ class VLAProcessor:
         field = f"observations[{index}]['proprio']"
         if PROPRIO_KEY not in observation:
             raise ValueError(f'{field} is missing')
-        proprio = np.asarray(observation[PROPRIO_KEY], dtype=np.float64)
+        try:
+            proprio = np.asarray(observation[PROPRIO_KEY], dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f'{field}={observation[PROPRIO_KEY]!r} is not numeric: '
+                             f'{error}') from error
         if proprio.shape != (self.config.proprio_dim,):
             raise ValueError(f'{field} must have shape ({self.config.proprio_dim},), got '
                              f'{proprio.shape}')

@@ -149,6 +149,8 @@ def _tower_kwargs(weights: dict, prefix: str, model_id: str, overrides: dict) ->
         kwargs['num_heads'] = resulting['num_heads']
     kwargs.update(embed_dim=embed_dim, depth=depth,
                   mlp_ratio=mlp_ratio_for_hidden(embed_dim, mlp_hidden))
+    if prefix + 'reg_token' in weights:  # (1, R, d): DINOv2-reg towers
+        kwargs['reg_tokens'] = int(weights[prefix + 'reg_token'].shape[1])
     return kwargs, embed_dim, int(patch.shape[-1])
 
 

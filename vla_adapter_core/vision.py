@@ -19,7 +19,11 @@ def build_tower(model_id: str, image_size: int, overrides: dict) -> nn.Module:
     """Build one timm ViT as upstream does (no pretrained download, no classifier)."""
     kwargs = {'pretrained': False, 'num_classes': 0, 'img_size': image_size, 'act_layer': None}
     kwargs.update(overrides)
-    return timm.create_model(model_id, **kwargs)
+    try:
+        return timm.create_model(model_id, **kwargs)
+    except (AssertionError, TypeError, RuntimeError) as error:  # e.g. heads not dividing dim
+        raise ValueError(f'VisionConfig: timm cannot build {model_id!r} with {overrides}: '
+                         f'{error!r}') from error
 
 
 class FusedVisionBackbone(nn.Module):

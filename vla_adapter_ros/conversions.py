@@ -128,7 +128,7 @@ def compressed_image_to_rgb(message: CompressedImage,
     try:
         with PilImage.open(io.BytesIO(data)) as picture:
             decoded_kind = (picture.format or '').lower()
-            rgb = np.asarray(picture.convert('RGB'), dtype=np.uint8)  # (H, W, 3)
+            rgb = np.array(picture.convert('RGB'), dtype=np.uint8)  # (H, W, 3), writable
     except (OSError, ValueError, SyntaxError) as error:
         raise ConversionError(
             f'{source}: cannot decode {len(data)} bytes as format {message.format!r}: '

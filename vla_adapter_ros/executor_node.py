@@ -31,9 +31,10 @@ services and the status timer share another, and shared state sits behind one lo
 node is correct under a MultiThreadedExecutor. main() nevertheless spins it in a
 SingleThreadedExecutor: every callback here takes well under a millisecond, and on the 2-core
 test machine rclpy's MultiThreadedExecutor cost 2-7x the CPU (its threads spin over busy
-callback groups) and delayed single ticks by up to 1.2 s, while the single-threaded executor
-kept the tick-period error p99 below 1.5 ms (benchmarks/executor_timing.py). The tick's start
-times are kept for `tick_periods_s()` (tick-period error measurements).
+callback groups) and delayed single ticks by up to 1.2 s; its tick-period error p99 was 4-5x
+that of the single-threaded executor (benchmarks/executor_timing.py). For the tightest timing
+run the process with real-time priority (`chrt -f 50 ...`; p99 below 1 ms there while policy
+inference loaded both cores). The tick's start times are kept for `tick_periods_s()`.
 
 Parameters: every field of executor_config.ExecutorConfig (documented there, in PARAMETER_DOCS).
 """
@@ -211,6 +212,8 @@ class ChunkExecutorNode(Node):
                 self._scheduler.clear()
                 self._chunk_fault = reason
                 self._rejected_chunks += 1
+                if self._state != PolicyStatus.STATE_FAULT:  # reported at once, not next tick
+                    self._state, self._reason = PolicyStatus.STATE_FAULT, reason
             self.get_logger().warning(reason, throttle_duration_sec=0.5)
             self._publish_status()
             return
@@ -275,6 +278,7 @@ class ChunkExecutorNode(Node):
         with self._lock:
             self._estop.engage(source)
             self._scheduler.clear()
+            self._state, self._reason = PolicyStatus.STATE_FAULT, self._estop.reason
         self.get_logger().error(self._estop.reason)
         self._publish_status()
 
@@ -307,7 +311,12 @@ class ChunkExecutorNode(Node):
             missing = [robot for robot, seen in zip(self.robot_names, self._measured)
                        if seen is None]
             if missing:
-                return None, PolicyStatus.STATE_IDLE, f'waiting for joint_states of {missing}'
+                errors = [error for error in self._joint_state_errors if error]
+                waiting = f'waiting for joint_states of {missing}' + (
+                    f'; last error: {errors[-1]}' if errors else '')
+                if self._estop.engaged:
+                    return None, PolicyStatus.STATE_FAULT, f'{self._estop.reason}; {waiting}'
+                return None, PolicyStatus.STATE_IDLE, waiting
             measured = np.concatenate(self._measured)
             self._command = np.clip(measured, self.safety.lower_array, self.safety.upper_array)
             phase = 'gripper_mode' if self._gripper_modes is not None else 'ramp'

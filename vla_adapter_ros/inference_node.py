@@ -136,6 +136,11 @@ class InferenceNode(Node):
             f'{self._policy_cameras}, chunk {self.policy.config.chunk_size} x '
             f'{self.policy.config.action_dim}')
 
+    @property
+    def dropped_observations(self) -> int:
+        """Synchronised observations replaced in the handoff slot before inference used them."""
+        return self._slot.overwritten
+
     def _warm_up(self) -> None:
         """Run the policy on a blank observation; a policy that cannot run fails start-up."""
         height, width = self.settings.expected_image_hw or (WARMUP_IMAGE_SIZE, WARMUP_IMAGE_SIZE)
@@ -247,8 +252,10 @@ class InferenceNode(Node):
 
     def _report_input_fault(self, stream: str, reason: str) -> None:
         with self._lock:
+            is_new = self._input_faults.get(stream) != reason
             self._input_faults[stream] = reason
-        self._publish_status()
+        if is_new:  # a camera sending bad frames at 30 Hz must not flood policy_status
+            self._publish_status()
 
     # -------------------------------------------------------------------- instruction
     def _apply_instruction(self, text: str) -> str:
@@ -293,11 +300,17 @@ class InferenceNode(Node):
         free_since_s = time.perf_counter()
         while not self._slot.closed:
             observation = self._slot.take(timeout_s=0.2)
-            if observation is not None:
+            if observation is None:
+                continue
+            try:
                 self._run_inference(observation, free_since_s)
-                if self.settings.wait_for_fresh_observation:
-                    self._slot.clear()
-                free_since_s = time.perf_counter()
+            except RuntimeError as error:  # rclpy's RCLError: publishing failed
+                if not self.context.ok():
+                    return  # shut down (SIGTERM) while a chunk was in flight
+                self.get_logger().error(f'inference worker: {error}')
+            if self.settings.wait_for_fresh_observation:
+                self._slot.clear()
+            free_since_s = time.perf_counter()
 
     def _run_inference(self, observation: Observation, worker_free_s: float) -> None:
         with self._lock:
@@ -327,10 +340,10 @@ class InferenceNode(Node):
         except ValueError as error:
             self._set_policy_fault(str(error))
             return
-        self._publish_chunk(observation, instruction, angles, model_s)
+        published_s = self._publish_chunk(observation, instruction, angles, model_s)
         self.timings.append(ChunkTiming(
             arrival_s=observation.last_arrival_s, worker_free_s=worker_free_s,
-            model_start_s=model_start_s, model_s=model_s, published_s=time.perf_counter()))
+            model_start_s=model_start_s, model_s=model_s, published_s=published_s))
 
     def _set_policy_fault(self, reason: str) -> None:
         with self._lock:
@@ -338,7 +351,8 @@ class InferenceNode(Node):
         self._publish_status()
 
     def _publish_chunk(self, observation: Observation, instruction: str, angles,
-                       model_s: float) -> None:
+                       model_s: float) -> float:
+        """Publish the ActionChunk, then the per-arm trajectories; return the chunk's time."""
         chunk = ActionChunk()
         conversions.nanoseconds_to_stamp(observation.stamp_ns, chunk.header.stamp)
         chunk.header.frame_id = POLICY_FRAME_ID
@@ -357,10 +371,12 @@ class InferenceNode(Node):
             self._last_inference_ms = chunk.inference_ms
             had_fault, self._policy_fault = self._policy_fault, ''
         self._chunk_publisher.publish(chunk)
+        published_s = time.perf_counter()
         for publisher, trajectory in zip(self._arm_publishers, trajectories):
             publisher.publish(trajectory)
         if had_fault:
             self._publish_status()
+        return published_s
 
     # ------------------------------------------------------------------------ status
     def _current_fault(self, now_ns: int) -> str:
@@ -394,7 +410,7 @@ class InferenceNode(Node):
         status.last_inference_ms = float(self._last_inference_ms)
         status.observation_rate_hz = self._observation_rate_hz()
         if fault and fault != self._reported_fault:
-            self.get_logger().warning(f'fault: {fault}')
+            self.get_logger().warning(f'fault: {fault}', throttle_duration_sec=1.0)
         self._reported_fault = fault
         self._status_publisher.publish(status)
 

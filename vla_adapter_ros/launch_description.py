@@ -26,6 +26,10 @@ PACKAGE = 'vla_adapter_ros'
 INFERENCE_NODE, EXECUTOR_NODE, SIM_NODE = 'vla_inference', 'chunk_executor', 'simulated_aloha'
 EXECUTABLES = {INFERENCE_NODE: 'vla-adapter-inference', EXECUTOR_NODE: 'vla-adapter-executor',
                SIM_NODE: 'vla-adapter-sim-robot'}
+# setup.py console_scripts behind the executables (installed into lib/vla_adapter_ros).
+ENTRY_POINTS = {'vla-adapter-inference': 'vla_adapter_ros.inference_node:main',
+                'vla-adapter-executor': 'vla_adapter_ros.executor_node:main',
+                'vla-adapter-sim-robot': 'vla_adapter_ros.sim_robot_node:main'}
 MODES = ('dual', 'single')
 CONFIG_FILES = {'dual': 'aloha.yaml', 'single': 'single_arm.yaml'}
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
@@ -106,6 +110,26 @@ class NodeSpec:
     remappings: list = field(default_factory=list)  # (from, to) pairs
     arguments: list = field(default_factory=list)
     output: str = 'screen'
+
+
+def ros_command_line(spec: NodeSpec) -> list[str]:
+    """The arguments ``ros2 launch`` gives the executable of ``spec`` (after its own name).
+
+    Parameter files and dicts become ``--params-file`` / ``-p name:=value`` (values as YAML flow,
+    i.e. JSON), the node name and remappings ``-r`` rules, in launch_ros' order.
+    """
+    import json
+
+    line = [*spec.arguments, '--ros-args', '-r', f'__node:={spec.name}']
+    for parameters in spec.parameters:
+        if isinstance(parameters, dict):
+            for name, value in parameters.items():
+                line += ['-p', f'{name}:={json.dumps(value)}']
+        else:
+            line += ['--params-file', str(parameters)]
+    for source, target in spec.remappings:
+        line += ['-r', f'{source}:={target}']
+    return line
 
 
 def _fail(name: str, value, reason: str) -> None:

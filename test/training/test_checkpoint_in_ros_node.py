@@ -17,11 +17,14 @@ from vla_adapter_core.testing import build_tiny_config, default_tokenizer_dir
 
 ROS_TESTS = pathlib.Path(__file__).resolve().parents[1] / 'vla_adapter_ros'
 sys.path.insert(0, str(ROS_TESTS))
-from inference_harness import (  # noqa: E402
-    CAMERAS,
-    observation_from_fake_sensors,
-    running_pipeline,
-)
+try:
+    from inference_harness import (
+        CAMERAS,
+        observation_from_fake_sensors,
+        running_pipeline,
+    )
+except ImportError as error:  # the interface package lives in the colcon install space
+    raise ImportError(f'{error}: source scripts/ros_env.sh first (make test does)') from error
 
 from vla_adapter_ros import conversions  # noqa: E402
 from vla_adapter_ros.robot_model import GripperCalibration, policy_to_joint_angles  # noqa: E402

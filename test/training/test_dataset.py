@@ -5,6 +5,7 @@ import json
 from episode_writers import write_aloha_hdf5
 import numpy as np
 import pytest
+import torch
 
 from training.augmentation import AugmentationConfig, ImageAugmenter
 from training.compute_adaptive_bins import main as bins_main
@@ -13,6 +14,7 @@ from training.data_config import DatasetConfig
 from training.dataset import EpisodeDataset, SeededSampler, load_episodes, split_episodes
 from vla_adapter_core.heads import ActionBins
 from vla_adapter_core.normalization import load_statistics
+from vla_adapter_core.processor import resize_image
 
 CAMERAS = ['cam_high', 'cam_left_wrist']
 
@@ -84,6 +86,8 @@ def test_augmentation_crops_area_and_is_seeded():
     assert first.shape == (95, 190, 3) and first.dtype == np.uint8  # sqrt(0.9) per side
     np.testing.assert_array_equal(first, augmenter(images, seed=5)['cam'])
     assert not np.array_equal(first, augmenter(images, seed=6)['cam'])
+    resized = ImageAugmenter(AugmentationConfig(), output_size=56)(images, seed=5)['cam']
+    assert resized.shape == (56, 56, 3) and resized.dtype == np.uint8
     off = ImageAugmenter(AugmentationConfig(enabled=False))
     assert off(images, seed=5)['cam'] is images['cam']
     with pytest.raises(ValueError, match=r'AugmentationConfig.crop_area=0'):
@@ -140,3 +144,16 @@ def test_augmented_samples_depend_only_on_the_sampler_seed(two_episodes):
     again = EpisodeDataset(episodes, 4, ImageAugmenter(AugmentationConfig()))[(2, 1234)]
     np.testing.assert_array_equal(first, again['images']['cam_high'])
     assert first.shape == (19, 28, 3)
+
+
+def test_augmentation_resize_matches_the_processor_resize():
+    """Training resizes crops with PIL; inference with the processor: the same filter."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 303)[None, :, None] * np.ones((228, 1, 3))
+    image = np.clip(ramp + rng.integers(-20, 20, ramp.shape), 0, 255).astype(np.uint8)
+    plain = ImageAugmenter(AugmentationConfig(crop_area=1.0, brightness=0, contrast=0,
+                                              saturation=0, hue=0), output_size=224)
+    ours = plain({'cam': image}, seed=0)['cam'].astype(int)
+    chw = torch.from_numpy(image).permute(2, 0, 1)
+    theirs = resize_image(chw, 224).permute(1, 2, 0).numpy().astype(int)
+    assert np.abs(ours - theirs).mean() < 0.05 and np.abs(ours - theirs).max() <= 2

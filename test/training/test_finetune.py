@@ -22,9 +22,15 @@ from training.data_config import DatasetConfig
 from training.dataset import load_episodes
 from training.episodes import EpisodeError
 from training.finetune import main, train
-from training.model_setup import adapt_policy_config, build_model, load_policy_source
+from training.model_setup import (
+    adapt_policy_config,
+    build_model,
+    load_matching_weights,
+    load_policy_source,
+)
 from training.train_config import TrainConfig
 from training.train_state import latest_resumable, resumable_tensors
+from vla_adapter_core.modeling import VLAAdapterModel
 from vla_adapter_core.policy import VLAPolicy
 from vla_adapter_core.testing import build_tiny_config, default_tokenizer_dir
 
@@ -172,6 +178,8 @@ def test_resume_continues_the_same_loss_curve(block_dataset, policy_json, tmp_pa
     straight = train(make_config(block_dataset, policy_json, tmp_path / 'a', **options))
     stopped = train(make_config(block_dataset, policy_json, tmp_path / 'b', **options),
                     stop_at_step=4)
+    assert sorted(p.name for p in (tmp_path / 'a' / 'checkpoints').iterdir()) == [
+        'step_0000003', 'step_0000006']
     assert stopped.step == 4 and stopped.final_checkpoint is None
     assert latest_resumable(tmp_path / 'b').name == 'step_0000004'
     resumed = train(make_config(block_dataset, policy_json, tmp_path / 'b', resume=True,
@@ -192,6 +200,9 @@ def test_resume_continues_the_same_loss_curve(block_dataset, policy_json, tmp_pa
                         **dict(options, learning_rate=5e-4))
     with pytest.raises(ValueError, match=r"different settings: \['learning_rate'\]"):
         train(other)
+    again = make_config(block_dataset, policy_json, tmp_path / 'b', **options)
+    with pytest.raises(ValueError, match=r'output_dir=.* already holds a run: pass --resume'):
+        train(again)
 
 
 def test_ddp_gloo_two_processes_keep_identical_weights(block_dataset, policy_json, tmp_path):
@@ -236,6 +247,9 @@ def test_cli_trains_dual_arm_and_the_checkpoint_loads(tmp_path):
     observation = {'images': {c: np.zeros((48, 64, 3), np.uint8) for c in cameras},
                    'proprio': np.zeros(14), 'instruction': 'hand over the block'}
     assert policy.predict_action_chunk(observation).shape == (CHUNK, 14)
+    assert list((tmp_path / 'run' / 'tensorboard').glob('events.out.tfevents.*'))
+    record = json.loads((tmp_path / 'run' / 'final' / 'training_record.json').read_text())
+    assert record['step'] == 2 and 'git_revision' in record
     saved = json.loads((tmp_path / 'run' / 'train_config.json').read_text())
     assert saved['use_dual_arm'] and saved['data']['instruction'] == 'hand over the block'
     assert dataclasses.asdict(TrainConfig.from_dict(saved).augmentation)['crop_area'] == 0.9
@@ -271,3 +285,17 @@ def test_fine_tunes_an_upstream_checkpoint(tmp_path):
             torch.testing.assert_close(tuned[name], value, rtol=0, atol=0, msg=name)
     assert not torch.equal(tuned['action_queries.weight'],
                            upstream.model.state_dict()['action_queries.weight'])
+
+
+def test_pretrained_weights_load_except_a_new_head_and_never_a_wrong_vlm():
+    source = VLAAdapterModel(build_tiny_config(chunk_size=CHUNK, image_size=56))
+    discrete = VLAAdapterModel(build_tiny_config(chunk_size=8, image_size=56,
+                                                 head_kind='discrete', n_action_bins=16))
+    fresh = load_matching_weights(discrete, source.state_dict())
+    assert fresh and all(name.startswith('action_head.') for name in fresh)
+    for name, value in source.state_dict().items():
+        if name.startswith(('vision.', 'llm.', 'projector.', 'action_queries.')):
+            torch.testing.assert_close(discrete.state_dict()[name], value, rtol=0, atol=0)
+    wider = VLAAdapterModel(build_tiny_config(chunk_size=CHUNK, image_size=56, hidden_size=32))
+    with pytest.raises(ValueError, match='do not fit the configured VLM'):
+        load_matching_weights(wider, source.state_dict())

@@ -184,3 +184,20 @@ def test_head_rejects_bins_that_do_not_fit():
     with pytest.raises(ValueError, match='action_dim'):
         tiny_discrete_head(ActionBins([0.0], [1.0], n_bins=N_BINS))
     assert isinstance(tiny_discrete_head(None), DiscreteActionHead)
+
+
+def test_bins_stay_float32_in_a_bfloat16_head():
+    # A bf16 policy (dtype='auto' on CUDA) must decode the same bin centres as a float32 one.
+    bins = ActionBins.from_data(sample_actions(), n_bins=N_BINS)
+    reference = bins.to_centres(torch.arange(N_BINS)[:, None].expand(-1, ACTION_DIM))
+    head = tiny_discrete_head(bins).to(torch.bfloat16).eval()
+    assert head.model.fc2.weight.dtype == torch.bfloat16
+    assert head.bins.low.dtype == torch.float32 and head.bins.high.dtype == torch.float32
+    torch.testing.assert_close(head.bins.low, bins.low, rtol=0, atol=0)
+    logits = torch.full((1, N_BINS, ACTION_DIM, N_BINS), -5.0, dtype=torch.bfloat16)
+    logits[0, torch.arange(N_BINS), :, torch.arange(N_BINS)] = 5.0  # step t -> bin t
+    decoded = head.predict_actions(logits)[0]  # (N_BINS, A)
+    assert decoded.dtype == torch.float32
+    torch.testing.assert_close(decoded, reference, rtol=0, atol=0)
+    with torch.no_grad():
+        head(*(tensor.to(torch.bfloat16) for tensor in tiny_inputs()))  # runs in bf16

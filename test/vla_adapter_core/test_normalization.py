@@ -73,3 +73,19 @@ def test_statistics_file_round_trip(tmp_path):
     save_statistics({'robot': {'action': {'min': np.zeros(2)}}}, path)
     assert json.loads(path.read_text()) == {'robot': {'action': {'min': [0.0, 0.0]}}}
     assert load_statistics(path) == {'robot': {'action': {'min': [0.0, 0.0]}}}
+
+
+def test_bounds_mode_without_masks_uses_min_max_everywhere():
+    """ALOHA-style statistics: 'bounds' (min/max), no mask key -> every dimension scaled."""
+    statistics = json.loads(json.dumps(STATISTICS))
+    del statistics['robot']['action']['mask']
+    normalizer = Normalizer(statistics, NormalizationConfig(mode='bounds', unnorm_key='robot'),
+                            3, 2)
+    action = statistics['robot']['action']
+    low, high = np.array(action['min']), np.array(action['max'])
+    values = np.array([0.3, -0.7, 0.1], dtype=np.float32)
+    upstream = 0.5 * (values + 1) * (high - low + 1e-8) + low
+    np.testing.assert_array_equal(normalizer.unnormalize_actions(values), upstream)
+    proprio = np.array([2.5, 5.0])  # min/max [0, 10], [-4, 4]; the second one clips
+    np.testing.assert_allclose(normalizer.normalize_proprio(proprio),
+                               [2 * 2.5 / (10 + 1e-8) - 1, 1.0], rtol=0, atol=1e-12)

@@ -116,6 +116,19 @@ def test_bad_observations_raise_clear_errors():
         policy.predict_action_chunk(dict(good, images=bad_image))
     with pytest.raises(ValueError, match='instruction'):
         policy.predict_action_chunk(dict(good, instruction=''))
+    with pytest.raises(ValueError, match=r"\['instruction'\]=None"):
+        policy.predict_action_chunk(dict(good, instruction=None))
+    with pytest.raises(ValueError, match=r"\['proprio'\]=.*not numeric"):
+        policy.predict_action_chunk(dict(good, proprio=['a'] * 6))
+    with pytest.raises(ValueError, match=r"\['proprio'\] is missing"):
+        policy.predict_action_chunk({key: good[key] for key in ('images', 'instruction')})
+    with pytest.raises(ValueError, match=r"\['images'\] must be a dict"):
+        policy.predict_action_chunk(dict(good, images=[good['images']['cam_high']]))
+    gray = dict(good['images'], cam_wrist=good['images']['cam_wrist'][..., 0])
+    with pytest.raises(ValueError, match=r"cam_wrist'\] must be uint8 \(H, W, 3\)"):
+        policy.predict_action_chunk(dict(good, images=gray))
+    with pytest.raises(ValueError, match='observation must be a dict'):
+        policy.predict_action_chunk([good])
 
 
 def test_from_pretrained_errors(tmp_path):
@@ -145,3 +158,48 @@ def test_one_to_four_cameras():
         assert outputs.task_states.shape[2] == 256 * len(cameras)  # exactly the patches
         assert outputs.adapter_states.shape[2] == 64  # exactly the queries
         assert policy.predict_action_chunk(observation).shape == (2, 2)
+
+
+@pytest.mark.parametrize('head_kind, queries', [('l1', 64), ('dual_arm', 128)])
+def test_aligned_windows_are_the_patch_and_query_positions(head_kind, queries):
+    """Our layout: [t0, patches, t1.., queries]; the head reads exactly patches and queries."""
+    policy = build_tiny_policy(action_dim=4, proprio_dim=2, chunk_size=2, head_kind=head_kind,
+                               camera_names=['a', 'b'], seed=1)
+    assert policy.model.action_queries.weight.shape[0] == queries
+    batch = policy.prepare_batch([random_observation(policy, seed=2, image_shape=(32, 32, 3))])
+    with torch.inference_mode():
+        outputs = policy.model.forward_detailed(batch)
+    num_patches = 2 * 256
+    length = batch['input_ids'].shape[1]
+    hidden = outputs.hidden_states
+    assert hidden[0].shape[1] == 1 + num_patches + (length - 1) + queries  # nothing trailing
+    for block in range(policy.config.action_head.num_blocks):
+        layer = hidden[block + 1][0]  # (S, D): block i reads hidden state i + 1
+        torch.testing.assert_close(outputs.task_states[0, block], layer[1:1 + num_patches],
+                                   rtol=0, atol=0)
+        torch.testing.assert_close(outputs.adapter_states[0, block], layer[-queries:],
+                                   rtol=0, atol=0)
+    # the patch embeddings sit right after the first prompt token, the queries at the end
+    torch.testing.assert_close(hidden[0][0, 1:1 + num_patches], outputs.patch_embeddings[0])
+    torch.testing.assert_close(hidden[0][0, -queries:], policy.model.action_queries.weight)
+
+
+def test_discrete_bins_file_must_match_the_weights(tmp_path):
+    policy = build_tiny_policy(action_dim=3, proprio_dim=2, chunk_size=2, head_kind='discrete',
+                               camera_names=['cam_high'], seed=4, n_action_bins=16)
+    policy.save_pretrained(tmp_path)
+    bins_path = tmp_path / bins_file_name(16)
+    saved = json.loads(bins_path.read_text())
+    assert saved['low'] == policy.model.action_head.bins.low.tolist()
+    observation = random_observation(policy, seed=1)
+    reloaded = VLAPolicy.from_pretrained(tmp_path)
+    actions = reloaded.predict_action_chunk(observation)
+    bins = reloaded.model.action_head.bins
+    # every raw action is a bin centre of the saved file
+    index = np.round((actions - np.array(saved['low'])) / bins.bin_width.numpy() - 0.5)
+    centres = np.array(saved['low']) + (index + 0.5) * bins.bin_width.numpy()
+    np.testing.assert_allclose(actions, centres, rtol=0, atol=1e-5)
+    saved['high'][0] += 1.0
+    bins_path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match='bins.high differs'):
+        VLAPolicy.from_pretrained(tmp_path)

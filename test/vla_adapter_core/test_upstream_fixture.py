@@ -215,14 +215,24 @@ def test_saved_in_own_format_reloads_identically(case, tmp_path):
                                atol=ACTION_ATOL)
 
 
-def test_cli_reproduces_upstream(case, tmp_path):
+@pytest.mark.parametrize('where, style', [('checkpoint', None), ('fixture_root', 'qwen_chat')])
+def test_cli_reproduces_upstream(case, tmp_path, where, style):
+    """The CLI on checkpoint/ (overrides found in its parent) or on the fixture folder itself."""
+    prefix = ''
+    extra = []
+    if style is not None:
+        _require(case.expected, 'minivlm_actions', 'minivlm_normalized_actions')
+        prefix = 'minivlm_'
+        extra = ['--prompt-style', style]
+    target = case.directory / 'checkpoint' if where == 'checkpoint' else case.directory
     output = tmp_path / 'out.npz'
-    status = cli_main(['--checkpoint', str(case.directory / 'checkpoint'),
+    status = cli_main(['--checkpoint', str(target),
                        '--inputs', str(case.directory / 'inputs.npz'),
-                       '--output', str(output)])
+                       '--output', str(output), *extra])
     assert status == 0
     result = _load_npz(output)
-    np.testing.assert_allclose(result['actions'], case.expected['actions'], rtol=0,
+    np.testing.assert_allclose(result['actions'], case.expected[prefix + 'actions'], rtol=0,
                                atol=ACTION_ATOL)
     np.testing.assert_allclose(result['normalized_actions'],
-                               case.expected['normalized_actions'], rtol=0, atol=ACTION_ATOL)
+                               case.expected[prefix + 'normalized_actions'], rtol=0,
+                               atol=ACTION_ATOL)

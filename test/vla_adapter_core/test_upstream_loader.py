@@ -18,6 +18,7 @@ import pytest
 from safetensors.torch import save_file
 import torch
 
+from vla_adapter_core.cli import main as cli_main
 from vla_adapter_core.config import LAYOUT_UPSTREAM_COMPAT
 from vla_adapter_core.modeling import VLAAdapterModel
 from vla_adapter_core.policy import VLAPolicy
@@ -182,3 +183,207 @@ def test_text_config_gaps_take_qwen2_defaults():
     assert config.max_position_embeddings == 32768 and config.rope_theta == 1e6
     with pytest.raises(ValueError, match='rope_scaling'):
         llm_config_from_text_config({'rope_scaling': {'type': 'linear', 'factor': 2.0}})
+
+
+# --- Upstream's windows, computed independently from README section 3.5-3.6 -----------------
+
+UPSTREAM_SPLIT = 512  # upstream's hard-coded num_task_tokens
+PLACEHOLDER_ID, STOP_ID = 1, 2  # upstream's 64 action placeholders and its STOP token
+
+WINDOW_VARIANTS = {
+    # name: cameras, action_dim, proprio_dim, chunk, normalisation, block, width, towers, proprio
+    'libero_pro_1cam': (['full_image'], 7, 8, 8, 'bounds_q99', 'pro', 64, None, True),
+    'libero_pro_2cam_no_proprio': (['full_image', 'wrist_image'], 7, 8, 8, 'bounds_q99', 'pro',
+                                   64, None, False),
+    'aloha_original_3cam_odd_sizes': (
+        ALOHA_CAMERAS, 14, 14, 25, 'bounds', 'original', 40,
+        # odd tower widths, head widths 12 and 10, depths 3 and 4
+        [{'embed_dim': 36, 'depth': 3, 'num_heads': 3},
+         {'embed_dim': 30, 'depth': 4, 'num_heads': 3}], True),
+}
+
+
+def _variant_config(name):
+    cameras, action_dim, proprio_dim, chunk, mode, block, width, towers, proprio = (
+        WINDOW_VARIANTS[name])
+    config = build_tiny_config(action_dim, proprio_dim, chunk, cameras, block_type=block,
+                               hidden_size=width, normalization_mode=mode, unnorm_key='robot',
+                               use_proprio=proprio)
+    if towers is not None:
+        vision = dataclasses.replace(config.vision, tower_kwargs=towers,
+                                     embed_dims=[tower['embed_dim'] for tower in towers])
+        projector = dataclasses.replace(config.projector, vision_dim=vision.feature_dim)
+        config = dataclasses.replace(config, vision=vision, projector=projector)
+    return dataclasses.replace(config, layout=LAYOUT_UPSTREAM_COMPAT)
+
+
+def upstream_reference(model, batch):
+    """Upstream's head inputs and output for ONE unpadded sample, spelled out step by step.
+
+    Returns (hidden states (N+1 tensors (1, S, D)), h_t, h_a, proprio token, normalised actions).
+    """
+    ids = batch['input_ids']  # (1, L)
+    assert bool(batch['attention_mask'].all())
+    length = ids.shape[1]
+    queries = model.action_queries.weight  # (64, D)
+    patches = model.projector(model.vision(batch['pixel_values']))  # (1, NP, D)
+    num_patches = patches.shape[1]
+    full_ids = torch.cat([ids, torch.full((1, queries.shape[0]), PLACEHOLDER_ID),
+                          torch.full((1, 1), STOP_ID)], dim=1)  # (1, L + 65)
+    embeds = model.llm.model.embed_tokens(full_ids).clone()  # (1, L + 65, D)
+    embeds[:, length:length + queries.shape[0]] = queries
+    sequence = torch.cat([embeds[:, :1], patches, embeds[:, 1:]], dim=1)  # (1, S, D)
+    hidden = model.llm.model(inputs_embeds=sequence, output_hidden_states=True).hidden_states
+    start = num_patches + length - 1  # the LAST prompt token
+    windows = [torch.cat([h[:, :num_patches],
+                          h[:, start:start + queries.shape[0]].to(torch.bfloat16).float()], dim=1)
+               for h in hidden]  # each (1, NP + 64, D)
+    stacked = torch.stack(windows, dim=1)[:, 1:]  # (1, N, NP + 64, D): block i reads entry i+1
+    h_t, h_a = stacked[:, :, :UPSTREAM_SPLIT], stacked[:, :, UPSTREAM_SPLIT:]
+    token = None
+    if model.proprio_projector is not None:
+        token = model.proprio_projector(batch['proprio'].to(torch.bfloat16).float())  # (1, 1, D)
+    return hidden, h_t, h_a, token, model.action_head(h_t, h_a, token)
+
+
+@pytest.fixture(scope='module', params=sorted(WINDOW_VARIANTS))
+def loaded_variant(request, tmp_path_factory):
+    config = _variant_config(request.param)
+    model = _reference_model(config, seed=21)
+    statistics = tiny_statistics(config.action_dim, config.proprio_dim, key='robot', seed=4)
+    constants = {'ROBOT_PLATFORM': 'ALOHA' if config.action_dim == 14 else 'LIBERO',
+                 'NUM_ACTIONS_CHUNK': config.chunk_size, 'ACTION_DIM': config.action_dim,
+                 'PROPRIO_DIM': config.proprio_dim,
+                 'ACTION_PROPRIO_NORMALIZATION_TYPE': config.normalization.mode}
+    run_dir = tmp_path_factory.mktemp(request.param) / 'checkpoint'
+    write_upstream_run(run_dir, model, statistics, overrides=None)
+    # the fixtures' layout: tiny_overrides.json beside checkpoint/, not inside it
+    overrides = _tiny_overrides(config, constants, config.num_cameras)
+    (run_dir.parent / 'tiny_overrides.json').write_text(json.dumps(overrides))
+    return config, VLAPolicy.from_pretrained(run_dir, dtype='float32'), run_dir
+
+
+def test_head_inputs_are_upstreams_windows(loaded_variant):
+    config, policy, _ = loaded_variant
+    assert policy.config.camera_names == config.camera_names
+    assert policy.config.action_head.block_type == config.action_head.block_type
+    assert policy.config.use_proprio == config.use_proprio
+    observation = random_observation(policy, seed=3, image_shape=(224, 224, 3),
+                                     instruction='Put the cube in the bowl')
+    batch = policy.prepare_batch([observation])
+    model = policy.model
+    with torch.inference_mode():
+        outputs = model.forward_detailed(batch)
+        hidden, h_t, h_a, token, actions = upstream_reference(model, batch)
+    num_patches = 256 * config.num_cameras
+    width = config.llm.hidden_size
+    assert h_t.shape[2] == min(UPSTREAM_SPLIT, num_patches + 64)
+    assert h_a.shape[2] == max(0, num_patches + 64 - UPSTREAM_SPLIT)  # 1 camera: empty
+    if num_patches > UPSTREAM_SPLIT:  # 3 cameras: the last patches go to the adapter set
+        for block in range(config.action_head.num_blocks):
+            torch.testing.assert_close(h_a[0, block, :num_patches - UPSTREAM_SPLIT],
+                                       hidden[block + 1][0, UPSTREAM_SPLIT:num_patches])
+    assert outputs.task_states.shape == h_t.shape
+    assert outputs.adapter_states.shape == h_a.shape == (1, config.action_head.num_blocks,
+                                                         h_a.shape[2], width)
+    torch.testing.assert_close(outputs.task_states, h_t, rtol=0, atol=1e-5)
+    # bf16-rounded action window: isolated one-ulp flips allowed (fixture README section 4)
+    torch.testing.assert_close(outputs.adapter_states, h_a, rtol=1e-2, atol=1e-3)
+    if config.use_proprio:
+        torch.testing.assert_close(outputs.proprio_token, token, rtol=0, atol=1e-6)
+    else:
+        assert outputs.proprio_token is None and token is None
+    torch.testing.assert_close(outputs.head_output, actions, rtol=0, atol=1e-4)
+    prediction = policy.predict([observation])
+    np.testing.assert_allclose(prediction.normalized_actions[0], actions[0].numpy(), rtol=0,
+                               atol=1e-4)
+
+
+def test_upstream_layout_batches_like_one_by_one(loaded_variant):
+    """Upstream runs batch size 1 only; our compat layout batches with left padding."""
+    _, policy, _ = loaded_variant
+    observations = [random_observation(policy, seed=5, instruction='open the drawer'),
+                    random_observation(policy, seed=6,
+                                       instruction='pick up the black bowl next to the plate')]
+    batched = policy.predict(observations)
+    for index, observation in enumerate(observations):
+        single = policy.predict([observation])
+        np.testing.assert_allclose(batched.normalized_actions[index],
+                                   single.normalized_actions[0], rtol=0, atol=1e-5)
+
+
+def _write_cli_inputs(path, observation, names, with_keys):
+    arrays = {f'image_{index}': observation['images'][name] for index, name in enumerate(names)}
+    if with_keys:
+        arrays['image_keys'] = np.array(names)
+    np.savez(path, proprio=observation['proprio'], instruction=np.array('Stack the blocks'),
+             unnorm_key=np.array('robot'), **arrays)
+    return dict(observation, instruction='Stack the blocks')
+
+
+def test_cli_on_upstream_run_any_camera_count(loaded_variant, tmp_path):
+    """image_0..image_{N-1} (N = 1..3) in model order; image_keys, when present, name them.
+
+    Runs on the fixture folder (checkpoint/ inside, tiny_overrides.json beside it) with
+    image_keys, and on the run directory itself with positional images.
+    """
+    _, policy, run_dir = loaded_variant
+    names = policy.config.camera_names
+    observation = random_observation(policy, seed=8)
+    for checkpoint, with_keys in ((run_dir.parent, True), (run_dir, False)):
+        observation = _write_cli_inputs(tmp_path / 'inputs.npz', observation, names, with_keys)
+        expected = policy.predict([observation])
+        output = tmp_path / 'out.npz'
+        assert cli_main(['--checkpoint', str(checkpoint), '--inputs',
+                         str(tmp_path / 'inputs.npz'), '--output', str(output)]) == 0
+        with np.load(output, allow_pickle=False) as result:
+            np.testing.assert_allclose(result['actions'], expected.actions[0], rtol=0, atol=1e-6)
+            np.testing.assert_allclose(result['normalized_actions'],
+                                       expected.normalized_actions[0], rtol=0, atol=1e-6)
+        output.unlink()
+
+
+ALOHA_VARIANT = pytest.mark.parametrize('loaded_variant', ['aloha_original_3cam_odd_sizes'],
+                                        indirect=True)
+
+
+@ALOHA_VARIANT
+def test_cli_explicit_overrides_path(loaded_variant, tmp_path, capsys):
+    """Overrides elsewhere than beside the run: needed (tower head counts), passed explicitly."""
+    config, policy, run_dir = loaded_variant
+    bare = tmp_path / 'bare_run'
+    shutil.copytree(run_dir, bare)
+    overrides = tmp_path / 'elsewhere.json'
+    shutil.copy(run_dir.parent / 'tiny_overrides.json', overrides)
+    observation = random_observation(policy, seed=9)
+    observation = _write_cli_inputs(tmp_path / 'inputs.npz', observation,
+                                    config.camera_names, True)
+    arguments = ['--checkpoint', str(bare), '--inputs', str(tmp_path / 'inputs.npz'),
+                 '--output', str(tmp_path / 'out.npz')]
+    assert cli_main(arguments) == 2  # timm's default head counts do not divide tiny widths
+    assert 'timm cannot build' in capsys.readouterr().err
+    assert cli_main(arguments + ['--upstream-overrides', str(tmp_path / 'absent.json')]) == 2
+    assert 'overrides file not found' in capsys.readouterr().err
+    assert cli_main(arguments + ['--upstream-overrides', str(overrides)]) == 0
+    with np.load(tmp_path / 'out.npz', allow_pickle=False) as result:
+        np.testing.assert_allclose(result['actions'], policy.predict([observation]).actions[0],
+                                   rtol=0, atol=1e-6)
+
+
+@ALOHA_VARIANT
+def test_cli_refuses_upstream_head_that_needs_code_execution(loaded_variant, tmp_path, capsys):
+    config, policy, run_dir = loaded_variant
+    tampered = tmp_path / 'tampered'
+    shutil.copytree(run_dir, tampered)
+    shutil.copy(run_dir.parent / 'tiny_overrides.json', tmp_path / 'tiny_overrides.json')
+    head_file = next(tampered.glob('action_head--*_checkpoint.pt'))
+    state = torch.load(head_file, weights_only=True)
+    state['module.payload'] = pathlib.PurePosixPath('not a tensor')  # needs a pickled class
+    torch.save(state, head_file)
+    observation = random_observation(policy, seed=9)
+    _write_cli_inputs(tmp_path / 'inputs.npz', observation, config.camera_names, True)
+    assert cli_main(['--checkpoint', str(tampered), '--inputs', str(tmp_path / 'inputs.npz'),
+                     '--output', str(tmp_path / 'out.npz')]) == 2
+    error = capsys.readouterr().err
+    assert 'weights_only=True' in error and 'refused' in error
+    assert not (tmp_path / 'out.npz').exists()

@@ -176,6 +176,26 @@ class ExecutorHarness:
         with self.lock:
             return np.array([entry[2] for entry in self.singles[robot] if entry[0] >= since_s])
 
+    def assert_holds(self, fault_seen_s: float, max_step: float, duration_s: float = 0.4) -> None:
+        """After a fault: the command stays at the executor's command of the fault, no jump.
+
+        Inside the executor the state and the command change together, so the command read
+        right after the fault was seen is the held one. On the wire, commands are stamped when
+        the probe receives them (late under load), so the check there is: the stream ends in a
+        run of held commands that nothing follows, and no step exceeds max_step.
+        """
+        held = self.node.status_snapshot()['command']
+        time.sleep(duration_s)
+        np.testing.assert_array_equal(self.node.status_snapshot()['command'], held)
+        for arm, robot in enumerate(self.robots):
+            _, commands = self.command_log(robot, since_s=fault_seen_s - 1.0)
+            is_held = np.all(np.abs(commands - held[arm * 7:arm * 7 + 6]) <= 1e-5, axis=1)
+            moving = np.flatnonzero(~is_held)
+            held_run = len(commands) - (moving[-1] + 1 if moving.size else 0)
+            assert held_run >= 5, (f'{robot}: the stream does not end in a hold '
+                                   f'({held_run} held commands at the end)')
+            assert np.abs(np.diff(commands, axis=0)).max() <= max_step + FLOAT32_TOLERANCE
+
     def call(self, client, timeout_s: float = 5.0) -> Trigger.Response:
         """Call a Trigger service (asynchronously; the background thread spins)."""
         if not client.wait_for_service(timeout_sec=timeout_s):

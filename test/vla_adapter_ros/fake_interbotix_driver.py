@@ -13,6 +13,7 @@ joint_states of every robot. Exits on SIGTERM or after --lifetime-s.
 
 Usage: fake_interbotix_driver.py --robots follower_left follower_right
     [--initial-pose 7 floats] [--time-constant-s 0.02] [--no-operating-modes]
+    [--omit-joint gripper]
 """
 
 import argparse
@@ -49,8 +50,9 @@ class FakeDriverNode(Node):
     """Fake drivers for several robots in one node."""
 
     def __init__(self, robots: list[str], initial: np.ndarray, time_constant_s: float,
-                 serve_operating_modes: bool) -> None:
+                 serve_operating_modes: bool, omit_joint: str = '') -> None:
         super().__init__('fake_interbotix_driver')
+        self.omit_joint = omit_joint
         self.limits = ArmLimits()
         self.lower, self.upper = self.limits.joint_angle_bounds()
         self.time_constant_s = time_constant_s
@@ -136,10 +138,11 @@ class FakeDriverNode(Node):
             opening = gripper.normalize_joint(arm.position[-1])
             span = gripper.finger_open - gripper.finger_closed
             finger = gripper.finger_closed + opening * span
-            message = JointState(
-                name=[*ARM_JOINT_NAMES, 'gripper', 'left_finger', 'right_finger'],
-                position=[*arm.position.tolist(), float(finger), float(-finger)],
-                velocity=[0.0] * 9, effort=[0.0] * 9)
+            names = [*ARM_JOINT_NAMES, 'gripper', 'left_finger', 'right_finger']
+            positions = [*arm.position.tolist(), float(finger), float(-finger)]
+            kept = [index for index, name in enumerate(names) if name != self.omit_joint]
+            message = JointState(name=[names[i] for i in kept],
+                                 position=[positions[i] for i in kept])
             message.header.stamp = stamp
             self.state_publishers[robot].publish(message)
 
@@ -152,10 +155,12 @@ def main() -> None:
     parser.add_argument('--time-constant-s', type=float, default=0.02)
     parser.add_argument('--no-operating-modes', action='store_true')
     parser.add_argument('--lifetime-s', type=float, default=300.0)
+    parser.add_argument('--omit-joint', default='',
+                        help='leave this joint out of joint_states (a malformed driver)')
     args = parser.parse_args()
     rclpy.init()
     node = FakeDriverNode(args.robots, np.array(args.initial_pose), args.time_constant_s,
-                          not args.no_operating_modes)
+                          not args.no_operating_modes, args.omit_joint)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     print('fake driver ready', flush=True)

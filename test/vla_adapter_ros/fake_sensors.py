@@ -6,6 +6,9 @@ stamped with the ROS clock. Images are fixed per camera (``camera_frame``) and j
 are constant (``joint_positions``), so a test can rebuild the exact observation. Joint names are
 published in reverse order to prove that consumers look them up by name.
 
+With --compressed the cameras publish lossless PNG sensor_msgs/CompressedImage on
+``.../image_rect_raw/compressed`` instead.
+
 Fault injection (one at a time) for the fault-path tests:
   --fault encoding|size|stale|missing  on camera --fault-camera
   --fault nan|unknown                  on robot --fault-robot
@@ -13,13 +16,15 @@ Runs until terminated (SIGTERM) or --duration seconds pass; prints 'sensors read
 """
 
 import argparse
+import io
 import time
 
 import numpy as np
+from PIL import Image as PilImage
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 
 from vla_adapter_ros.robot_model import ARM_JOINT_NAMES, GripperCalibration
 
@@ -54,6 +59,7 @@ def _parse_args() -> argparse.Namespace:
                         choices=['', 'encoding', 'size', 'stale', 'missing', 'nan', 'unknown'])
     parser.add_argument('--fault-camera', default='cam_left_wrist')
     parser.add_argument('--fault-robot', default='follower_right')
+    parser.add_argument('--compressed', action='store_true')
     parser.add_argument('--duration', type=float, default=60.0)
     return parser.parse_args()
 
@@ -69,6 +75,15 @@ def _image_message(args, camera: str, index: int) -> Image:
         message.encoding = 'yuv422'
     message.header.frame_id = camera
     message.data = frame.tobytes()
+    return message
+
+
+def _compressed_message(args, camera: str, index: int) -> CompressedImage:
+    buffer = io.BytesIO()
+    PilImage.fromarray(camera_frame(index, args.height, args.width)).save(buffer, format='PNG')
+    message = CompressedImage(format='png')
+    message.header.frame_id = camera
+    message.data = buffer.getvalue()
     return message
 
 
@@ -92,10 +107,16 @@ def main() -> None:
     for index, camera in enumerate(cameras):
         if camera == args.fault_camera and args.fault == 'missing':
             continue
-        publisher = node.create_publisher(
-            Image, f'/{camera}/camera/color/image_rect_raw', qos_profile_sensor_data)
+        topic = f'/{camera}/camera/color/image_rect_raw'
+        if args.compressed:
+            publisher = node.create_publisher(CompressedImage, f'{topic}/compressed',
+                                              qos_profile_sensor_data)
+            message = _compressed_message(args, camera, index)
+        else:
+            publisher = node.create_publisher(Image, topic, qos_profile_sensor_data)
+            message = _image_message(args, camera, index)
         offset = STALE_OFFSET_NS if (camera == args.fault_camera and args.fault == 'stale') else 0
-        image_streams.append((publisher, _image_message(args, camera, index), offset))
+        image_streams.append((publisher, message, offset))
     joint_streams = [
         (node.create_publisher(JointState, f'/{robot}/joint_states', qos_profile_sensor_data),
          _joint_message(args, robot, index))

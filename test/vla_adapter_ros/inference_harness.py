@@ -22,6 +22,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_msgs.srv import SetInstruction
+from vla_adapter_ros.executor_config import DEFAULT_START_POSE
 from vla_adapter_ros.inference_node import InferenceNode
 from vla_adapter_ros.robot_model import GripperCalibration
 
@@ -43,6 +44,21 @@ def observation_from_fake_sensors(num_arms: int, instruction: str) -> dict:
     images = {name: camera_frame(i, *IMAGE_HW) for i, name in enumerate(CAMERAS)}
     return {'images': images, 'proprio': np.asarray(proprio, dtype=np.float32),
             'instruction': instruction}
+
+
+def statistics_around_the_start_pose() -> dict:
+    """Dataset statistics whose bounds keep every un-normalised action near the start pose."""
+    arm = np.asarray(DEFAULT_START_POSE[:6])
+    low = np.concatenate([arm - 0.3, [0.0]] * 2)
+    high = np.concatenate([arm + 0.3, [1.0]] * 2)
+
+    def feature(lo, hi):
+        return {'mean': ((lo + hi) / 2).tolist(), 'std': ((hi - lo) / 4).tolist(),
+                'min': lo.tolist(), 'max': hi.tolist(), 'q01': lo.tolist(), 'q99': hi.tolist(),
+                'mask': [True] * 14}
+
+    return {'tiny': {'action': feature(low, high), 'proprio': feature(low, high),
+                     'num_transitions': 100, 'num_trajectories': 2}}
 
 
 @dataclass

@@ -190,8 +190,10 @@ def test_past_steps_are_skipped_using_the_chunk_stamp(request, driver):
     finally:
         stream.stop()
     expected = DRIVER_POSE[0] + speed * (times + ros_minus_monotonic - origin_s)
-    # Received at most a few ms after the tick: the command matches the plan at arrival time.
-    np.testing.assert_allclose(commands[:, 0], expected, atol=0.02)
+    # The command matches the plan at its arrival time (it arrives a little after its tick, so
+    # it lags slightly); playing each chunk from its first step would lag 0.4 s = 0.08 rad.
+    lag = expected - commands[:, 0]
+    assert -0.005 <= float(np.median(lag)) <= 0.03, lag
 
 
 @pytest.mark.parametrize('blend_mode', ['ensemble', 'switch'])
@@ -286,12 +288,49 @@ def test_ros_time_going_backwards_faults_drops_chunks_and_holds(request, driver)
         reason = harness.wait_state(PolicyStatus.STATE_FAULT, timeout_s=5.0,
                                     reason='clock jump: ROS time went backwards')
         assert 'by 4.' in reason or 'by 5.' in reason, reason
-        held = harness.node.status_snapshot()['command']
-        time.sleep(0.4)
-        _, commands = harness.command_log(ROBOTS[0], since_s=time.monotonic() - 0.2)
-        np.testing.assert_allclose(commands, np.tile(held[:6], (len(commands), 1)), atol=1e-5)
+        harness.assert_holds(time.monotonic(), MAX_STEP.max())
         stream = ChunkStream(harness, sine_plan(), rate_hz=10.0, latency_s=0.1, horizon_s=0.5)
         harness.wait_state(PolicyStatus.STATE_RUNNING, timeout_s=5.0)  # fresh chunks resume
         stream.stop()
     finally:
         clock_timer.cancel()
+
+
+def test_estop_before_startup_blocks_the_ramp_until_reset(request):
+    robots = ['late_left', 'late_right']
+    harness = ExecutorHarness({**BASE_PARAMETERS, 'robot_names': robots}, robots=tuple(robots))
+    request.addfinalizer(harness.close)
+    assert harness.call(harness.estop_client).success
+    harness.wait_state(PolicyStatus.STATE_FAULT, reason='waiting for joint_states')
+    away = DRIVER_POSE + np.array([0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    process = start_python_process(FAKE_DRIVER, '--robots', *robots, '--initial-pose',
+                                   *[str(v) for v in away])
+    try:
+        harness.wait_for(lambda: len(harness.command_log(robots[0])[0]) >= 20, 20.0,
+                         '20 held commands')
+        snapshot = harness.node.status_snapshot()
+        assert snapshot['state'] == PolicyStatus.STATE_FAULT and snapshot['phase'] != 'running'
+        _, commands = harness.command_log(robots[0])
+        np.testing.assert_allclose(commands, np.tile(away[:6], (len(commands), 1)), atol=1e-5)
+        assert harness.call(harness.reset_client).message == 'e-stop released'
+        harness.wait_state(PolicyStatus.STATE_HOLDING, timeout_s=10.0,
+                           reason='waiting for the first chunk')
+        _, commands = harness.command_log(robots[0])
+        np.testing.assert_allclose(commands[-1], DRIVER_POSE[:6], atol=1e-5)
+        assert np.abs(np.diff(commands, axis=0)).max() <= 2.0 / 50.0 + FLOAT32_TOLERANCE
+    finally:
+        assert 'BAD COMMAND' not in stop_process(process)
+
+
+def test_joint_states_without_the_gripper_never_start_the_arms(request):
+    robots = ['partial_left', 'partial_right']
+    process = start_python_process(FAKE_DRIVER, '--robots', *robots, '--omit-joint', 'gripper')
+    try:
+        harness = make_harness(request, process, robot_names=robots)
+        reason = harness.wait_state(PolicyStatus.STATE_IDLE, timeout_s=20.0,
+                                    reason="joints ['gripper'] not found")
+        assert 'waiting for joint_states of' in reason
+        time.sleep(0.5)
+        assert all(not harness.groups[robot] for robot in robots)  # nothing commanded
+    finally:
+        assert 'BAD COMMAND' not in stop_process(process)

@@ -119,6 +119,18 @@ def test_single_arm_mode_fills_left_only(single_policy):
                                atol=1e-5)
 
 
+def test_compressed_png_cameras_give_the_same_chunks(dual_policy):
+    topics = [f'/{c}/camera/color/image_rect_raw/compressed' for c in CAMERAS]
+    with running_pipeline(dual_policy, ('--compressed',), camera_topics=topics) as pipeline:
+        assert pipeline.spin_until(lambda: len(pipeline.probe.chunks) >= 2)
+    chunk = pipeline.probe.chunks[-1]
+    names = conversions.arm_joint_names()
+    received = np.hstack([conversions.trajectory_positions(chunk.left, names),
+                          conversions.trajectory_positions(chunk.right, names)])
+    np.testing.assert_allclose(received, _expected_angles(dual_policy, 2, 'pick up the cube'),
+                               atol=1e-5)
+
+
 def test_instruction_service_topic_and_pause_start(dual_policy):
     with running_pipeline(dual_policy, instruction='') as pipeline:
         probe = pipeline.probe
@@ -224,8 +236,8 @@ def test_checkpoint_with_the_wrong_action_dimension_is_refused_at_start_up(singl
 def test_entry_point_exits_with_a_clear_error_for_a_mismatched_checkpoint(tmp_path,
                                                                           single_policy):
     single_policy.save_pretrained(tmp_path)
-    process = start_python_process(HERE / 'run_inference_node.py', '--ros-args', '-p',
-                                   f'checkpoint:={tmp_path}', '-p', 'num_arms:=2')
+    process = start_python_process(HERE / 'run_node.py', 'vla-adapter-inference', '--ros-args',
+                                   '-p', f'checkpoint:={tmp_path}', '-p', 'num_arms:=2')
     try:
         process.wait(timeout=120)
     finally:
@@ -233,6 +245,22 @@ def test_entry_point_exits_with_a_clear_error_for_a_mismatched_checkpoint(tmp_pa
     assert process.returncode == 1, output
     assert 'cannot start: checkpoint action_dim=7 does not match the dual-arm robot' in output
     assert 'Traceback' not in output
+
+
+def test_sensor_qos_is_configurable(dual_policy):
+    from rclpy.qos import ReliabilityPolicy
+
+    with running_pipeline(dual_policy, sensor_args=None, sensor_qos_reliability='reliable',
+                          sensor_qos_depth=3) as pipeline:
+        sensors = [s for s in pipeline.node.subscriptions if s.topic_name.startswith(
+            ('/cam_', '/follower_'))]
+        assert len(sensors) == 5
+        assert {s.qos_profile.reliability for s in sensors} == {ReliabilityPolicy.RELIABLE}
+        assert {s.qos_profile.depth for s in sensors} == {3}
+    with running_pipeline(dual_policy, sensor_args=None) as pipeline:
+        sensors = [s for s in pipeline.node.subscriptions if s.topic_name.startswith('/cam_')]
+        assert {s.qos_profile.reliability for s in sensors} == {ReliabilityPolicy.BEST_EFFORT}
+        assert pipeline.node.dropped_observations == 0
 
 
 @pytest.mark.parametrize(('params', 'message'), [

@@ -28,27 +28,18 @@ from vla_adapter_ros.inference_node import InferenceNode
 from vla_adapter_ros.robot_model import ArmLimits
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from inference_harness import CAMERAS, DEFAULT_PARAMS, FAKE_SENSORS, HERE  # noqa: E402
+from inference_harness import (  # noqa: E402
+    CAMERAS,
+    DEFAULT_PARAMS,
+    FAKE_SENSORS,
+    HERE,
+    statistics_around_the_start_pose,
+)
 
 ROBOTS = ('follower_left', 'follower_right')
 COMMANDS_TO_CHECK = 60  # 1.2 s of commands at 50 Hz after the first chunk was accepted
 # 1 s of steps: a chunk stays usable even when a loaded CI machine makes inference slow.
 CHUNK_SIZE = 50
-
-
-def _statistics_around_the_start_pose() -> dict:
-    """Dataset statistics whose bounds keep every un-normalised action near the start pose."""
-    arm = np.asarray(DEFAULT_START_POSE[:6])
-    low = np.concatenate([arm - 0.3, [0.0]] * 2)
-    high = np.concatenate([arm + 0.3, [1.0]] * 2)
-
-    def feature(lo, hi):
-        return {'mean': ((lo + hi) / 2).tolist(), 'std': ((hi - lo) / 4).tolist(),
-                'min': lo.tolist(), 'max': hi.tolist(), 'q01': lo.tolist(), 'q99': hi.tolist(),
-                'mask': [True] * 14}
-
-    return {'tiny': {'action': feature(low, high), 'proprio': feature(low, high),
-                     'num_transitions': 100, 'num_trajectories': 2}}
 
 
 @contextlib.contextmanager
@@ -59,7 +50,7 @@ def running_chain(logs: dict):
     """
     policy = build_tiny_policy(action_dim=14, proprio_dim=14, chunk_size=CHUNK_SIZE,
                                camera_names=CAMERAS, head_kind='dual_arm', seed=4,
-                               statistics=_statistics_around_the_start_pose())
+                               statistics=statistics_around_the_start_pose())
     context = rclpy.Context()
     rclpy.init(context=context)
     nodes, processes = [], {}

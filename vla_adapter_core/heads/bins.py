@@ -35,8 +35,9 @@ class ActionBins(nn.Module):
     """Uniform bins per action dimension between ``low`` and ``high`` (registered buffers).
 
     The limits are buffers, so they are saved and loaded with the discrete head's state dict. They
-    follow the module's dtype/device like every other buffer; keep the head in float32 when bin
-    precision matters (a bf16 cast rounds the limits to ~3 significant digits).
+    follow the module's device but always stay float32: a bf16 policy (``dtype='auto'`` on CUDA)
+    would otherwise round the limits to ~3 significant digits and move the decoded bin centres
+    by up to a bin. ``to_bins`` / ``to_centres`` therefore compute in float32.
 
     Args:
         low: widened lower limits, one per action dimension.
@@ -74,6 +75,16 @@ class ActionBins(nn.Module):
         self.margin = float(margin)
         self.register_buffer('low', low_t)  # (A,)
         self.register_buffer('high', high_t)  # (A,)
+
+    def _apply(self, fn, recurse=True):
+        """Device moves apply; dtype casts do not: the limits stay float32 (see class doc)."""
+        exact = {name: getattr(self, name) for name in ('low', 'high')}  # float32 (A,)
+        super()._apply(fn, recurse)
+        for name, original in exact.items():
+            moved = getattr(self, name)
+            if moved.dtype != original.dtype:
+                setattr(self, name, original.to(device=moved.device))
+        return self
 
     @classmethod
     def placeholder(cls, action_dim: int, n_bins: int) -> ActionBins:
