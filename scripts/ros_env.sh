@@ -9,6 +9,8 @@ export VIRTUAL_ENV=$_vla_venv
 export PATH=$_vla_venv/bin:$PATH
 # shellcheck disable=SC1091
 source "$_vla_repo/install/setup.bash"
+# The console scripts (vla-adapter-train, vla-adapter-predict, ...) live where `ros2 run` looks.
+export PATH=$_vla_repo/install/vla_adapter_ros/lib/vla_adapter_ros:$PATH
 if [ -f "$_vla_repo/build/test_interfaces/install/local_setup.bash" ]; then
   # shellcheck disable=SC1091
   source "$_vla_repo/build/test_interfaces/install/local_setup.bash"
