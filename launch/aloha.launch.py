@@ -9,11 +9,11 @@ this file only turns them into launch actions.
 """
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from launch import LaunchDescription
 from vla_adapter_ros.launch_description import PACKAGE, ROBOT_ARGUMENTS, build_node_specs
 
 MODE = 'dual'

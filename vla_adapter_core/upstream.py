@@ -215,7 +215,12 @@ def _platform(action_dim: int, proprio_dim: int | None, constants: dict) -> Plat
 
 def _camera_names(platform: Platform, run: dict, camera_names) -> list:
     if camera_names is not None:
-        return list(camera_names)
+        camera_names = list(camera_names)
+        expected = run.get('num_images_in_input')
+        if expected is not None and len(camera_names) != int(expected):
+            raise ValueError(f'camera_names={camera_names}: the run was trained with '
+                             f'num_images_in_input={expected} images')
+        return camera_names
     known = list(platform.camera_names)
     count = int(run.get('num_images_in_input', len(known) or 1))
     if len(known) >= count:

@@ -229,6 +229,12 @@ def arm_trajectory(joint_angles: np.ndarray, joint_names: Sequence[str], dt: flo
     return trajectory
 
 
+def trajectory_offsets_s(trajectory: JointTrajectory) -> np.ndarray:
+    """time_from_start of every point of a JointTrajectory, (T,) float seconds."""
+    return np.array([point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
+                     for point in trajectory.points], dtype=np.float64)
+
+
 def trajectory_positions(trajectory: JointTrajectory, joint_names: Sequence[str]) -> np.ndarray:
     """JointTrajectory -> (T, len(joint_names)) positions, columns looked up by joint name."""
     index = {name: i for i, name in enumerate(trajectory.joint_names)}

@@ -61,6 +61,7 @@ from vla_adapter_ros.conversions import (
     arm_joint_names,
     joint_positions_by_name,
     stamp_to_nanoseconds,
+    trajectory_offsets_s,
     trajectory_positions,
 )
 from vla_adapter_ros.executor_config import PARAMETER_DOCS, PARAMETER_RANGES, ExecutorConfig
@@ -78,12 +79,6 @@ from vla_adapter_ros.safety import (
 NODE_NAME = 'chunk_executor'
 TICK_HISTORY = 30_000  # tick start times kept (10 min at 50 Hz)
 RATE_WINDOW_S = 1.0  # window of the rates reported in PolicyStatus
-
-
-def trajectory_offsets_s(trajectory) -> np.ndarray:
-    """time_from_start of every point of a JointTrajectory, (T,) float seconds."""
-    return np.array([point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
-                     for point in trajectory.points], dtype=np.float64)
 
 
 def _rate_hz(stamps: deque, now_s: float) -> float:

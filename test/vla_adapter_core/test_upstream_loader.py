@@ -365,6 +365,11 @@ def test_cli_explicit_overrides_path(loaded_variant, tmp_path, capsys):
     assert cli_main(arguments + ['--upstream-overrides', str(tmp_path / 'absent.json')]) == 2
     assert 'overrides file not found' in capsys.readouterr().err
     assert cli_main(arguments + ['--upstream-overrides', str(overrides)]) == 0
+    too_few = tmp_path / 'two_images.npz'
+    _write_cli_inputs(too_few, observation, config.camera_names[:2], True)
+    assert cli_main(['--checkpoint', str(run_dir.parent), '--inputs', str(too_few),
+                     '--output', str(tmp_path / 'none.npz')]) == 2
+    assert 'num_images_in_input=3' in capsys.readouterr().err
     with np.load(tmp_path / 'out.npz', allow_pickle=False) as result:
         np.testing.assert_allclose(result['actions'], policy.predict([observation]).actions[0],
                                    rtol=0, atol=1e-6)

@@ -12,13 +12,14 @@ from rclpy.exceptions import InvalidParameterValueException
 from rclpy.parameter import Parameter
 from ros_test_utils import start_python_process, stop_process
 
+from vla_adapter_ros.conversions import trajectory_offsets_s
 from vla_adapter_ros.executor_config import (
     DEFAULT_START_POSE,
     PARAMETER_DOCS,
     PARAMETER_RANGES,
     ExecutorConfig,
 )
-from vla_adapter_ros.executor_node import ChunkExecutorNode, trajectory_offsets_s
+from vla_adapter_ros.executor_node import ChunkExecutorNode
 from vla_adapter_ros.robot_model import VX300S_LOWER_LIMITS, VX300S_UPPER_LIMITS, ArmLimits
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))

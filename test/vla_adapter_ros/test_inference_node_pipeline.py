@@ -16,7 +16,7 @@ import time
 from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from ros_test_utils import spin_until, start_python_process, stop_process
 
@@ -54,7 +54,9 @@ def running_chain(logs: dict):
     context = rclpy.Context()
     rclpy.init(context=context)
     nodes, processes = [], {}
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    # One thread: rclpy's MultiThreadedExecutor stalls ticks on a loaded 2-core machine (see
+    # benchmarks/executor_timing.py); inference runs in the node's own worker thread anyway.
+    executor = SingleThreadedExecutor(context=context)
     try:
         inference = InferenceNode(policy, context=context, parameter_overrides=[
             Parameter(name, value=value) for name, value in DEFAULT_PARAMS.items()])
