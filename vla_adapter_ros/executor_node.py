@@ -45,9 +45,7 @@ import time
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
@@ -65,6 +63,7 @@ from vla_adapter_ros.conversions import (
     trajectory_positions,
 )
 from vla_adapter_ros.executor_config import PARAMETER_DOCS, PARAMETER_RANGES, ExecutorConfig
+from vla_adapter_ros.node_main import run_node
 from vla_adapter_ros.robot_model import JOINTS_PER_ARM
 from vla_adapter_ros.safety import (
     ChunkRejected,
@@ -403,23 +402,15 @@ class ChunkExecutorNode(Node):
         return np.diff(np.array(self._tick_stamps, dtype=np.float64))
 
 
-def main(args: list[str] | None = None) -> None:
+def _log_shutdown(node: Node) -> None:
+    node.get_logger().info('shutting down; no torque-off is sent: the drivers keep holding the '
+                           'last command')
+
+
+def main(args: list[str] | None = None) -> int:
     """Console entry point: `vla-adapter-executor --ros-args -p rate_hz:=50.0 ...`."""
-    rclpy.init(args=args)
-    node = ChunkExecutorNode()
-    executor = SingleThreadedExecutor()  # see the module docstring (measured)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.get_logger().info('shutting down; no torque-off is sent: the drivers keep '
-                               'holding the last command')
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(ChunkExecutorNode, NODE_NAME, args, on_shutdown=_log_shutdown)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

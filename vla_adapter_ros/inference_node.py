@@ -35,8 +35,6 @@ import threading
 import time
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -48,6 +46,7 @@ from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_msgs.srv import SetInstruction
 from vla_adapter_ros import conversions
 from vla_adapter_ros.inference_settings import InferenceSettings, declare_settings
+from vla_adapter_ros.node_main import run_node
 from vla_adapter_ros.observation import (
     ChunkTiming,
     LatestSlot,
@@ -430,24 +429,7 @@ class InferenceNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Console entry point ``vla-adapter-inference``."""
-    rclpy.init(args=args)
-    try:
-        node = InferenceNode()
-    except ValueError as error:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {error}')
-        rclpy.try_shutdown()
-        return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(InferenceNode, NODE_NAME, args)
 
 
 if __name__ == '__main__':

@@ -16,16 +16,15 @@ from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
 from interbotix_xs_msgs.srv import OperatingModes
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 
 from vla_adapter_ros.conversions import ConversionError, rgb_to_image
-from vla_adapter_ros.robot_model import ARM_JOINT_NAMES
+from vla_adapter_ros.node_main import run_node
 from vla_adapter_ros.sim_robot import JOINT_STATE_NAMES, SceneRenderer, SimArm, SimArmConfig
 
+NODE_NAME = 'simulated_aloha'
 ARM_GROUP_NAME = 'arm'
 GRIPPER_NAME = 'gripper'
 
@@ -34,7 +33,7 @@ class SimulatedAlohaNode(Node):
     """Kinematic ALOHA: Interbotix command topics in, joint states and camera images out."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__('simulated_aloha', **kwargs)
+        super().__init__(NODE_NAME, **kwargs)
         robot_names = self._declare('robot_names', ['follower_left', 'follower_right'],
                                     'Robot (driver namespace) names, left arm first')
         camera_names = self._declare('camera_names',
@@ -126,24 +125,10 @@ class SimulatedAlohaNode(Node):
             publisher.publish(message)
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
     """Entry point `vla-adapter-sim-robot` (ROS arguments are accepted)."""
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = SimulatedAlohaNode()
-    node.get_logger().info(f'simulated ALOHA: arms {list(node.arms)}, '
-                           f'{len(ARM_JOINT_NAMES)} joints + gripper each')
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:
-        # A signal that shuts the context down while spin waits surfaces as an RCLError.
-        if rclpy.ok():
-            raise
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(SimulatedAlohaNode, NODE_NAME, args if args is not None else sys.argv)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

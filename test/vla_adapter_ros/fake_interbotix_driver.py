@@ -170,6 +170,10 @@ def main() -> None:
             executor.spin_once(timeout_sec=0.5)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # SIGTERM while spin waits surfaces as an RCLError once the context is shut down.
+        if rclpy.ok():
+            raise
     finally:
         for robot, arm in node.arms.items():
             print(f'received {robot}: {arm.group_commands} group, {arm.single_commands} '

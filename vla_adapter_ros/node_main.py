@@ -1,0 +1,43 @@
+"""The one `main()` body every node shares: init, build, spin single-threaded, shut down cleanly.
+
+A node whose parameters fail validation (ValueError naming the parameter) is not started: the
+reason is logged as fatal and the process exits with status 1. SIGINT/SIGTERM end the spin
+quietly. The single-threaded executor is deliberate: rclpy's MultiThreadedExecutor stalled 50 Hz
+ticks by tens of milliseconds on a loaded 2-core machine (benchmarks/executor_timing.py);
+long work (inference) runs in the nodes' own threads instead.
+"""
+
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+
+def run_node(make_node: Callable[[], Node], node_name: str, args: list[str] | None = None,
+             on_shutdown: Callable[[Node], None] | None = None) -> int:
+    """Run ``make_node()`` until shutdown; return the process exit status."""
+    rclpy.init(args=args)
+    try:
+        node = make_node()
+    except ValueError as error:
+        rclpy.logging.get_logger(node_name).fatal(f'cannot start: {error}')
+        rclpy.try_shutdown()
+        return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except RuntimeError:
+        # A signal that shuts the context down while spin waits surfaces as an RCLError.
+        if rclpy.ok():
+            raise
+    finally:
+        if on_shutdown is not None:
+            on_shutdown(node)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
