@@ -149,10 +149,6 @@ def main() -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RuntimeError:
-        # SIGTERM while spin waits surfaces as an RCLError once the context is shut down.
-        if rclpy.ok():
-            raise
-    except RuntimeError:
         if rclpy.ok():  # a publish racing the SIGTERM shutdown is expected; anything else is not
             raise
     finally:
