@@ -5,7 +5,7 @@ Processes (as `ros2 launch vla_adapter_ros aloha.launch.py` runs them, one node 
 - drivers: test/vla_adapter_ros/fake_interbotix_driver.py, both arms' Interbotix interface
   (joint_states at 100 Hz following the commands, set_operating_modes);
 - executor: this script with --executor-child, the chunk executor (ChunkExecutorNode in a
-  MultiThreadedExecutor, like `vla-adapter-executor`) streaming Interbotix commands at 50 Hz;
+  SingleThreadedExecutor, like `vla-adapter-executor`) streaming Interbotix commands at 50 Hz;
 - this process: the inference node (InferenceNode, SingleThreadedExecutor, inference worker
   thread) running the tiny dual-arm test VLAPolicy (real components at test sizes, random
   weights; its actions stay near the executor's start pose). The overhead excludes the model's
@@ -40,20 +40,22 @@ CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist', 'cam_low')
 TICKS_PREFIX = 'TICK_PERIODS_JSON '
 
 
-def executor_child(duration_s: float) -> None:
+def executor_child(duration_s: float, realtime_priority: int) -> None:
     """Child: the chunk executor until SIGTERM (or duration_s).
 
     Prints one JSON line: the tick periods from one second after the first accepted chunk (so
     only while inference runs), the chunk counts and the final state.
     """
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.parameter import Parameter
 
     from vla_adapter_ros.executor_node import ChunkExecutorNode
 
     rclpy.init()
-    node = ChunkExecutorNode()
-    executor = MultiThreadedExecutor(num_threads=3)
+    node = ChunkExecutorNode(parameter_overrides=[
+        Parameter('realtime_priority', value=realtime_priority)])
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     print('executor ready', flush=True)
     start, first_chunk_s = time.monotonic(), None
@@ -150,7 +152,8 @@ def run(args: argparse.Namespace) -> dict:
                      str(args.camera_rate), '--duration', str(total_s + 30))
     drivers = _start(str(FAKE_DRIVER), '--robots', 'follower_left', 'follower_right',
                      '--initial-pose', *[str(v) for v in DEFAULT_START_POSE])
-    executor_process = _start(__file__, '--executor-child', str(total_s + 120))
+    executor_process = _start(__file__, '--executor-child', str(total_s + 120),
+                              '--realtime-priority', str(args.realtime_priority))
     readers = [_collect(sensors, sensor_lines), _collect(executor_process, executor_lines),
                _collect(drivers, sensor_lines)]
     rclpy.init()
@@ -233,11 +236,14 @@ def main() -> None:
     parser.add_argument('--executor-log', help='write the executor child output to this file')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='float32')
+    parser.add_argument('--realtime-priority', type=int, default=0,
+                        help="the executor's realtime_priority parameter (SCHED_FIFO, needs root "
+                             'or an rtprio limit; 0 = off)')
     parser.add_argument('--executor-child', type=float, metavar='DURATION_S',
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.executor_child is not None:
-        executor_child(args.executor_child)
+        executor_child(args.executor_child, args.realtime_priority)
         return
     import torch
 

@@ -9,6 +9,8 @@ cores), and DDS confined to this host with a domain of its own even when pytest 
 import os
 import pathlib
 
+import pytest
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
@@ -28,3 +30,20 @@ pathlib.Path(os.environ['ROS_LOG_DIR']).mkdir(parents=True, exist_ok=True)
 import sys  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+
+@pytest.fixture()
+def ros_probe():
+    """A node of its own rclpy context plus a single-threaded executor: (node, executor)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('test_probe', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    yield node, executor
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=context)

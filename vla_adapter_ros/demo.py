@@ -112,7 +112,7 @@ def run(arguments: argparse.Namespace) -> int:
     monitor = PipelineMonitor(robots)
     executor = SingleThreadedExecutor()
     executor.add_node(monitor)
-    group = NodeProcessGroup(specs, executables, work_dir, work_dir / 'logs')
+    group = NodeProcessGroup(specs, executables, work_dir / 'logs')
     try:
         group.start()
         deadline = time.monotonic() + arguments.startup_timeout

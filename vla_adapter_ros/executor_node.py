@@ -40,6 +40,7 @@ Parameters: every field of executor_config.ExecutorConfig (documented there, in 
 """
 
 from collections import deque
+import os
 import threading
 import time
 
@@ -99,6 +100,7 @@ class ChunkExecutorNode(Node):
         super().__init__(node_name, **kwargs)
         self.config = self._declare_parameters()
         config = self.config
+        self._apply_realtime_priority(config.realtime_priority)
         self.safety = config.safety_config()
         self.robot_names = config.arm_robot_names
         self.joint_names = arm_joint_names()
@@ -130,6 +132,19 @@ class ChunkExecutorNode(Node):
         self._create_interfaces()
 
     # ----------------------------------------------------------------- set-up
+    def _apply_realtime_priority(self, priority: int) -> None:
+        """Run this (the spinning) thread under SCHED_FIFO; warn when the OS refuses."""
+        if priority <= 0:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        except (PermissionError, OSError) as error:
+            self.get_logger().warning(
+                f'realtime_priority={priority} refused by the OS ({error}); running with '
+                'normal scheduling (grant rtprio to this user to enable it)')
+            return
+        self.get_logger().info(f'ticking under SCHED_FIFO priority {priority}')
+
     def _declare_parameters(self) -> ExecutorConfig:
         defaults = ExecutorConfig().to_dict()
         values = {}

@@ -3,8 +3,8 @@
 `ros2 launch` turns :class:`~vla_adapter_ros.launch_description.NodeSpec` entries into
 `launch_ros` Node actions. Where launch is not installed (pip-installed ROS, CI) the demo and the
 end-to-end tests start the very same specs with this module: one process per node, running the
-installed console script with `--ros-args` built from the spec (parameter files, parameter
-overrides written to a YAML file, remappings, node name).
+installed console script with the command line `ros2 launch` would give it
+(`launch_description.ros_command_line`).
 """
 
 import os
@@ -13,39 +13,16 @@ import signal
 import subprocess
 import time
 
-import yaml
-
-from vla_adapter_ros.launch_description import NodeSpec
-
-
-def ros_arguments(spec: NodeSpec, overrides_file: pathlib.Path) -> list[str]:
-    """`--ros-args ...` for one spec; dict parameters are written to ``overrides_file``."""
-    arguments = ['--ros-args', '-r', f'__node:={spec.name}']
-    overrides: dict = {}
-    for entry in spec.parameters:
-        if isinstance(entry, dict):
-            overrides.update(entry)
-        else:
-            arguments += ['--params-file', str(entry)]
-    if overrides:
-        overrides_file.write_text(yaml.safe_dump({spec.name: {'ros__parameters': overrides}}))
-        arguments += ['--params-file', str(overrides_file)]
-    for source, target in spec.remappings:
-        arguments += ['-r', f'{source}:={target}']
-    extra = list(spec.arguments)
-    if extra[:1] == ['--ros-args']:
-        extra = extra[1:]
-    return arguments + extra
+from vla_adapter_ros.launch_description import NodeSpec, ros_command_line
 
 
 class NodeProcessGroup:
     """The processes of a list of NodeSpecs; stops them all (SIGINT, then SIGKILL) on exit."""
 
     def __init__(self, specs: list[NodeSpec], executable_dir: pathlib.Path,
-                 work_dir: pathlib.Path, log_dir: pathlib.Path | None = None) -> None:
+                 log_dir: pathlib.Path | None = None) -> None:
         self.specs = list(specs)
         self.executable_dir = pathlib.Path(executable_dir)
-        self.work_dir = pathlib.Path(work_dir)
         self.log_dir = pathlib.Path(log_dir) if log_dir else None
         self.processes: dict[str, subprocess.Popen] = {}
         self._logs = []
@@ -57,12 +34,10 @@ class NodeProcessGroup:
             raise FileNotFoundError(
                 f'executable {spec.executable!r} not found in {self.executable_dir} '
                 '(run `make setup` to build the package)')
-        overrides = self.work_dir / f'{spec.name}_overrides.yaml'
-        return [str(executable), *ros_arguments(spec, overrides)]
+        return [str(executable), *ros_command_line(spec)]
 
     def start(self) -> None:
         """Start every node."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.specs:
             output = None
             if self.log_dir is not None:

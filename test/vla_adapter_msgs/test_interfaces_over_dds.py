@@ -3,9 +3,6 @@
 import pathlib
 import sys
 
-import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from ros_test_utils import spin_until, start_python_process, stop_process
 
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
@@ -16,21 +13,8 @@ sys.path.insert(0, str(HERE))
 from sample_messages import make_sample_action_chunk  # noqa: E402
 
 
-@pytest.fixture()
-def ros_node():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('action_chunk_receiver', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    yield node, executor
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-
-
-def test_action_chunk_received_field_for_field_from_another_process(ros_node):
-    node, executor = ros_node
+def test_action_chunk_received_field_for_field_from_another_process(ros_probe):
+    node, executor = ros_probe
     received: list[ActionChunk] = []
     node.create_subscription(ActionChunk, 'test_action_chunk', received.append, 10)
     publisher = start_python_process(HERE / 'publish_action_chunk.py', 'test_action_chunk')

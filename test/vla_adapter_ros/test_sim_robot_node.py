@@ -7,8 +7,6 @@ from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
 from interbotix_xs_msgs.srv import OperatingModes
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from ros_test_utils import spin_until, stop_process
 from sensor_msgs.msg import Image, JointState
@@ -28,21 +26,9 @@ def sim_process():
     stop_process(process)
 
 
-@pytest.fixture()
-def ros_node():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('sim_robot_probe', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    yield node, executor
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
 
-
-def test_simulated_aloha_streams_and_follows_commands(sim_process, ros_node):
-    node, executor = ros_node
+def test_simulated_aloha_streams_and_follows_commands(sim_process, ros_probe):
+    node, executor = ros_probe
     states: list[JointState] = []
     images: list[Image] = []
     node.create_subscription(JointState, '/follower_left/joint_states', states.append,
