@@ -59,10 +59,11 @@ INFERENCE_PARAMETERS: tuple[tuple[str, Any, str], ...] = (
      'gripper joint angle (rad) commanded for fully closed.'),
     ('status_rate_hz', 2.0, 'Rate of periodic PolicyStatus messages, Hz.'),
     ('autostart', True, 'Start inferring at once; false = wait for the start service.'),
-    ('wait_for_fresh_observation', False,
-     'false: after each chunk, infer at once on the newest observation (most chunks per '
-     'second); true: drop observations that arrived during the last inference and wait for '
-     'the next one (fewer chunks, each from an observation at most one model time old).'),
+    ('wait_for_fresh_observation', True,
+     'true (default): drop observations that arrived during the last inference and wait for '
+     'the next one (each chunk starts from an observation that waited for nothing: lowest '
+     'observation-to-chunk latency); false: infer again at once on the newest, already '
+     'waiting observation (more chunks per second when the model is slower than the cameras).'),
     ('warmup_runs', 1,
      'Predictions on a blank observation at start-up, so that the first real chunk is not '
      'late (lazy CUDA/allocator initialisation); 0 disables.'),
