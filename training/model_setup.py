@@ -24,6 +24,7 @@ from vla_adapter_core.config import (
 )
 from vla_adapter_core.heads import ActionBins
 from vla_adapter_core.modeling import VLAAdapterModel
+from vla_adapter_core.prismatic import is_prismatic_vlm, load_prismatic_vlm
 from vla_adapter_core.prompt import load_tokenizer
 from vla_adapter_core.upstream import is_upstream_checkpoint, load_upstream_checkpoint
 
@@ -43,7 +44,7 @@ class PolicySource:
 
 
 def load_policy_source(config: TrainConfig) -> PolicySource:
-    """Read ``--pretrained`` (ours or upstream) or ``--policy_config``."""
+    """Read ``--pretrained`` (ours, upstream run or Prismatic VLM) or ``--policy_config``."""
     if config.policy_config is not None:
         policy = PolicyConfig.from_dict(read_json(config.policy_config))
         return PolicySource(policy, None, load_tokenizer(config.tokenizer_dir),
@@ -56,8 +57,16 @@ def load_policy_source(config: TrainConfig) -> PolicySource:
         upstream = load_upstream_checkpoint(path, camera_names=config.data.camera_names)
         return PolicySource(upstream.config, upstream.state_dict,
                             load_tokenizer(upstream.tokenizer_dir), f'upstream run {path}')
-    raise ValueError(f'TrainConfig.pretrained={path!r}: neither a vla_adapter_core checkpoint '
-                     'nor an upstream VLA-Adapter run directory')
+    if is_prismatic_vlm(path):
+        if config.tokenizer_dir is None:
+            raise ValueError(f'TrainConfig.tokenizer_dir=None: the Prismatic VLM {path!r} needs '
+                             'a local tokenizer directory with the Qwen2 config.json')
+        vlm = load_prismatic_vlm(path, config.tokenizer_dir,
+                                 camera_names=config.data.camera_names)
+        return PolicySource(vlm.config, vlm.state_dict, load_tokenizer(vlm.tokenizer_dir),
+                            f'Prismatic VLM {path}')
+    raise ValueError(f'TrainConfig.pretrained={path!r}: neither a vla_adapter_core checkpoint, '
+                     'an upstream VLA-Adapter run directory nor a Prismatic VLM directory')
 
 
 def adapt_policy_config(base: PolicyConfig, config: TrainConfig) -> PolicyConfig:

@@ -146,3 +146,11 @@ def test_entry_point_streams_commands_and_exits_cleanly_without_torque_off():
         group_count = int(driver_output.split(f'received {robot}: ')[1].split(' group')[0])
         assert group_count > 50, driver_output  # about 5 s at 50 Hz, hold included
     assert 'BAD COMMAND' not in driver_output, driver_output
+
+
+def test_realtime_priority_is_validated():
+    assert ExecutorConfig().realtime_priority == 0
+    assert ExecutorConfig(realtime_priority=50).realtime_priority == 50
+    for bad in (-1, 100):
+        with pytest.raises(ValueError, match=f'realtime_priority must be within .*{bad}'):
+            ExecutorConfig(realtime_priority=bad)

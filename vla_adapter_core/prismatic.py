@@ -1,0 +1,319 @@
+"""Loader for upstream Prismatic VLM directories (the VLM that VLA-Adapter fine-tunes from).
+
+A Prismatic VLM directory (e.g. ``prism-qwen25-extra-dinosiglip-224px-0_5b``) holds:
+
+* ``config.json``: the training run's config; its ``model`` entry names ``model_id``,
+  ``vision_backbone_id`` (e.g. 'dinosiglip-vit-so-224px'), ``llm_backbone_id`` (e.g.
+  'qwen25-0_5b-extra'), ``arch_specifier`` (e.g. 'no-align+fused-gelu-mlp') and
+  ``image_resize_strategy``.
+* ``checkpoints/latest-checkpoint.pt`` or ``checkpoints/step-<step>-epoch-<epoch>-loss=<x>.pt``:
+  ``{'model': {'projector': ..., 'llm_backbone': ..., ['vision_backbone': ...]}}``, each a plain
+  tensor state dict of that sub-module (projector ``projector.{0,2,4}.*``, LLM ``llm.model.*`` and
+  ``llm.lm_head.weight``, vision ``dino_featurizer.*`` / ``siglip_featurizer.*``). Training saves
+  only the modules it trained, so the vision towers are normally absent: upstream takes them from
+  timm's pretrained weights. Here they must come from a local file instead
+  (``vision_backbone.safetensors`` in the directory, the towers' timm state dicts at the VLM's
+  image size under those two prefixes); nothing is downloaded.
+
+The checkpoint holds no LLM architecture or tokenizer: both come from ``tokenizer_dir``, which
+needs the Qwen2.5 tokenizer and a ``config.json`` with the Qwen2 text config (upstream
+VLA-Adapter's ``pretrained_models/configs``, an OpenVLA config with ``text_config``, or a local
+Qwen2.5 snapshot, model_type 'qwen2'). The result uses the 'aligned' layout with a fresh action
+head, action queries and proprio projector.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import glob
+import json
+import os
+import pickle
+import re
+
+from safetensors.torch import load_file, save_file
+import torch
+
+from vla_adapter_core.checkpoint import read_json
+from vla_adapter_core.config import (
+    DINOV2_TIMM_ID,
+    LAYOUT_ALIGNED,
+    LLMConfig,
+    PolicyConfig,
+    ProjectorConfig,
+    VisionConfig,
+)
+from vla_adapter_core.heads import ActionHeadConfig
+from vla_adapter_core.upstream import (
+    _tower_kwargs,
+    find_overrides,
+    llm_config_from_text_config,
+)
+
+CONFIG_FILE = 'config.json'
+CHECKPOINT_DIR = 'checkpoints'
+LATEST_CHECKPOINT = 'latest-checkpoint.pt'
+VISION_WEIGHTS_FILE = 'vision_backbone.safetensors'
+STEP_PATTERN = re.compile(r'^step-(\d+)-epoch-(\d+)-loss=.*\.pt$')
+REQUIRED_MODEL_FIELDS = ('model_id', 'vision_backbone_id', 'llm_backbone_id', 'arch_specifier')
+TOWER_PREFIXES = ('dino_featurizer.', 'siglip_featurizer.')
+# Prismatic's fused DINOv2 + SigLIP backbones: (image size, timm ids of the two towers).
+VISION_BACKBONES = {
+    'dinosiglip-vit-so-224px': (224, (DINOV2_TIMM_ID, 'vit_so400m_patch14_siglip_224')),
+    'dinosiglip-vit-so-384px': (384, (DINOV2_TIMM_ID, 'vit_so400m_patch14_siglip_384')),
+}
+# FusedMLPProjector's nn.Sequential indices -> our FusedGeluMLPProjector layers.
+PROJECTOR_LAYERS = (('projector.0.', 'fc1.'), ('projector.2.', 'fc2.'), ('projector.4.', 'fc3.'))
+LLM_PREFIX = 'llm.model.'
+UNUSED_LLM_KEYS = ('llm.lm_head.weight',)  # tied to the embeddings in Qwen2.5-0.5B
+
+
+@dataclasses.dataclass
+class PrismaticVLM:
+    """A Prismatic VLM read into our names: base config, VLM weights and tokenizer directory."""
+
+    config: PolicyConfig
+    state_dict: dict  # keys of VLAAdapterModel (vision., projector., llm.)
+    tokenizer_dir: str
+    model_id: str
+    checkpoint_path: str
+    ignored_keys: list
+
+
+def _model_entry(directory: str | os.PathLike) -> dict | None:
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return None
+    model = read_json(path).get('model')
+    return model if isinstance(model, dict) else None
+
+
+def is_prismatic_vlm(directory: str | os.PathLike) -> bool:
+    """True for a Prismatic VLM directory (``config.json`` 'model' entry + ``checkpoints/``)."""
+    model = _model_entry(directory)
+    return (model is not None and 'vision_backbone_id' in model and 'llm_backbone_id' in model
+            and os.path.isdir(os.path.join(directory, CHECKPOINT_DIR)))
+
+
+def read_model_config(directory: str | os.PathLike) -> dict:
+    """The validated ``model`` entry of the directory's ``config.json``."""
+    model = _model_entry(directory)
+    if model is None:
+        raise ValueError(f'{str(directory)!r} is not a Prismatic VLM directory: its {CONFIG_FILE} '
+                         "lacks a 'model' entry")
+    missing = [name for name in REQUIRED_MODEL_FIELDS if name not in model]
+    if missing:
+        raise ValueError(f'{CONFIG_FILE} of {str(directory)!r}: model entry lacks {missing}')
+    if model['vision_backbone_id'] not in VISION_BACKBONES:
+        raise ValueError(f"model.vision_backbone_id={model['vision_backbone_id']!r} is not "
+                         f'supported (supported: {sorted(VISION_BACKBONES)})')
+    if not str(model['arch_specifier']).endswith('fused-gelu-mlp'):
+        raise ValueError(f"model.arch_specifier={model['arch_specifier']!r} is not supported: "
+                         "only the 'fused-gelu-mlp' projector is")
+    return model
+
+
+def find_vlm_checkpoint(directory: str | os.PathLike) -> str:
+    """``checkpoints/latest-checkpoint.pt``, else the ``step-*.pt`` with the highest step."""
+    folder = os.path.join(directory, CHECKPOINT_DIR)
+    latest = os.path.join(folder, LATEST_CHECKPOINT)
+    if os.path.isfile(latest):
+        return latest
+    steps = {}
+    for path in glob.glob(os.path.join(folder, 'step-*.pt')):
+        match = STEP_PATTERN.match(os.path.basename(path))
+        if match:
+            steps[(int(match.group(1)), int(match.group(2)))] = path
+    if not steps:
+        raise FileNotFoundError(f'{folder!r} has neither {LATEST_CHECKPOINT} nor '
+                                'step-<step>-epoch-<epoch>-loss=<loss>.pt')
+    return steps[max(steps)]
+
+
+def _plain_tensors(module: str, state, path: str) -> dict:
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor)
+                                              for value in state.values()):
+        raise ValueError(f"{path!r}: checkpoint['model'][{module!r}] is not a tensor state dict")
+    return dict(state)
+
+
+def load_vlm_checkpoint(path: str) -> dict:
+    """The checkpoint's ``model`` modules, loaded with ``weights_only=True``."""
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(f'{path!r} cannot be loaded with weights_only=True (it may need '
+                         f'arbitrary code execution, which is refused): {error}') from error
+    modules = checkpoint.get('model') if isinstance(checkpoint, dict) else None
+    if not isinstance(modules, dict):
+        raise ValueError(f"{path!r} lacks the 'model' entry of a Prismatic checkpoint")
+    missing = [name for name in ('projector', 'llm_backbone') if name not in modules]
+    if missing:
+        raise ValueError(f"{path!r}: checkpoint['model'] lacks {missing} "
+                         f'(has {sorted(modules)})')
+    return {name: _plain_tensors(name, state, path) for name, state in modules.items()}
+
+
+def map_prismatic_keys(modules: dict) -> tuple[dict, list]:
+    """Prismatic module state dicts -> VLAAdapterModel keys; returns (mapped, ignored keys)."""
+    mapped, ignored = {}, []
+    for key, value in modules['projector'].items():
+        for old, new in PROJECTOR_LAYERS:
+            if key.startswith(old):
+                mapped['projector.' + new + key[len(old):]] = value
+                break
+        else:
+            ignored.append('projector.' + key)
+    for key, value in modules['llm_backbone'].items():
+        if key.startswith(LLM_PREFIX):
+            mapped[key] = value  # llm.model.* is already our name
+        else:
+            ignored.append('llm_backbone.' + key)
+    for key, value in modules.get('vision_backbone', {}).items():
+        for index, prefix in enumerate(TOWER_PREFIXES):
+            if key.startswith(prefix):
+                mapped[f'vision.towers.{index}.' + key[len(prefix):]] = value
+                break
+        else:
+            ignored.append('vision_backbone.' + key)
+    return mapped, ignored
+
+
+def _read_text_config(tokenizer_dir: str) -> dict:
+    path = os.path.join(tokenizer_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'tokenizer_dir={tokenizer_dir!r} lacks {CONFIG_FILE}: a Prismatic checkpoint holds '
+            "no LLM config; give upstream's pretrained_models/configs or a local Qwen2.5 snapshot")
+    config = read_json(path)
+    if config.get('model_type') == 'openvla' and isinstance(config.get('text_config'), dict):
+        return config['text_config']
+    if config.get('model_type') == 'qwen2':
+        text = dict(config)
+        parameters = text.get('rope_parameters') or {}
+        if 'rope_theta' not in text and 'rope_theta' in parameters:
+            text['rope_theta'] = parameters['rope_theta']
+        return text
+    raise ValueError(f'{path!r}: model_type={config.get("model_type")!r}; expected an OpenVLA '
+                     "config with text_config or a 'qwen2' config")
+
+
+def llm_config_for_weights(tokenizer_dir: str, weights: dict) -> LLMConfig:
+    """LLMConfig from ``tokenizer_dir``'s config, checked against the checkpoint's shapes."""
+    text = {key: value for key, value in _read_text_config(tokenizer_dir).items()
+            if key != 'rope_parameters'}
+    llm = llm_config_from_text_config(text)
+    embed = weights.get(LLM_PREFIX + 'embed_tokens.weight')  # (V, D)
+    if embed is None:
+        raise ValueError(f'the checkpoint lacks {LLM_PREFIX}embed_tokens.weight')
+    layers = {key.split('.')[3] for key in weights if key.startswith(LLM_PREFIX + 'layers.')}
+    first = LLM_PREFIX + 'layers.0.'
+    head_dim = llm.hidden_size // llm.num_attention_heads
+    found = {'vocab_size': int(embed.shape[0]), 'hidden_size': int(embed.shape[1]),
+             'num_hidden_layers': len(layers),
+             'intermediate_size': int(weights[first + 'mlp.gate_proj.weight'].shape[0]),
+             'num_key_value_heads': int(weights[first + 'self_attn.k_proj.weight'].shape[0])
+             // head_dim}
+    for name, value in found.items():
+        if getattr(llm, name) != value:
+            raise ValueError(f'LLM config of tokenizer_dir={tokenizer_dir!r}: {name}='
+                             f'{getattr(llm, name)} but the checkpoint weights give {value}')
+    return llm
+
+
+def _vision_weights(directory: str, modules: dict, vision_weights: str | None,
+                    model_ids: tuple) -> dict:
+    if 'vision_backbone' in modules:
+        return modules['vision_backbone']
+    path = vision_weights or os.path.join(directory, VISION_WEIGHTS_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'the Prismatic checkpoint of {directory!r} holds no vision_backbone (upstream '
+            f'loads timm pretrained {list(model_ids)}), and {path!r} does not exist: save the '
+            f"towers' timm state dicts under {list(TOWER_PREFIXES)} to that safetensors file")
+    return load_file(path, device='cpu')
+
+
+def _vision_config(weights: dict, image_size: int, model_ids: tuple,
+                   overrides: dict) -> VisionConfig:
+    kwargs, dims, patches = [], [], set()
+    for model_id, prefix in zip(model_ids, TOWER_PREFIXES):
+        if prefix + 'patch_embed.proj.weight' not in weights:
+            raise ValueError(f'the vision weights lack {prefix}patch_embed.proj.weight')
+        tower_kwargs, dim, patch = _tower_kwargs(weights, prefix, model_id, overrides)
+        kwargs.append(tower_kwargs)
+        dims.append(dim)
+        patches.add(patch)
+    if len(patches) != 1:
+        raise ValueError(f'vision towers use different patch sizes {sorted(patches)}')
+    return VisionConfig(timm_model_ids=list(model_ids), tower_kwargs=kwargs, embed_dims=dims,
+                        image_size=image_size, patch_size=patches.pop())
+
+
+def load_prismatic_vlm(directory: str | os.PathLike, tokenizer_dir: str | os.PathLike,
+                       vision_weights: str | None = None, camera_names=None,
+                       overrides: str | dict | None = None) -> PrismaticVLM:
+    """Read a Prismatic VLM directory into a base PolicyConfig ('aligned') and VLM weights.
+
+    ``tokenizer_dir``: Qwen2.5 tokenizer + text config (see the module docstring).
+    ``vision_weights``: safetensors file with the towers' weights when the checkpoint has none
+    (default ``<directory>/vision_backbone.safetensors``). ``overrides``: a
+    ``tiny_overrides.json``-style dict or path for timm kwargs (num_heads) of non-standard
+    towers; by default one is looked up next to the directory.
+    """
+    directory, tokenizer_dir = str(directory), str(tokenizer_dir)
+    model = read_model_config(directory)
+    image_size, model_ids = VISION_BACKBONES[model['vision_backbone_id']]
+    checkpoint_path = find_vlm_checkpoint(directory)
+    modules = load_vlm_checkpoint(checkpoint_path)
+    modules['vision_backbone'] = _vision_weights(directory, modules, vision_weights, model_ids)
+    state, ignored = map_prismatic_keys(modules)
+    if overrides is None:
+        overrides = find_overrides(directory)
+    if isinstance(overrides, (str, os.PathLike)):
+        overrides = read_json(overrides)
+    vision = _vision_config(modules['vision_backbone'], image_size, model_ids, overrides or {})
+    llm = llm_config_for_weights(tokenizer_dir, state)
+    head = ActionHeadConfig(hidden_dim=llm.hidden_size, num_blocks=llm.num_hidden_layers)
+    config = PolicyConfig(
+        vision=vision, llm=llm,
+        projector=ProjectorConfig(vision_dim=vision.feature_dim, llm_dim=llm.hidden_size),
+        action_head=head, camera_names=list(camera_names or ['cam_high']),
+        layout=LAYOUT_ALIGNED)
+    return PrismaticVLM(config, state, tokenizer_dir, str(model['model_id']), checkpoint_path,
+                        ignored)
+
+
+def save_prismatic_vlm(directory: str | os.PathLike, state: dict, model_config: dict,
+                       checkpoint_name: str = LATEST_CHECKPOINT,
+                       include_vision: bool = False) -> None:
+    """Write VLAAdapterModel VLM weights as a Prismatic VLM directory (the inverse mapping).
+
+    ``model_config`` becomes ``config.json``'s 'model' entry. The vision towers go into the
+    checkpoint when ``include_vision`` (as a full fine-tune saves them), otherwise into
+    ``vision_backbone.safetensors`` beside it. The LLM embeddings double as ``llm.lm_head``.
+    """
+    directory = str(directory)
+    os.makedirs(os.path.join(directory, CHECKPOINT_DIR), exist_ok=True)
+    projector, llm, vision = (collections.OrderedDict() for _ in range(3))
+    to_prismatic = {new: old for old, new in PROJECTOR_LAYERS}
+    for name, value in state.items():
+        value = value.detach().cpu().contiguous()
+        if name.startswith('projector.'):
+            layer, rest = name[len('projector.'):].split('.', 1)
+            projector[to_prismatic[layer + '.'] + rest] = value
+        elif name.startswith(LLM_PREFIX):
+            llm[name] = value
+        elif name.startswith('vision.towers.'):
+            index = int(name.split('.')[2])
+            vision[TOWER_PREFIXES[index] + name.split('.', 3)[3]] = value
+    llm['llm.lm_head.weight'] = llm[LLM_PREFIX + 'embed_tokens.weight'].clone()
+    modules = {'projector': projector, 'llm_backbone': llm}
+    if include_vision:
+        modules['vision_backbone'] = vision
+    else:
+        save_file(dict(vision), os.path.join(directory, VISION_WEIGHTS_FILE))
+    torch.save({'model': modules}, os.path.join(directory, CHECKPOINT_DIR, checkpoint_name))
+    with open(os.path.join(directory, CONFIG_FILE), 'w', encoding='utf-8') as handle:
+        json.dump({'model': dict(model_config), 'stage': 'finetune'}, handle, indent=2)
