@@ -40,3 +40,22 @@ def spin_until(executor, predicate: Callable[[], bool], timeout_s: float) -> boo
             return True
         executor.spin_once(timeout_sec=0.05)
     return predicate()
+
+
+def spin_child_until(executor, deadline_s: float) -> None:
+    """Spin a child process's executor until SIGINT/SIGTERM or the monotonic deadline.
+
+    A signal that shuts the context down while spin waits surfaces as an RCLError; that race is
+    the normal way a child ends and is swallowed, any other error is raised.
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    try:
+        while executor.context.ok() and time.monotonic() < deadline_s:
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except RuntimeError:
+        if rclpy.ok(context=executor.context):
+            raise

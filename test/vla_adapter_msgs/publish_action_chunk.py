@@ -9,11 +9,13 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
 
 from vla_adapter_msgs.msg import ActionChunk
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from ros_test_utils import spin_child_until  # noqa: E402
 from sample_messages import make_sample_action_chunk  # noqa: E402
 
 TOPIC = sys.argv[1] if len(sys.argv) > 1 else 'action_chunk'
@@ -27,16 +29,12 @@ def main() -> None:
     deadline = time.monotonic() + 30.0
     node.create_timer(0.05, lambda: publisher.publish(message))
     print('publisher ready', flush=True)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        while rclpy.ok() and time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:
-        # SIGTERM while spin waits surfaces as an RCLError once the context is shut down.
-        if rclpy.ok():
-            raise
+        spin_child_until(executor, deadline)
     finally:
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
 

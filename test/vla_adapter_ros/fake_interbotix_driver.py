@@ -17,19 +17,24 @@ Usage: fake_interbotix_driver.py --robots follower_left follower_right
 """
 
 import argparse
+import pathlib
+import sys
 import time
 
 from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
 from interbotix_xs_msgs.srv import OperatingModes, TorqueEnable
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 
 from vla_adapter_ros.robot_model import ARM_JOINT_NAMES, ArmLimits
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from ros_test_utils import spin_child_until  # noqa: E402
 
 STATE_RATE_HZ = 100.0
 LIMIT_TOLERANCE = 1e-4  # float32 rounding of commands
@@ -166,14 +171,7 @@ def main() -> None:
     print('fake driver ready', flush=True)
     deadline = time.monotonic() + args.lifetime_s
     try:
-        while rclpy.ok() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.5)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:
-        # SIGTERM while spin waits surfaces as an RCLError once the context is shut down.
-        if rclpy.ok():
-            raise
+        spin_child_until(executor, deadline)
     finally:
         for robot, arm in node.arms.items():
             print(f'received {robot}: {arm.group_commands} group, {arm.single_commands} '

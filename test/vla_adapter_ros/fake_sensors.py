@@ -17,16 +17,21 @@ Runs until terminated (SIGTERM) or --duration seconds pass; prints 'sensors read
 
 import argparse
 import io
+import pathlib
+import sys
 import time
 
 import numpy as np
 from PIL import Image as PilImage
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
 from vla_adapter_ros.robot_model import ARM_JOINT_NAMES, GripperCalibration
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from ros_test_utils import spin_child_until  # noqa: E402
 
 JOINT_NAMES = [*ARM_JOINT_NAMES, 'gripper', 'left_finger', 'right_finger']
 STALE_OFFSET_NS = 2_000_000_000
@@ -143,15 +148,12 @@ def main() -> None:
     node.create_timer(1.0 / args.joint_rate, publish_joints)
     print('sensors ready', flush=True)
     deadline = time.monotonic() + args.duration
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        while rclpy.ok() and time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:
-        if rclpy.ok():  # a publish racing the SIGTERM shutdown is expected; anything else is not
-            raise
+        spin_child_until(executor, deadline)
     finally:
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
 
