@@ -30,7 +30,8 @@ class TrainConfig:
     data: DatasetConfig
     output_dir: str
     # --- the policy ----------------------------------------------------------------------------
-    pretrained: str | None = None  # our checkpoint or an upstream VLA-Adapter run directory
+    # our checkpoint, an upstream VLA-Adapter run directory or a Prismatic VLM directory
+    pretrained: str | None = None
     policy_config: str | None = None  # a PolicyConfig JSON to build from (weights: random/LLM)
     tokenizer_dir: str | None = None  # needed with policy_config
     use_discrete_head: bool = False
@@ -139,9 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig(data=DatasetConfig(), output_dir='-', pretrained='-')
     model = parser.add_argument_group('policy')
     model.add_argument('--pretrained', default=None,
-                       help='our checkpoint or an upstream VLA-Adapter run directory')
+                       help='our checkpoint, an upstream VLA-Adapter run directory, or a '
+                            'Prismatic VLM directory (prism-qwen25-...; needs --tokenizer_dir '
+                            'and the vision towers in <dir>/vision_backbone.safetensors)')
     model.add_argument('--policy_config', default=None, help='PolicyConfig JSON to build from')
-    model.add_argument('--tokenizer_dir', default=None)
+    model.add_argument('--tokenizer_dir', default=None,
+                       help='Qwen2.5 tokenizer (and, for a Prismatic VLM, the LLM config.json), '
+                            "e.g. upstream's pretrained_models/configs")
     model.add_argument('--use_discrete_head', action='store_true')
     model.add_argument('--n_action_bins', type=int, default=defaults.n_action_bins)
     model.add_argument('--use_dual_arm', action='store_true')

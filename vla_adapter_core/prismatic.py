@@ -19,7 +19,8 @@ The checkpoint holds no LLM architecture or tokenizer: both come from ``tokenize
 needs the Qwen2.5 tokenizer and a ``config.json`` with the Qwen2 text config (upstream
 VLA-Adapter's ``pretrained_models/configs``, an OpenVLA config with ``text_config``, or a local
 Qwen2.5 snapshot, model_type 'qwen2'). The result uses the 'aligned' layout with a fresh action
-head, action queries and proprio projector.
+head, action queries and proprio projector. ``image_resize_strategy`` is not used: like upstream's
+VLA fine-tuning (whose processor config says 'resize-naive'), our processor resizes naively.
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ from vla_adapter_core.config import (
 )
 from vla_adapter_core.heads import ActionHeadConfig
 from vla_adapter_core.upstream import (
-    _tower_kwargs,
     find_overrides,
     llm_config_from_text_config,
+    tower_kwargs_from_weights,
 )
 
 CONFIG_FILE = 'config.json'
@@ -209,6 +210,9 @@ def llm_config_for_weights(tokenizer_dir: str, weights: dict) -> LLMConfig:
         raise ValueError(f'the checkpoint lacks {LLM_PREFIX}embed_tokens.weight')
     layers = {key.split('.')[3] for key in weights if key.startswith(LLM_PREFIX + 'layers.')}
     first = LLM_PREFIX + 'layers.0.'
+    needed = [first + 'mlp.gate_proj.weight', first + 'self_attn.k_proj.weight']
+    if any(name not in weights for name in needed):
+        raise ValueError(f'the checkpoint lacks LLM layer weights such as {needed}')
     head_dim = llm.hidden_size // llm.num_attention_heads
     found = {'vocab_size': int(embed.shape[0]), 'hidden_size': int(embed.shape[1]),
              'num_hidden_layers': len(layers),
@@ -241,7 +245,7 @@ def _vision_config(weights: dict, image_size: int, model_ids: tuple,
     for model_id, prefix in zip(model_ids, TOWER_PREFIXES):
         if prefix + 'patch_embed.proj.weight' not in weights:
             raise ValueError(f'the vision weights lack {prefix}patch_embed.proj.weight')
-        tower_kwargs, dim, patch = _tower_kwargs(weights, prefix, model_id, overrides)
+        tower_kwargs, dim, patch = tower_kwargs_from_weights(weights, prefix, model_id, overrides)
         kwargs.append(tower_kwargs)
         dims.append(dim)
         patches.add(patch)

@@ -135,7 +135,7 @@ def llm_config_from_text_config(text_config: dict) -> LLMConfig:
     return LLMConfig(**fields)
 
 
-def _tower_kwargs(weights: dict, prefix: str, model_id: str, overrides: dict) -> tuple:
+def tower_kwargs_from_weights(weights: dict, prefix: str, model_id: str, overrides: dict) -> tuple:
     """Timm kwargs (sizes from weight shapes, num_heads from overrides) and the embed dim."""
     patch = weights[prefix + 'patch_embed.proj.weight']  # (d, 3, p, p)
     embed_dim = int(patch.shape[0])
@@ -165,7 +165,7 @@ def _vision_config(openvla: dict, preprocessor: dict, weights: dict, overrides: 
     image_size = int(resize[0]['size'][0]) if resize else int(openvla['image_sizes'][0])
     kwargs, dims, patches = [], [], set()
     for model_id, prefix in zip(model_ids, TOWER_PREFIXES):
-        tower_kwargs, dim, patch = _tower_kwargs(weights, prefix, model_id, overrides)
+        tower_kwargs, dim, patch = tower_kwargs_from_weights(weights, prefix, model_id, overrides)
         kwargs.append(tower_kwargs)
         dims.append(dim)
         patches.add(patch)
