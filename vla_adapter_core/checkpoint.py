@@ -15,6 +15,7 @@ import dataclasses
 import glob
 import json
 import os
+import pickle
 import subprocess
 
 import safetensors
@@ -68,6 +69,19 @@ def is_own_checkpoint(directory: str | os.PathLike) -> bool:
     if not os.path.isfile(path):
         return False
     return read_json(path).get('format') == CONFIG_FORMAT
+
+
+def torch_load_weights_only(path: str | os.PathLike):
+    """``torch.load(path, weights_only=True)`` on the CPU; a ValueError when that is refused.
+
+    Files written by torch.save may hold pickled objects whose loading runs code; weights_only
+    refuses them, and so do we (with an explanation instead of torch's UnpicklingError).
+    """
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(f'{str(path)!r} cannot be loaded with weights_only=True (it may need '
+                         f'arbitrary code execution, which is refused): {error}') from error
 
 
 def pickle_only_error(directory: str | os.PathLike) -> ValueError | None:

@@ -30,13 +30,12 @@ import dataclasses
 import glob
 import json
 import os
-import pickle
 import re
 
 from safetensors.torch import load_file, save_file
 import torch
 
-from vla_adapter_core.checkpoint import read_json
+from vla_adapter_core.checkpoint import read_json, torch_load_weights_only
 from vla_adapter_core.config import (
     DINOV2_TIMM_ID,
     LAYOUT_ALIGNED,
@@ -141,11 +140,7 @@ def _plain_tensors(module: str, state, path: str) -> dict:
 
 def load_vlm_checkpoint(path: str) -> dict:
     """The checkpoint's ``model`` modules, loaded with ``weights_only=True``."""
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise ValueError(f'{path!r} cannot be loaded with weights_only=True (it may need '
-                         f'arbitrary code execution, which is refused): {error}') from error
+    checkpoint = torch_load_weights_only(path)
     modules = checkpoint.get('model') if isinstance(checkpoint, dict) else None
     if not isinstance(modules, dict):
         raise ValueError(f"{path!r} lacks the 'model' entry of a Prismatic checkpoint")

@@ -15,14 +15,13 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import pickle
 import re
 
 from safetensors.torch import load_file
 import torch
 from transformers import Qwen2Config
 
-from vla_adapter_core.checkpoint import WEIGHTS_FILE, read_json
+from vla_adapter_core.checkpoint import WEIGHTS_FILE, read_json, torch_load_weights_only
 from vla_adapter_core.config import (
     LAYOUT_UPSTREAM_COMPAT,
     LLMConfig,
@@ -91,11 +90,7 @@ def find_overrides(directory: str | os.PathLike) -> str | None:
 
 def load_torch_state(path: str) -> dict:
     """A torch.save'd state dict, loaded with ``weights_only=True``; ``module.`` stripped."""
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise ValueError(f'{path!r} cannot be loaded with weights_only=True (it may need '
-                         f'arbitrary code execution, which is refused): {error}') from error
+    state = torch_load_weights_only(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f'{path!r} is not a plain tensor state dict')
     return {key.removeprefix('module.'): value for key, value in state.items()}
