@@ -5,10 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build_test_interfaces.sh >/dev/null
-set +u  # colcon's setup scripts read unset variables
 # shellcheck disable=SC1091
 source scripts/ros_env.sh
-set -u
 args=(--duration "${DURATION:-15}" --device "${DEVICE:-cpu}" --work-dir build/demo)
 if [ -n "${CHECKPOINT:-}" ]; then args+=(--checkpoint "$CHECKPOINT"); fi
 exec python -m vla_adapter_ros.demo "${args[@]}"

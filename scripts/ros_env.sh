@@ -7,6 +7,8 @@ _vla_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 _vla_venv=${VENV:-$_vla_repo/.venv}
 export VIRTUAL_ENV=$_vla_venv
 export PATH=$_vla_venv/bin:$PATH
+# colcon's setup scripts read unset variables: source them without `set -u`, then restore it.
+case $- in *u*) _vla_nounset=1; set +u ;; *) _vla_nounset= ;; esac
 # shellcheck disable=SC1091
 source "$_vla_repo/install/setup.bash"
 # The console scripts (vla-adapter-train, vla-adapter-predict, ...) live where `ros2 run` looks.
@@ -21,4 +23,5 @@ export FASTDDS_DEFAULT_PROFILES_FILE=$_vla_repo/config/fastdds_loopback.xml
 export ROS_DOMAIN_ID=${VLA_TEST_DOMAIN_ID:-$((100 + RANDOM % 100))}
 export ROS_LOG_DIR=$_vla_repo/build/ros_log
 mkdir -p "$ROS_LOG_DIR"
-unset _vla_repo _vla_venv
+if [ -n "$_vla_nounset" ]; then set -u; fi
+unset _vla_repo _vla_venv _vla_nounset

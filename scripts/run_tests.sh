@@ -16,9 +16,7 @@ if [ "${1:-}" != '--inside' ]; then
 fi
 
 # shellcheck disable=SC1091
-set +u  # colcon's setup scripts read unset variables
 source scripts/ros_env.sh
-set -u
 # PYTEST_ARGS (optional, e.g. "-k fixture") narrows the run.
 # shellcheck disable=SC2086
 echo "[test] ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_LOG_DIR=$ROS_LOG_DIR"

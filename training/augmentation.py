@@ -10,13 +10,14 @@ that loads it or on a resumed run.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 import math
 
 import numpy as np
 from PIL import Image
 import torch
+
+from vla_adapter_core.config import ConfigDictMixin
 
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601 luminance weights
 RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
@@ -25,7 +26,7 @@ RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
 
 
 @dataclass
-class AugmentationConfig:
+class AugmentationConfig(ConfigDictMixin):
     """Random-crop area fraction and colour-jitter strengths (OpenVLA-style defaults)."""
 
     enabled: bool = True
@@ -45,9 +46,6 @@ class AugmentationConfig:
         if not 0.0 <= self.hue <= 0.5:
             raise ValueError(f'AugmentationConfig.hue={self.hue!r}: must be in [0, 0.5]')
 
-    def to_dict(self) -> dict:
-        """Plain-JSON dictionary of every field."""
-        return dataclasses.asdict(self)
 
 
 class ImageAugmenter:

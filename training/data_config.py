@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
+
+from vla_adapter_core.config import ConfigDictMixin
 
 ALOHA_CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
 INTERBOTIX_ARM_JOINTS = (
@@ -25,7 +26,7 @@ def _require(condition: bool, name: str, value: Any, why: str) -> None:
 
 
 @dataclass
-class DatasetConfig:
+class DatasetConfig(ConfigDictMixin):
     """Where the recorded episodes are and how a training sample is built from them.
 
     Shapes: proprio (proprio_dim,), action chunk (chunk_size, action_dim). ALOHA is 14-d
@@ -131,18 +132,7 @@ class DatasetConfig:
                      f'leader actions have {len(self.leader_names)} arms x {per_arm} joints = '
                      f'{action}')
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON dictionary of every field."""
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> DatasetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f'DatasetConfig: unknown fields {unknown}')
-        return cls(**values)
 
 
 GRIPPER_FIELDS = ('follower_finger_open', 'follower_finger_closed',

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from training.augmentation import AugmentationConfig
 from training.data_config import DatasetConfig, add_dataset_arguments, dataset_config_from_args
+from vla_adapter_core.config import ConfigDictMixin
 
 LR_SCHEDULES = ('cosine', 'linear', 'constant')
 DEVICES = ('auto', 'cpu', 'cuda')
@@ -24,7 +24,7 @@ def _require(condition: bool, name: str, value: Any, why: str) -> None:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigDictMixin):
     """Everything a fine-tuning run needs; written to ``<output_dir>/train_config.json``."""
 
     data: DatasetConfig
@@ -110,18 +110,7 @@ class TrainConfig:
             return 'discrete'
         return 'dual_arm' if self.use_dual_arm else 'l1'
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON dictionary (nested configs as dicts)."""
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f'TrainConfig: unknown fields {unknown}')
-        return cls(**values)
 
     def differences(self, other: TrainConfig) -> list[str]:
         """Fields (except those a resume may change) that differ from ``other``."""

@@ -43,8 +43,12 @@ def _require_positive(owner: str, **fields: int) -> None:
             _fail(owner, name, value, 'must be a positive integer')
 
 
-class _DictMixin:
-    """``to_dict`` / ``from_dict`` for flat dataclasses (lists instead of tuples, JSON-ready)."""
+class ConfigDictMixin:
+    """``to_dict`` / ``from_dict`` for config dataclasses (lists instead of tuples, JSON-ready).
+
+    Nested config fields become nested dicts; the owning dataclass rebuilds them from dicts in
+    its ``__post_init__``.
+    """
 
     def to_dict(self) -> dict:
         """Return a JSON-serialisable dict of the fields."""
@@ -70,7 +74,7 @@ def json_ready(value: Any) -> Any:
 
 
 @dataclasses.dataclass
-class VisionConfig(_DictMixin):
+class VisionConfig(ConfigDictMixin):
     """The fused vision backbone: one timm ViT per tower, features concatenated per patch.
 
     ``tower_kwargs[i]`` is merged into ``timm.create_model(timm_model_ids[i], ...)`` (e.g.
@@ -131,7 +135,7 @@ class VisionConfig(_DictMixin):
 
 
 @dataclasses.dataclass
-class LLMConfig(_DictMixin):
+class LLMConfig(ConfigDictMixin):
     """The Qwen2 language model (defaults: Qwen2.5-0.5B).
 
     ``pretrained_dir`` optionally names a local transformers directory whose weights initialise
@@ -177,7 +181,7 @@ class LLMConfig(_DictMixin):
 
 
 @dataclasses.dataclass
-class ProjectorConfig(_DictMixin):
+class ProjectorConfig(ConfigDictMixin):
     """The fused-gelu-mlp projector: Dv -> 4 Dv -> GELU -> D -> GELU -> D (D = LLM width)."""
 
     vision_dim: int = 2176
@@ -191,7 +195,7 @@ class ProjectorConfig(_DictMixin):
 
 
 @dataclasses.dataclass
-class NormalizationConfig(_DictMixin):
+class NormalizationConfig(ConfigDictMixin):
     """Action / proprio normalisation to [-1, 1].
 
     ``mode`` 'bounds' uses min/max, 'bounds_q99' uses q01/q99 of ``dataset_statistics.json``'s
@@ -214,7 +218,7 @@ class NormalizationConfig(_DictMixin):
 
 
 @dataclasses.dataclass
-class ProcessorConfig(_DictMixin):
+class ProcessorConfig(ConfigDictMixin):
     """Observation -> tensor conversion (shared by training and inference).
 
     Images of any size are resized to ``image_size``; ``center_crop_fraction`` < 1 then takes a
