@@ -35,6 +35,22 @@ def load_tokenizer(directory: str | os.PathLike) -> Qwen2Tokenizer:
     return Qwen2Tokenizer.from_pretrained(str(directory), local_files_only=True)
 
 
+def check_instruction_text(instruction: str) -> str:
+    """The policy-independent part of the instruction check: a non-empty printable string.
+
+    Returns the stripped text; raises ValueError naming the problem. The token limit is checked
+    by :meth:`PromptBuilder.validate_instruction`, which calls this first.
+    """
+    if not isinstance(instruction, str):
+        raise ValueError(f'instruction must be a string, got {type(instruction).__name__}')
+    stripped = instruction.strip()
+    if not stripped:
+        raise ValueError(f'instruction={instruction!r} is empty')
+    if not stripped.isprintable():
+        raise ValueError(f'instruction={stripped[:80]!r} contains control characters')
+    return stripped
+
+
 class PromptBuilder:
     """Turns instructions into prompts ('openvla' or 'qwen_chat' style) and token ids."""
 
@@ -65,9 +81,20 @@ class PromptBuilder:
         if len(ids) < 2:
             raise ValueError(f'instruction={instruction!r}: prompt has fewer than 2 tokens')
         if len(ids) > self.max_tokens:
-            raise ValueError(f'instruction={instruction[:60]!r}...: prompt has {len(ids)} tokens, '
-                             f'more than max_prompt_tokens={self.max_tokens}')
+            raise ValueError(f'instruction {instruction[:60]!r}...: the prompt has {len(ids)} '
+                             f'tokens, more than the policy\'s limit max_prompt_tokens='
+                             f'{self.max_tokens}')
         return ids
+
+    def validate_instruction(self, instruction: str) -> str:
+        """The one check of an instruction: the stripped text, or ValueError saying why.
+
+        Non-empty, printable (no control characters) and, as a prompt, within ``max_tokens``
+        tokens (the error gives the count and the limit).
+        """
+        stripped = check_instruction_text(instruction)
+        self.token_ids(stripped)
+        return stripped
 
     def batch(self, instructions: list) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded ``input_ids`` (B, L) long and ``attention_mask`` (B, L) long."""

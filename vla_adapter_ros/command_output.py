@@ -1,14 +1,15 @@
 """Joint command publishers of the chunk executor: one per arm, three output flavours.
 
+Joint names, the joint group and the gripper joint come from the arm's robot description.
 - `interbotix` (default, ALOHA): `<robot>/commands/joint_group`
-  interbotix_xs_msgs/JointGroupCommand (name 'arm', the 6 arm joints in ARM_JOINT_NAMES order)
-  plus `<robot>/commands/joint_single` JointSingleCommand (name 'gripper', the gripper joint
-  angle in radians), as ALOHA streams them at 50 Hz. interbotix_xs_msgs is imported only in
-  this mode.
+  interbotix_xs_msgs/JointGroupCommand (the arm model's group, e.g. 'arm': its joints in driver
+  order) plus `<robot>/commands/joint_single` JointSingleCommand (the gripper joint, angle in
+  radians), as ALOHA streams them at 50 Hz. interbotix_xs_msgs is imported only in this mode.
 - `joint_trajectory` (ros2_control JointTrajectoryController): `<robot>/<joint_trajectory_topic>`
-  trajectory_msgs/JointTrajectory with the 7 joint names and one point reached after one tick.
+  trajectory_msgs/JointTrajectory with the arm's joint names and one point reached after one
+  tick.
 - `float64_array` (ros2_control forward position controller): `<robot>/<float64_array_topic>`
-  std_msgs/Float64MultiArray with the 7 positions in joint order.
+  std_msgs/Float64MultiArray with the positions in joint order.
 
 Commands use a reliable, volatile QoS of depth 1: only the newest command matters. Topic names
 are relative, so the robot name is a namespace below the node's own namespace.
@@ -25,40 +26,35 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from vla_adapter_core.robot_description import Arm
 from vla_adapter_ros.conversions import (
     joint_group_command,
     joint_single_command,
     seconds_to_duration,
 )
 from vla_adapter_ros.executor_config import OUTPUT_MODES
-from vla_adapter_ros.robot_model import ARM_JOINT_NAMES, GRIPPER_JOINT_NAME, JOINTS_PER_ARM
 
-ARM_GROUP_NAME = 'arm'
 COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)
 
 
-def _check_positions(positions: np.ndarray) -> list[float]:
-    values = np.asarray(positions, dtype=np.float64)
-    if values.shape != (JOINTS_PER_ARM,):
-        raise ValueError(f'positions must have shape ({JOINTS_PER_ARM},), got {values.shape}')
-    return values.tolist()
-
-
 class ArmCommandOutput:
-    """Publishes one arm's 7 joint positions (6 arm joints, gripper angle) in one flavour."""
+    """Publishes one arm's joint positions (arm joints, gripper angle) in one flavour."""
 
-    def __init__(self, node: Node, robot_name: str, output_mode: str, tick_s: float,
+    def __init__(self, node: Node, arm: Arm, output_mode: str, tick_s: float,
                  joint_trajectory_topic: str = 'arm_controller/joint_trajectory',
                  float64_array_topic: str = 'forward_position_controller/commands') -> None:
-        """Create the publishers of robot_name (a namespace such as 'follower_left')."""
+        """Create the publishers of the arm's driver namespace (e.g. 'follower_left')."""
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f'output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}')
+        robot_name = arm.namespace
         self.robot_name = robot_name
         self.output_mode = output_mode
         self.tick_s = tick_s
-        self.joint_names = [*ARM_JOINT_NAMES, GRIPPER_JOINT_NAME]
+        self.joint_names = list(arm.command_joint_names)
+        self._group_name = arm.model.arm_group
+        self._gripper_name = arm.model.gripper_joint
         if output_mode == 'interbotix':
             from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
             self._group = node.create_publisher(
@@ -73,11 +69,15 @@ class ArmCommandOutput:
                 Float64MultiArray, f'{robot_name}/{float64_array_topic}', COMMAND_QOS)
 
     def publish(self, positions: np.ndarray) -> None:
-        """Command positions, (7,): arm joints in ARM_JOINT_NAMES order, then the gripper."""
-        values = _check_positions(positions)
+        """Command positions, (arm.dim,): arm joints in driver order, then the gripper."""
+        values = np.asarray(positions, dtype=np.float64)
+        if values.shape != (len(self.joint_names),):
+            raise ValueError(f'{self.robot_name}: positions must have shape '
+                             f'({len(self.joint_names)},), got {values.shape}')
+        values = values.tolist()
         if self.output_mode == 'interbotix':
-            self._group.publish(joint_group_command(ARM_GROUP_NAME, values[:-1]))
-            self._single.publish(joint_single_command(GRIPPER_JOINT_NAME, values[-1]))
+            self._group.publish(joint_group_command(self._group_name, values[:-1]))
+            self._single.publish(joint_single_command(self._gripper_name, values[-1]))
         elif self.output_mode == 'joint_trajectory':
             point = JointTrajectoryPoint(positions=values,
                                          time_from_start=seconds_to_duration(self.tick_s))
@@ -90,17 +90,17 @@ class ArmCommandOutput:
 class GripperModeRequests:
     """Sets the gripper operating mode of every arm through its driver, without blocking."""
 
-    def __init__(self, node: Node, robot_names: tuple[str, ...], mode: str,
+    def __init__(self, node: Node, arms: tuple[Arm, ...], mode: str,
                  callback_group: CallbackGroup | None = None) -> None:
-        """Create one set_operating_modes client per robot; nothing is sent yet."""
+        """Create one set_operating_modes client per arm; nothing is sent yet."""
         from interbotix_xs_msgs.srv import OperatingModes
-        self.robot_names = robot_names
-        self._request = OperatingModes.Request(
-            cmd_type='single', name=GRIPPER_JOINT_NAME, mode=mode, profile_type='velocity',
-            profile_velocity=0, profile_acceleration=0)
+        self.robot_names = tuple(arm.namespace for arm in arms)
+        self._requests = [OperatingModes.Request(
+            cmd_type='single', name=arm.model.gripper_joint, mode=mode, profile_type='velocity',
+            profile_velocity=0, profile_acceleration=0) for arm in arms]
         self._clients = [node.create_client(OperatingModes, f'{robot}/set_operating_modes',
                                             callback_group=callback_group)
-                         for robot in robot_names]
+                         for robot in self.robot_names]
         self._futures: list = []
 
     def step(self, waited_s: float, timeout_s: float) -> str | None:
@@ -112,7 +112,8 @@ class GripperModeRequests:
         if not self._futures:
             ready = [client.service_is_ready() for client in self._clients]
             if all(ready):
-                self._futures = [client.call_async(self._request) for client in self._clients]
+                self._futures = [client.call_async(request)
+                                 for client, request in zip(self._clients, self._requests)]
                 return None
             if waited_s > timeout_s:
                 absent = [robot for robot, ok in zip(self.robot_names, ready) if not ok]

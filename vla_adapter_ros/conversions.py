@@ -9,8 +9,8 @@ Images
 
 Joint states
     Values are always looked up by joint name, never by index. ``arm_state_from_joint_state``
-    returns one arm's 7 policy values: 6 joint angles plus the gripper normalised in finger space
-    (robot_model.GripperCalibration).
+    returns one arm's policy values (its joints in driver order, then the gripper normalised in
+    finger space), following the arm's robot description (vla_adapter_core.robot_description).
 
 Actions
     ``arm_trajectory`` builds a ``trajectory_msgs/JointTrajectory`` chunk with
@@ -28,13 +28,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from vla_adapter_ros.robot_model import (
-    ARM_JOINT_NAMES,
-    FINGER_JOINT_NAME,
-    GRIPPER_JOINT_NAME,
-    JOINTS_PER_ARM,
-    GripperCalibration,
-)
+from vla_adapter_core.robot_description import Arm
 
 # Channels per pixel of every supported raw encoding.
 SUPPORTED_ENCODINGS: dict[str, int] = {'rgb8': 3, 'bgr8': 3, 'mono8': 1}
@@ -190,18 +184,10 @@ def joint_positions_by_name(message: JointState, names: Sequence[str],
     return values
 
 
-def arm_state_from_joint_state(message: JointState, calibration: GripperCalibration,
+def arm_state_from_joint_state(message: JointState, arm: Arm,
                                source: str = 'joint_states') -> np.ndarray:
-    """One arm's 7 policy values: 6 joint angles (rad), gripper normalised in finger space."""
-    values = joint_positions_by_name(message, [*ARM_JOINT_NAMES, FINGER_JOINT_NAME], source)
-    state = values.copy()  # (7,)
-    state[-1] = calibration.normalize_finger(values[-1])
-    return state
-
-
-def arm_joint_names(prefix: str = '') -> list[str]:
-    """The 7 commanded joint names of one arm (6 arm joints + gripper), optionally prefixed."""
-    return [f'{prefix}{name}' for name in (*ARM_JOINT_NAMES, GRIPPER_JOINT_NAME)]
+    """One arm's policy values, (arm.dim,): joint angles (rad), gripper normalised (finger)."""
+    return arm.observe(joint_positions_by_name(message, arm.state_joint_names, source))
 
 
 def arm_trajectory(joint_angles: np.ndarray, joint_names: Sequence[str], dt: float,
@@ -268,13 +254,3 @@ def joint_single_command(joint_name: str, position: float):
     if not np.isfinite(position):
         raise ConversionError(f'JointSingleCommand {joint_name!r}: non-finite cmd {position}')
     return JointSingleCommand(name=joint_name, cmd=float(position))
-
-
-def split_arms(action: np.ndarray, num_arms: int) -> list[np.ndarray]:
-    """(..., 7 * num_arms) -> one (..., 7) view per arm, [left, right] order."""
-    action = np.asarray(action)
-    if action.shape[-1] != JOINTS_PER_ARM * num_arms:
-        raise ConversionError(
-            f'action has {action.shape[-1]} values per step, expected '
-            f'{JOINTS_PER_ARM * num_arms} for {num_arms} arm(s)')
-    return [action[..., i * JOINTS_PER_ARM:(i + 1) * JOINTS_PER_ARM] for i in range(num_arms)]

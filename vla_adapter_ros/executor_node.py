@@ -1,8 +1,8 @@
 """Chunk executor node: action chunks in, a smooth and safe 50 Hz joint command stream out.
 
 Inputs: `vla_adapter_msgs/ActionChunk` on `chunk_topic` (header.stamp = observation time; left /
-right trajectories with joint names robot_model.ARM_JOINT_NAMES + 'gripper', joint angles in rad,
-time_from_start = k * dt); `sensor_msgs/JointState` on `<robot>/joint_states` of every arm;
+right trajectories with the arms' command joint names from the robot description, joint angles
+in rad, time_from_start = k * dt); `sensor_msgs/JointState` on `<robot>/joint_states` of every arm;
 `std_msgs/Bool` on `estop_topic` (true latches the e-stop).
 Outputs: per arm, the commands of command_output.py (Interbotix JointGroupCommand 'arm' +
 JointSingleCommand 'gripper' by default); `vla_adapter_msgs/PolicyStatus` on `status_topic`.
@@ -15,7 +15,7 @@ Life cycle (PolicyStatus.state):
   `set_gripper_mode`), then the command ramps from the measured pose to `start_pose` at no more
   than `startup_speed`. Chunks arriving meanwhile are dropped.
 - RUNNING: chunks are validated (safety.py), scheduled and blended (chunk_schedule.py), sampled at
-  the tick time, and shaped (limits, then `max_joint_speed`) into the command.
+  the tick time, and shaped (limits, then the speed limits x `speed_scale`) into the command.
 - HOLDING: running, but no valid chunk covers now (none yet, all played, or stale): the last
   command is repeated.
 - FAULT: e-stop latched, stale joint_states, a rejected chunk, a clock jump or a failed start-up
@@ -36,7 +36,9 @@ that of the single-threaded executor (benchmarks/executor_timing.py). For the ti
 run the process with real-time priority (`chrt -f 50 ...`; p99 below 1 ms there while policy
 inference loaded both cores). The tick's start times are kept for `tick_periods_s()`.
 
-Parameters: every field of executor_config.ExecutorConfig (documented there, in PARAMETER_DOCS).
+Parameters: executor_config.EXECUTOR_PARAMETERS (documented there). The dynamic ones
+(blend_mode, ensemble_k, crossfade_s, speed_scale) apply at the next tick after `ros2 param set`;
+the others are read-only.
 """
 
 from collections import deque
@@ -45,7 +47,6 @@ import threading
 import time
 
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -57,15 +58,14 @@ from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_ros.chunk_schedule import ChunkScheduler, TimedChunk
 from vla_adapter_ros.command_output import ArmCommandOutput, GripperModeRequests
 from vla_adapter_ros.conversions import (
-    arm_joint_names,
     joint_positions_by_name,
     stamp_to_nanoseconds,
     trajectory_offsets_s,
     trajectory_positions,
 )
-from vla_adapter_ros.executor_config import PARAMETER_DOCS, PARAMETER_RANGES, ExecutorConfig
+from vla_adapter_ros.executor_config import EXECUTOR_PARAMETERS, ExecutorConfig
 from vla_adapter_ros.node_main import run_node
-from vla_adapter_ros.robot_model import JOINTS_PER_ARM
+from vla_adapter_ros.parameters import declare_parameters
 from vla_adapter_ros.safety import (
     ChunkRejected,
     ClockMonitor,
@@ -98,16 +98,17 @@ class ChunkExecutorNode(Node):
         kwargs go to rclpy's Node (e.g. context=, parameter_overrides=).
         """
         super().__init__(node_name, **kwargs)
-        self.config = self._declare_parameters()
+        self._lock = threading.Lock()
+        self.config = declare_parameters(self, EXECUTOR_PARAMETERS, ExecutorConfig.from_dict,
+                                         self._apply_dynamic_parameters)
         config = self.config
         self._apply_realtime_priority(config.realtime_priority)
+        self.robot = config.robot
         self.safety = config.safety_config()
         self.robot_names = config.arm_robot_names
-        self.joint_names = arm_joint_names()
-        self._joint_labels = tuple(f'{robot}/{name}' for robot in self.robot_names
-                                   for name in self.joint_names)
-        self._start_pose = np.concatenate(config.per_arm('start_pose'))  # (7 * arms,)
-        self._lock = threading.Lock()
+        self._arm_slices = self.robot.arm_slices()
+        self._joint_labels = self.robot.joint_labels()
+        self._start_pose = config.start_pose()  # (J,) over all arms
         self._scheduler = ChunkScheduler(config.schedule_config(), len(self._start_pose))
         self._estop = EStopLatch()
         self._chunk_watchdog = Watchdog(config.stale_chunk_s)
@@ -145,28 +146,23 @@ class ChunkExecutorNode(Node):
             return
         self.get_logger().info(f'ticking under SCHED_FIFO priority {priority}')
 
-    def _declare_parameters(self) -> ExecutorConfig:
-        defaults = ExecutorConfig().to_dict()
-        values = {}
-        for name, default in defaults.items():
-            # Typed by ExecutorConfig.from_dict (which accepts 50 for 50.0), not by rclpy.
-            descriptor = ParameterDescriptor(description=PARAMETER_DOCS[name], read_only=True,
-                                             dynamic_typing=True)
-            if name in PARAMETER_RANGES:
-                low, high = PARAMETER_RANGES[name]
-                descriptor.floating_point_range = [
-                    FloatingPointRange(from_value=low, to_value=high, step=0.0)]
-            values[name] = self.declare_parameter(name, default, descriptor).value
-        return ExecutorConfig.from_dict(values)
+    def _apply_dynamic_parameters(self, config: ExecutorConfig, changed: tuple) -> None:
+        """A validated `ros2 param set`: new blending and speed limits from the next tick."""
+        with self._lock:
+            self.config = config
+            self.safety = config.safety_config()
+            self._scheduler.config = config.schedule_config()
+        self.get_logger().info(f'parameters changed: '
+                               f'{ {name: getattr(config, name) for name in changed} }')
 
     def _create_interfaces(self) -> None:
         config = self.config
         self._tick_group = MutuallyExclusiveCallbackGroup()
         self._io_group = MutuallyExclusiveCallbackGroup()
         self._outputs = [
-            ArmCommandOutput(self, robot, config.output_mode, config.tick_s,
+            ArmCommandOutput(self, arm, config.output_mode, config.tick_s,
                              config.joint_trajectory_topic, config.float64_array_topic)
-            for robot in self.robot_names]
+            for arm in self.robot.arms]
         for index, robot in enumerate(self.robot_names):
             self.create_subscription(
                 JointState, f'{robot}/{config.joint_states_topic}',
@@ -184,7 +180,7 @@ class ChunkExecutorNode(Node):
         self._gripper_modes = None
         if config.set_gripper_mode and config.output_mode == 'interbotix':
             self._gripper_modes = GripperModeRequests(
-                self, self.robot_names, config.gripper_operating_mode, self._io_group)
+                self, self.robot.arms, config.gripper_operating_mode, self._io_group)
         self.create_timer(1.0 / config.status_rate_hz, self._publish_status,
                           callback_group=self._io_group)
         self._tick_timer = self.create_timer(config.tick_s, self._on_tick,
@@ -194,7 +190,8 @@ class ChunkExecutorNode(Node):
     def _on_joint_state(self, arm: int, message: JointState) -> None:
         try:
             positions = joint_positions_by_name(
-                message, self.joint_names, f'{self.robot_names[arm]}/joint_states')
+                message, self.robot.arms[arm].command_joint_names,
+                f'{self.robot_names[arm]}/joint_states')
         except ValueError as error:
             self._joint_state_errors[arm] = str(error)
             self.get_logger().warning(str(error), throttle_duration_sec=1.0)
@@ -234,7 +231,7 @@ class ChunkExecutorNode(Node):
             self._accepted_chunks += 1
 
     def chunk_from_message(self, message: ActionChunk, now_s: float) -> TimedChunk:
-        """Validate an ActionChunk and turn it into a TimedChunk of (T, 7 * arms) targets.
+        """Validate an ActionChunk and turn it into a TimedChunk of (T, J) targets (all arms).
 
         Raises ChunkRejected (a ValueError) naming the arm, field, joint and value at fault.
         """
@@ -244,19 +241,19 @@ class ChunkExecutorNode(Node):
         elif message.right.points or message.right.joint_names:
             raise ChunkRejected('single-arm executor received a right-arm trajectory')
         offsets, blocks = None, []
-        for side, trajectory in trajectories:
+        for (side, trajectory), arm in zip(trajectories, self.robot.arms):
             if not trajectory.points:
                 raise ChunkRejected(f'empty chunk: {side} trajectory has no points')
-            names = list(trajectory.joint_names)
-            if sorted(names) != sorted(self.joint_names):
+            names, expected = list(trajectory.joint_names), list(arm.command_joint_names)
+            if sorted(names) != sorted(expected):
                 raise ChunkRejected(f'{side} joint_names {names} do not match the expected '
-                                    f'{self.joint_names}')
+                                    f'{expected} ({arm.namespace})')
             side_offsets = trajectory_offsets_s(trajectory)
             if offsets is not None and (side_offsets.shape != offsets.shape
                                         or not np.allclose(side_offsets, offsets, atol=1e-6)):
                 raise ChunkRejected('left and right time_from_start differ')
             offsets = side_offsets
-            blocks.append(trajectory_positions(trajectory, self.joint_names))  # (T, 7)
+            blocks.append(trajectory_positions(trajectory, expected))  # (T, arm.dim)
         stamp_s = stamp_to_nanoseconds(message.header.stamp) * 1e-9
         validate_chunk_timing(stamp_s, offsets, now_s, self.safety)
         positions = validate_chunk_values(np.hstack(blocks), self.safety, self._joint_labels)
@@ -307,8 +304,8 @@ class ChunkExecutorNode(Node):
             self._state, self._reason = state, reason
         if command is None:
             return
-        for arm, output in enumerate(self._outputs):
-            output.publish(command[arm * JOINTS_PER_ARM:(arm + 1) * JOINTS_PER_ARM])
+        for part, output in zip(self._arm_slices, self._outputs):
+            output.publish(command[part])
 
     def _next_command(self, now_s: float, monotonic_s: float):
         """(command or None, state, reason) for this tick; called with the lock held."""

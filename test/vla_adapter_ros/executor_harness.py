@@ -25,15 +25,32 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from vla_adapter_core.robot_description import load_robot_description
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_ros.executor_node import ChunkExecutorNode
-from vla_adapter_ros.robot_model import ARM_JOINT_NAMES
 
 HERE = pathlib.Path(__file__).resolve().parent
 FAKE_DRIVER = HERE / 'fake_interbotix_driver.py'
-JOINT_NAMES = [*ARM_JOINT_NAMES, 'gripper']
-ROBOTS = ('follower_left', 'follower_right')
-DRIVER_POSE = np.array([0.0, -0.96, 1.16, 0.0, -0.3, 0.0, 1.2])
+# ALOHA with the gripper starting at 1.2 rad (test/fixtures/robots/aloha_test.yaml).
+TEST_ROBOT_FILE = HERE.parent / 'fixtures' / 'robots' / 'aloha_test.yaml'
+TEST_ROBOT = load_robot_description(TEST_ROBOT_FILE)
+JOINT_NAMES = list(TEST_ROBOT.arms[0].command_joint_names)
+ROBOTS = TEST_ROBOT.namespaces
+DRIVER_POSE = TEST_ROBOT.start_joint_angles()[:len(JOINT_NAMES)]  # (7,) rad, gripper 1.2
+
+
+def speed_scale_for(max_speed: float) -> float:
+    """The executor's speed_scale that limits every joint of the test robot to max_speed."""
+    return max_speed / float(TEST_ROBOT.max_joint_speed().max())
+
+
+def driver_arguments(robots, initial_pose: np.ndarray | None = None) -> list[str]:
+    """Command-line of the fake driver for the test robot; initial_pose in joint angles (rad)."""
+    line = ['--robot-description', str(TEST_ROBOT_FILE), '--robots', *robots]
+    if initial_pose is not None:
+        policy_pose = TEST_ROBOT.arms[0].action_from_joint_angles(initial_pose)
+        line += ['--initial-pose', *[str(v) for v in policy_pose]]
+    return line
 FLOAT32_TOLERANCE = 2e-6  # commands travel as float32
 
 

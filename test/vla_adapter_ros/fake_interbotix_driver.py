@@ -1,9 +1,10 @@
 """Child process: a fake Interbotix xs driver (the ROS interface of interbotix_xs_sdk) per robot.
 
-Per robot name (namespace): subscribes `commands/joint_group` (JointGroupCommand 'arm', 6 values)
-and `commands/joint_single` (JointSingleCommand 'gripper'), serves `set_operating_modes`, and
-publishes `joint_states` at 100 Hz (6 arm joints, gripper (rad), left_finger, right_finger (m))
-that follow the commands with a first-order lag, and serves `torque_enable`. Like the real
+Per arm of a robot description (namespace = the arm's, or --robots): subscribes
+`commands/joint_group` (JointGroupCommand for the arm model's group with its joints) and
+`commands/joint_single` (JointSingleCommand for the gripper joint), serves `set_operating_modes`,
+and publishes `joint_states` at 100 Hz (arm joints, gripper (rad), fingers (m)) that follow the
+commands with a first-order lag, and serves `torque_enable`. Like the real
 driver it checks nothing, but it prints `BAD COMMAND ...` for anything a running arm should
 never receive (wrong group/joint name, wrong length, non-finite or out-of-limit values, torque
 off), so tests can assert there was none.
@@ -11,9 +12,9 @@ off), so tests can assert there was none.
 A std_msgs/Bool on `fake_driver/pause_joint_states` pauses (true) or resumes (false) the
 joint_states of every robot. Exits on SIGTERM or after --lifetime-s.
 
-Usage: fake_interbotix_driver.py --robots follower_left follower_right
-    [--initial-pose 7 floats] [--time-constant-s 0.02] [--no-operating-modes]
-    [--omit-joint gripper]
+Usage: fake_interbotix_driver.py [--robot-description aloha|wx250|PATH]
+    [--robots follower_left follower_right] [--initial-pose arm.dim floats (policy units,
+    gripper normalised)] [--time-constant-s 0.02] [--no-operating-modes] [--omit-joint gripper]
 """
 
 import argparse
@@ -31,7 +32,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 
-from vla_adapter_ros.robot_model import ARM_JOINT_NAMES, ArmLimits
+from vla_adapter_core.robot_description import Arm, load_robot_description
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ros_test_utils import spin_child_until  # noqa: E402
@@ -41,9 +42,11 @@ LIMIT_TOLERANCE = 1e-4  # float32 rounding of commands
 
 
 class FakeArm:
-    """One arm's targets and positions (7: 6 joints + gripper angle)."""
+    """One arm's targets and positions (arm joints + gripper angle)."""
 
-    def __init__(self, initial: np.ndarray) -> None:
+    def __init__(self, description: Arm, initial: np.ndarray) -> None:
+        self.description = description
+        self.lower, self.upper = description.joint_angle_bounds()
         self.position = initial.copy()
         self.target = initial.copy()
         self.group_commands = 0
@@ -54,15 +57,17 @@ class FakeArm:
 class FakeDriverNode(Node):
     """Fake drivers for several robots in one node."""
 
-    def __init__(self, robots: list[str], initial: np.ndarray, time_constant_s: float,
+    def __init__(self, arms: tuple[Arm, ...], initial: np.ndarray | None, time_constant_s: float,
                  serve_operating_modes: bool, omit_joint: str = '') -> None:
         super().__init__('fake_interbotix_driver')
         self.omit_joint = omit_joint
-        self.limits = ArmLimits()
-        self.lower, self.upper = self.limits.joint_angle_bounds()
         self.time_constant_s = time_constant_s
         self.paused = False
-        self.arms = {robot: FakeArm(initial) for robot in robots}
+        self.arms = {
+            arm.namespace: FakeArm(arm, arm.joint_angles_from_action(
+                arm.start_pose if initial is None else initial))
+            for arm in arms}
+        robots = list(self.arms)
         self.state_publishers = {}
         for robot in robots:
             self.create_subscription(
@@ -88,9 +93,10 @@ class FakeDriverNode(Node):
         print(f'BAD COMMAND {text}', flush=True)
 
     def check_values(self, robot: str, values: np.ndarray, joints: slice) -> bool:
+        arm = self.arms[robot]
         ok = bool(np.all(np.isfinite(values))
-                  and np.all(values >= self.lower[joints] - LIMIT_TOLERANCE)
-                  and np.all(values <= self.upper[joints] + LIMIT_TOLERANCE))
+                  and np.all(values >= arm.lower[joints] - LIMIT_TOLERANCE)
+                  and np.all(values <= arm.upper[joints] + LIMIT_TOLERANCE))
         if not ok:
             self.bad(f'{robot}: values {values.tolist()} non-finite or outside the limits')
         return ok
@@ -99,16 +105,17 @@ class FakeDriverNode(Node):
         arm = self.arms[robot]
         arm.group_commands += 1
         values = np.asarray(message.cmd, dtype=np.float64)
-        if message.name != 'arm' or values.shape != (len(ARM_JOINT_NAMES),):
+        model = arm.description.model
+        if message.name != model.arm_group or values.shape != (len(model.joints),):
             self.bad(f'{robot}: group {message.name!r} with {values.size} values')
             return
-        if self.check_values(robot, values, slice(0, len(ARM_JOINT_NAMES))):
+        if self.check_values(robot, values, slice(0, len(model.joints))):
             arm.target[:-1] = values
 
     def on_single(self, robot: str, message: JointSingleCommand) -> None:
         arm = self.arms[robot]
         arm.single_commands += 1
-        if message.name != 'gripper':
+        if message.name != arm.description.model.gripper_joint:
             self.bad(f'{robot}: single joint {message.name!r}')
             return
         value = np.array([message.cmd], dtype=np.float64)
@@ -139,12 +146,11 @@ class FakeDriverNode(Node):
             arm.position += fraction * (arm.target - arm.position)
             if self.paused:
                 continue
-            gripper = self.limits.gripper
-            opening = gripper.normalize_joint(arm.position[-1])
-            span = gripper.finger_open - gripper.finger_closed
-            finger = gripper.finger_closed + opening * span
-            names = [*ARM_JOINT_NAMES, 'gripper', 'left_finger', 'right_finger']
-            positions = [*arm.position.tolist(), float(finger), float(-finger)]
+            gripper = arm.description.gripper
+            finger = float(gripper.finger_from_normalized(
+                gripper.normalize_joint(arm.position[-1])))
+            names = list(arm.description.driver_joint_names)
+            positions = [*arm.position.tolist(), finger, -finger]
             kept = [index for index, name in enumerate(names) if name != self.omit_joint]
             message = JointState(name=[names[i] for i in kept],
                                  position=[positions[i] for i in kept])
@@ -154,17 +160,23 @@ class FakeDriverNode(Node):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--robots', nargs='+', default=['follower_left', 'follower_right'])
-    parser.add_argument('--initial-pose', nargs=7, type=float,
-                        default=[0.0, -0.96, 1.16, 0.0, -0.3, 0.0, 1.2])
+    parser.add_argument('--robot-description', default='aloha')
+    parser.add_argument('--robots', nargs='+', default=None,
+                        help="driver namespaces (default: the description's)")
+    parser.add_argument('--initial-pose', nargs='+', type=float, default=None,
+                        help="one arm's pose in policy units (default: the start pose)")
     parser.add_argument('--time-constant-s', type=float, default=0.02)
     parser.add_argument('--no-operating-modes', action='store_true')
     parser.add_argument('--lifetime-s', type=float, default=300.0)
     parser.add_argument('--omit-joint', default='',
                         help='leave this joint out of joint_states (a malformed driver)')
     args = parser.parse_args()
+    robot = load_robot_description(args.robot_description)
+    if args.robots:
+        robot = robot.with_namespaces(args.robots)
     rclpy.init()
-    node = FakeDriverNode(args.robots, np.array(args.initial_pose), args.time_constant_s,
+    initial = None if args.initial_pose is None else np.array(args.initial_pose)
+    node = FakeDriverNode(robot.arms, initial, args.time_constant_s,
                           not args.no_operating_modes, args.omit_joint)
     executor = SingleThreadedExecutor()
     executor.add_node(node)

@@ -1,5 +1,6 @@
 """Message <-> numpy conversions: images, joint states, trajectories, Interbotix commands."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -7,9 +8,9 @@ from PIL import Image as PilImage
 import pytest
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
+from vla_adapter_core.robot_description import GripperCalibration, load_robot_description
 from vla_adapter_ros import conversions
 from vla_adapter_ros.conversions import ConversionError
-from vla_adapter_ros.robot_model import ARM_JOINT_NAMES, GripperCalibration
 
 
 def _rgb(height=6, width=5, seed=0) -> np.ndarray:
@@ -110,12 +111,16 @@ def test_bad_compressed_images_are_named():
         conversions.compressed_image_to_rgb(_compressed(rgb, 'PNG', 'png'), (480, 640))
 
 
+ALOHA_ARM = load_robot_description('aloha').arms[0]
+WX250_ARM = load_robot_description('wx250').arms[0]
+
+
 def _joint_state(names, positions) -> JointState:
     return JointState(name=list(names), position=[float(p) for p in positions])
 
 
 def test_joint_positions_are_looked_up_by_name_not_index():
-    names = [*ARM_JOINT_NAMES, 'gripper', 'left_finger', 'right_finger']
+    names = list(ALOHA_ARM.driver_joint_names)
     values = np.arange(len(names), dtype=float) / 10
     order = np.random.default_rng(0).permutation(len(names))
     message = _joint_state([names[i] for i in order], values[order])
@@ -137,23 +142,33 @@ def test_unknown_missing_and_nan_joints_are_named():
 
 
 def test_arm_state_normalises_the_gripper_in_finger_space():
-    calibration = GripperCalibration()
-    names = [*ARM_JOINT_NAMES, 'gripper', 'left_finger', 'right_finger']
+    calibration = ALOHA_ARM.gripper
+    names = list(ALOHA_ARM.driver_joint_names)
     for finger, expected in ((calibration.finger_open, 1.0), (calibration.finger_closed, 0.0)):
         positions = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0, finger, -finger]
-        state = conversions.arm_state_from_joint_state(_joint_state(names, positions),
-                                                       calibration)
+        state = conversions.arm_state_from_joint_state(_joint_state(names, positions), ALOHA_ARM)
         np.testing.assert_allclose(state, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, expected])
-    custom = GripperCalibration(finger_open=0.1, finger_closed=0.0)
+    custom = dataclasses.replace(ALOHA_ARM, gripper=GripperCalibration(
+        finger_open=0.1, finger_closed=0.0, joint_open=1.0, joint_closed=0.0))
     state = conversions.arm_state_from_joint_state(
         _joint_state(names, [0] * 7 + [0.025, 0.0]), custom)
     assert state[-1] == pytest.approx(0.25)
 
 
+def test_five_joint_arm_state_has_no_forearm_roll():
+    names = list(WX250_ARM.driver_joint_names)
+    assert 'forearm_roll' not in names and len(names) == 8
+    finger = WX250_ARM.gripper.finger_open
+    state = conversions.arm_state_from_joint_state(
+        _joint_state(names, [0.1, 0.2, 0.3, 0.4, 0.5, 1.0, finger, -finger]), WX250_ARM)
+    np.testing.assert_allclose(state, [0.1, 0.2, 0.3, 0.4, 0.5, 1.0])
+    with pytest.raises(ConversionError, match=r"joints \['left_finger'\] not found"):
+        conversions.arm_state_from_joint_state(_joint_state(names[:6], [0.0] * 6), WX250_ARM)
+
+
 def test_arm_trajectory_times_names_and_round_trip():
     angles = np.random.default_rng(1).normal(size=(25, 7))
-    names = conversions.arm_joint_names()
-    assert names == [*ARM_JOINT_NAMES, 'gripper']
+    names = list(ALOHA_ARM.command_joint_names)
     stamp = JointState().header.stamp
     conversions.nanoseconds_to_stamp(1_700_000_000_123_456_789, stamp)
     trajectory = conversions.arm_trajectory(angles, names, 0.02, stamp)
@@ -170,7 +185,7 @@ def test_arm_trajectory_times_names_and_round_trip():
 
 
 def test_arm_trajectory_rejects_bad_chunks():
-    names = conversions.arm_joint_names()
+    names = list(ALOHA_ARM.command_joint_names)
     with pytest.raises(ConversionError, match=r'shape \(3, 6\)'):
         conversions.arm_trajectory(np.zeros((3, 6)), names, 0.02)
     with pytest.raises(ConversionError, match='non-finite'):
@@ -182,12 +197,8 @@ def test_arm_trajectory_rejects_bad_chunks():
         conversions.trajectory_positions(trajectory, ['wrist_yaw'])
 
 
-def test_split_arms_and_interbotix_commands():
-    action = np.arange(28, dtype=float).reshape(2, 14)
-    left, right = conversions.split_arms(action, 2)
-    np.testing.assert_array_equal(right, action[:, 7:])
-    with pytest.raises(ConversionError, match='13 values per step, expected 14'):
-        conversions.split_arms(np.zeros((2, 13)), 2)
+def test_interbotix_commands():
+    left = np.arange(14, dtype=float).reshape(2, 7)
     group = conversions.joint_group_command('arm', left[0, :6])
     assert group.name == 'arm' and list(group.cmd) == pytest.approx(list(range(6)))
     single = conversions.joint_single_command('gripper', 1.25)

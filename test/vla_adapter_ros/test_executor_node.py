@@ -23,17 +23,20 @@ from executor_harness import (  # noqa: E402
     FLOAT32_TOLERANCE,
     JOINT_NAMES,
     ROBOTS,
+    TEST_ROBOT_FILE,
     ChunkStream,
     ExecutorHarness,
+    driver_arguments,
     make_chunk,
     make_trajectory,
+    speed_scale_for,
 )
 
 BASE_PARAMETERS = {
     'rate_hz': 50.0,
-    'start_pose': DRIVER_POSE.tolist(),
+    'robot_description': str(TEST_ROBOT_FILE),
     'startup_speed': 2.0,
-    'max_joint_speed': [2.0] * 6 + [4.0],
+    'speed_scale': speed_scale_for(2.0),  # 2 rad/s on every joint
     'service_timeout_s': 10.0,
 }
 MAX_STEP = np.array([2.0] * 6) / 50.0  # arm joints, rad per tick
@@ -42,7 +45,7 @@ MAX_STEP = np.array([2.0] * 6) / 50.0  # arm joints, rad per tick
 @pytest.fixture(scope='module')
 def driver():
     """One fake driver process for the whole module (the arms keep their pose between tests)."""
-    process = start_python_process(FAKE_DRIVER, '--robots', *ROBOTS)
+    process = start_python_process(FAKE_DRIVER, *driver_arguments(ROBOTS))
     yield process
     output = stop_process(process)
     assert 'fake driver ready' in output, output
@@ -80,8 +83,8 @@ def max_arm_step(harness: ExecutorHarness, since_s: float) -> float:
 def test_startup_sets_gripper_mode_then_ramps_at_bounded_speed(request):
     initial = DRIVER_POSE + np.array([0.4, 0.2, -0.3, 0.0, 0.3, -0.4, 0.3])
     robots = ['ramp_left', 'ramp_right']  # not the module driver's robots
-    process = start_python_process(FAKE_DRIVER, '--robots', *robots, '--initial-pose',
-                                   *[str(v) for v in initial], '--time-constant-s', '0.05')
+    process = start_python_process(FAKE_DRIVER, *driver_arguments(robots, initial),
+                                   '--time-constant-s', '0.05')
     try:
         harness = make_harness(request, process, startup_speed=1.0, robot_names=robots)
         harness.wait_state(PolicyStatus.STATE_HOLDING, timeout_s=20.0,
@@ -115,8 +118,7 @@ def test_startup_sets_gripper_mode_then_ramps_at_bounded_speed(request):
 def test_chunks_before_startup_finishes_are_dropped(request):
     far = DRIVER_POSE + np.array([0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0])
     robots = ['early_left', 'early_right']
-    process = start_python_process(FAKE_DRIVER, '--robots', *robots, '--initial-pose',
-                                   *[str(v) for v in far])
+    process = start_python_process(FAKE_DRIVER, *driver_arguments(robots, far))
     try:
         harness = make_harness(request, process, startup_speed=0.2, robot_names=robots)
         harness.wait_state(PolicyStatus.STATE_STARTING, timeout_s=20.0,
@@ -227,8 +229,9 @@ def test_no_step_above_the_speed_limit_across_disagreeing_chunks(request, driver
 
 @pytest.mark.parametrize('output_mode', ['joint_trajectory', 'float64_array'])
 def test_single_arm_ros2_control_outputs(request, driver, output_mode):
-    harness = make_harness(request, driver, arm_mode='single', robot_names=['follower_left'],
-                           output_mode=output_mode)
+    # The built-in single-arm ViperX description, driving the module driver's left arm.
+    harness = make_harness(request, driver, robot_description='vx300s',
+                           robot_names=['follower_left'], output_mode=output_mode)
     harness.wait_state(PolicyStatus.STATE_HOLDING, timeout_s=20.0)
     target = DRIVER_POSE + np.array([0.03, -0.02, 0.01, 0.0, 0.02, -0.01, 0.05])
     harness.publish_chunk(make_chunk(harness.now_ns(),
@@ -254,7 +257,8 @@ def test_single_arm_ros2_control_outputs(request, driver, output_mode):
 
 def test_missing_operating_modes_service_faults_and_holds(request):
     robots = ['nomode_left', 'nomode_right']
-    process = start_python_process(FAKE_DRIVER, '--robots', *robots, '--no-operating-modes')
+    process = start_python_process(FAKE_DRIVER, *driver_arguments(robots),
+                                   '--no-operating-modes')
     try:
         harness = make_harness(request, process, service_timeout_s=1.0, robot_names=robots)
         reason = harness.wait_state(PolicyStatus.STATE_FAULT, timeout_s=20.0)
@@ -303,8 +307,7 @@ def test_estop_before_startup_blocks_the_ramp_until_reset(request):
     assert harness.call(harness.estop_client).success
     harness.wait_state(PolicyStatus.STATE_FAULT, reason='waiting for joint_states')
     away = DRIVER_POSE + np.array([0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    process = start_python_process(FAKE_DRIVER, '--robots', *robots, '--initial-pose',
-                                   *[str(v) for v in away])
+    process = start_python_process(FAKE_DRIVER, *driver_arguments(robots, away))
     try:
         harness.wait_for(lambda: len(harness.command_log(robots[0])[0]) >= 20, 20.0,
                          '20 held commands')
@@ -324,7 +327,8 @@ def test_estop_before_startup_blocks_the_ramp_until_reset(request):
 
 def test_joint_states_without_the_gripper_never_start_the_arms(request):
     robots = ['partial_left', 'partial_right']
-    process = start_python_process(FAKE_DRIVER, '--robots', *robots, '--omit-joint', 'gripper')
+    process = start_python_process(FAKE_DRIVER, *driver_arguments(robots), '--omit-joint',
+                                   'gripper')
     try:
         harness = make_harness(request, process, robot_names=robots)
         reason = harness.wait_state(PolicyStatus.STATE_IDLE, timeout_s=20.0,

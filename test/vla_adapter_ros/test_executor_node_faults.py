@@ -24,18 +24,21 @@ from executor_harness import (  # noqa: E402
     FAKE_DRIVER,
     JOINT_NAMES,
     ROBOTS,
+    TEST_ROBOT_FILE,
     ChunkStream,
     ExecutorHarness,
+    driver_arguments,
     make_chunk,
     make_trajectory,
+    speed_scale_for,
 )
 
 MAX_SPEED = 2.0
 PARAMETERS = {
     'rate_hz': 50.0,
-    'start_pose': DRIVER_POSE.tolist(),
+    'robot_description': str(TEST_ROBOT_FILE),
     'startup_speed': 2.0,
-    'max_joint_speed': [MAX_SPEED] * 7,
+    'speed_scale': speed_scale_for(MAX_SPEED),
     'stale_chunk_s': 0.6,
     'stale_observation_s': 0.25,
     'max_future_stamp_s': 0.5,
@@ -47,7 +50,7 @@ GOOD = np.tile(DRIVER_POSE, (STEPS, 1))  # (T, 7)
 @pytest.fixture(scope='module')
 def system():
     """(harness, driver process), running; the driver's output is checked at teardown."""
-    process = start_python_process(FAKE_DRIVER, '--robots', *ROBOTS)
+    process = start_python_process(FAKE_DRIVER, *driver_arguments(ROBOTS))
     harness = None
     try:
         harness = ExecutorHarness(PARAMETERS)

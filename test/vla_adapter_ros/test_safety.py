@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
+from vla_adapter_core.robot_description import load_robot_description
 from vla_adapter_ros.executor_config import ExecutorConfig
-from vla_adapter_ros.robot_model import ArmLimits
 from vla_adapter_ros.safety import (
     ChunkRejected,
     ClockMonitor,
@@ -20,7 +20,7 @@ from vla_adapter_ros.safety import (
     validate_chunk_values,
 )
 
-LOWER, UPPER = ArmLimits().joint_angle_bounds()
+LOWER, UPPER = load_robot_description('aloha').arms[0].joint_angle_bounds()
 NAMES = ('waist', 'shoulder', 'elbow', 'forearm_roll', 'wrist_angle', 'wrist_rotate', 'gripper')
 
 
@@ -235,4 +235,6 @@ def test_executor_config_builds_a_dual_arm_safety_config():
     assert safety.num_joints == 14
     np.testing.assert_allclose(safety.lower_array[:7], LOWER)
     np.testing.assert_allclose(safety.upper_array[7:], UPPER)
-    assert safety.max_step[6] == pytest.approx(6.0 / 50.0)
+    # The description's gripper speed limit times the default speed_scale 0.9.
+    gripper_speed = load_robot_description('aloha').max_joint_speed()[6]
+    assert safety.max_step[6] == pytest.approx(gripper_speed * 0.9 / 50.0)

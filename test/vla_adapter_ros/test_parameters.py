@@ -1,0 +1,64 @@
+"""The declarative parameter pattern: coercion, ranges, choices, and the torch-free executor."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from vla_adapter_ros.parameters import ParameterSpec, ParameterTable
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+TABLE = ParameterTable((
+    ParameterSpec('rate_hz', 50.0, 'rate', (1.0, 100.0)),
+    ParameterSpec('mode', 'a', 'mode', choices=('a', 'b'), dynamic=True),
+    ParameterSpec('names', (), 'names', element_type=str),
+    ParameterSpec('count', 3, 'count', (0, 10)),
+    ParameterSpec('enabled', True, 'flag'),
+))
+
+
+def test_resolve_fills_defaults_and_coerces_ints_for_floats():
+    values = TABLE.resolve({'rate_hz': 20, 'names': ['x', 'y']})
+    assert values == {'rate_hz': 20.0, 'mode': 'a', 'names': ('x', 'y'), 'count': 3,
+                      'enabled': True}
+    assert isinstance(values['rate_hz'], float)
+    assert TABLE.dynamic_names == ('mode',) and 'mode' in TABLE and 'other' not in TABLE
+
+
+@pytest.mark.parametrize('values, match', [
+    ({'rate_hz': 0.5}, r'parameter rate_hz=0.5: must be within \[1.0, 100.0\]'),
+    ({'rate_hz': float('nan')}, 'rate_hz'),
+    ({'rate_hz': 'fast'}, "rate_hz='fast': must be of type float"),
+    ({'mode': 'c'}, r"mode='c': must be one of \['a', 'b'\]"),
+    ({'names': 'x'}, "names='x': must be a list"),
+    ({'names': [1]}, 'names=1: must be of type str'),
+    ({'count': 2.5}, 'count=2.5: must be of type int'),
+    ({'count': True}, 'count=True: must be of type int'),
+    ({'enabled': 1}, 'enabled=1: must be of type bool'),
+    ({'unknown': 1}, r"unknown parameters \['unknown'\]"),
+])
+def test_bad_values_name_the_parameter(values, match):
+    with pytest.raises(ValueError, match=match):
+        TABLE.resolve(values)
+
+
+def test_bad_specs_are_refused():
+    with pytest.raises(ValueError, match='value_range'):
+        ParameterSpec('x', 1.0, 'x', (2.0, 1.0))
+    with pytest.raises(ValueError, match='not in'):
+        ParameterSpec('x', 'c', 'x', choices=('a',))
+    with pytest.raises(ValueError, match='unique'):
+        ParameterTable((ParameterSpec('x', 1, 'x'), ParameterSpec('x', 2, 'x')))
+    with pytest.raises(ValueError, match='element_type'):
+        ParameterSpec('x', (), 'x').coerce(['a'])
+
+
+def test_the_executor_node_imports_neither_torch_nor_transformers():
+    probe = ('import sys; import vla_adapter_ros.executor_node; '
+             'heavy = [m for m in ("torch", "transformers", "timm") if m in sys.modules]; '
+             'assert not heavy, heavy; print("ok")')
+    result = subprocess.run([sys.executable, '-c', probe], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and 'ok' in result.stdout, result.stdout + result.stderr

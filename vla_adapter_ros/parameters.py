@@ -1,0 +1,203 @@
+"""One declarative pattern for the ROS parameters of every node (pure data; rclpy on use only).
+
+A node lists its parameters once as :class:`ParameterSpec` rows (name, default, description,
+numeric range or choices, dynamic or read-only) in a :class:`ParameterTable`. The same table
+- gives the defaults and checks names, types, ranges and choices (``table.resolve(values)``),
+  so the YAML files and the launch description are validated without rclpy;
+- declares the parameters on a node with matching descriptors (``declare_parameters``): a
+  read-only parameter is refused by rclpy on ``ros2 param set`` with the reason; a dynamic one is
+  validated by the node's own config builder in a set-parameters callback and, when valid,
+  applied at once (an invalid value is refused with the builder's ValueError text).
+
+Values are coerced to the default's type: an int is accepted for a float (``rate_hz:=50``); a
+list parameter holds elements of its default's element type (``element_type`` for empty-list
+defaults).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+import math
+from typing import Any
+
+SCALAR_TYPES = (bool, int, float, str)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """One ROS parameter: default (its type is the parameter's type) and the rules for values.
+
+    ``value_range``: inclusive (low, high) for numbers. ``choices``: allowed strings.
+    ``dynamic``: may change at run time (``ros2 param set``); otherwise read-only.
+    ``element_type``: element type of a list parameter whose default is empty.
+    """
+
+    name: str
+    default: Any
+    description: str
+    value_range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+    dynamic: bool = False
+    element_type: type | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.default, list):
+            object.__setattr__(self, 'default', tuple(self.default))
+        if self.value_range is not None and not self.value_range[0] <= self.value_range[1]:
+            raise ValueError(f'{self.name}: value_range {self.value_range} is empty')
+        if self.choices is not None and self.default not in self.choices:
+            raise ValueError(f'{self.name}: default {self.default!r} not in {self.choices}')
+
+    @property
+    def is_list(self) -> bool:
+        """Whether the parameter holds a list."""
+        return isinstance(self.default, tuple)
+
+    @property
+    def scalar_type(self) -> type:
+        """Type of the value (of each element for lists)."""
+        if not self.is_list:
+            return type(self.default)
+        if self.element_type is not None:
+            return self.element_type
+        if not self.default:
+            raise ValueError(f'{self.name}: an empty list default needs element_type')
+        return type(self.default[0])
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` in this parameter's type, checked against range and choices."""
+        if self.is_list:
+            if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
+                self.fail(value, 'must be a list')
+            result = tuple(self._coerce_scalar(item) for item in value)
+        else:
+            result = self._coerce_scalar(value)
+        return result
+
+    def _coerce_scalar(self, value: Any) -> Any:
+        kind = self.scalar_type
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        elif not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            self.fail(value, f'must be of type {kind.__name__}')
+        if self.value_range is not None:
+            low, high = self.value_range
+            if not (math.isfinite(value) and low <= value <= high):
+                self.fail(value, f'must be within [{low}, {high}]')
+        if self.choices is not None and value not in self.choices:
+            self.fail(value, f'must be one of {list(self.choices)}')
+        return value
+
+    def fail(self, value: Any, reason: str) -> None:
+        """Raise the ValueError every parameter problem uses."""
+        raise ValueError(f'parameter {self.name}={value!r}: {reason}')
+
+    def ros_default(self) -> Any:
+        """The default as rclpy wants it (lists, not tuples)."""
+        return list(self.default) if self.is_list else self.default
+
+
+class ParameterTable:
+    """The ordered parameters of one node."""
+
+    def __init__(self, specs: Sequence[ParameterSpec]) -> None:
+        """Index the specs by name (names must be unique)."""
+        self.specs = tuple(specs)
+        self._by_name = {spec.name: spec for spec in self.specs}
+        if len(self._by_name) != len(self.specs):
+            raise ValueError('parameter names must be unique')
+
+    def __getitem__(self, name: str) -> ParameterSpec:
+        """The spec called ``name``."""
+        return self._by_name[name]
+
+    def __contains__(self, name: str) -> bool:
+        """Whether ``name`` is declared."""
+        return name in self._by_name
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Parameter names in declaration order."""
+        return tuple(self._by_name)
+
+    @property
+    def dynamic_names(self) -> tuple[str, ...]:
+        """Names of the parameters that may change at run time."""
+        return tuple(spec.name for spec in self.specs if spec.dynamic)
+
+    def defaults(self) -> dict:
+        """{name: default}."""
+        return {spec.name: spec.default for spec in self.specs}
+
+    def resolve(self, values: Mapping[str, Any]) -> dict:
+        """Defaults updated with ``values``, each coerced; unknown names raise ValueError."""
+        unknown = sorted(set(values) - set(self._by_name))
+        if unknown:
+            raise ValueError(f'unknown parameters {unknown}; known: {list(self.names)}')
+        resolved = self.defaults()
+        for name, value in values.items():
+            resolved[name] = self._by_name[name].coerce(value)
+        return resolved
+
+
+def _descriptor(spec: ParameterSpec):
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    suffix = ' (dynamic: ros2 param set applies it)' if spec.dynamic else (
+        ' (read-only: set at start-up)')
+    descriptor = ParameterDescriptor(description=spec.description + suffix,
+                                     read_only=not spec.dynamic, dynamic_typing=True)
+    if spec.value_range is not None and not spec.is_list:
+        low, high = spec.value_range
+        if spec.scalar_type is int:
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high),
+                                                     step=1)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(low), to_value=float(high), step=0.0)]
+    if spec.choices is not None:
+        descriptor.additional_constraints = f'one of {list(spec.choices)}'
+    return descriptor
+
+
+def declare_parameters(node, table: ParameterTable, build: Callable[[dict], Any],
+                       apply: Callable[[Any, tuple[str, ...]], None] | None = None) -> Any:
+    """Declare ``table`` on ``node``; return ``build(values)`` of the start-up values.
+
+    ``build`` turns resolved values into the node's validated config (ValueError naming the
+    parameter on a bad value). When any parameter is dynamic, a set-parameters callback builds
+    the config with the new values and, when that succeeds, calls ``apply(config, changed)``;
+    a ValueError refuses the change with its text as the reason.
+    """
+    values = {}
+    for spec in table.specs:
+        # dynamic_typing: the table coerces (an int for a float, any list for an empty default).
+        parameter = node.declare_parameter(spec.name, spec.ros_default(), _descriptor(spec))
+        values[spec.name] = parameter.value
+    current = {'values': table.resolve(values)}
+    config = build(current['values'])
+    if not table.dynamic_names:
+        return config
+
+    def on_set(parameters) -> Any:
+        from rcl_interfaces.msg import SetParametersResult
+
+        proposed = dict(current['values'])
+        try:
+            for parameter in parameters:
+                if parameter.name not in table:
+                    raise ValueError(f'unknown parameter {parameter.name!r}')
+                proposed[parameter.name] = table[parameter.name].coerce(parameter.value)
+            new_config = build(proposed)
+        except ValueError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        changed = tuple(name for name in table.names
+                        if proposed[name] != current['values'][name])
+        current['values'] = proposed
+        if apply is not None and changed:
+            apply(new_config, changed)
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set)
+    return config
