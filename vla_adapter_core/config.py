@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from vla_adapter_core.heads import ActionHeadConfig
+from vla_adapter_core.robot_description import RobotLayout
 
 DINOV2_TIMM_ID = 'vit_large_patch14_reg4_dinov2.lvd142m'
 SIGLIP_TIMM_ID = 'vit_so400m_patch14_siglip_224'
@@ -247,7 +248,9 @@ class PolicyConfig:
     ``camera_names`` fixes the order images are fed to the model (1 to 4 cameras).
     ``layout`` is 'aligned' for our own models and 'upstream_compat' (upstream's off-by-one
     windows, ``upstream_num_task_tokens`` split, bf16 roundings and the trailing
-    ``upstream_stop_token_id`` token) for upstream checkpoints.
+    ``upstream_stop_token_id`` token) for upstream checkpoints. ``robot_layout`` names each
+    action / proprio dimension the policy was trained on (None: unknown, e.g. upstream
+    checkpoints); the robot side refuses a checkpoint whose layout differs from its own.
     """
 
     vision: VisionConfig = dataclasses.field(default_factory=VisionConfig)
@@ -261,9 +264,18 @@ class PolicyConfig:
     layout: str = LAYOUT_ALIGNED
     upstream_num_task_tokens: int = 512
     upstream_stop_token_id: int = 2
+    robot_layout: RobotLayout | None = None
 
     def __post_init__(self) -> None:
         owner = 'PolicyConfig'
+        if isinstance(self.robot_layout, dict):
+            self.robot_layout = RobotLayout.from_dict(self.robot_layout)
+        if self.robot_layout is not None and (
+                len(self.robot_layout.action_names) != self.action_dim
+                or len(self.robot_layout.proprio_names) != self.proprio_dim):
+            _fail(owner, 'robot_layout', self.robot_layout.to_dict(),
+                  f'must name action_dim={self.action_dim} and proprio_dim={self.proprio_dim} '
+                  'dimensions')
         self.camera_names = [str(name) for name in self.camera_names]
         if not 1 <= len(self.camera_names) <= MAX_CAMERAS:
             _fail(owner, 'camera_names', self.camera_names, f'needs 1 to {MAX_CAMERAS} cameras')
