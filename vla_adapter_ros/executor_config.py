@@ -56,6 +56,9 @@ EXECUTOR_PARAMETERS = ParameterTable((
     ParameterSpec('speed_scale', 0.9, "Fraction of the robot description's joint speed limits "
                   'the command may use; the step per tick never exceeds '
                   'speed_scale * max_speed / rate_hz.', (0.01, 1.0), dynamic=True),
+    ParameterSpec('max_chunk_steps', 200, 'Longest accepted chunk (steps per arm). Longer chunks '
+                  'are rejected by their serialized size before they are decoded, so a huge '
+                  'message never delays a tick.', (2, 10000)),
     ParameterSpec('limit_margin', 0.05, 'Chunk targets outside the joint limits by at most this '
                   '(rad) are clamped; beyond it the chunk is rejected.', (0.0, 0.5)),
     ParameterSpec('stale_chunk_s', 1.0, 'Hold when no valid chunk arrived for this long (s).',
@@ -102,6 +105,7 @@ class ExecutorConfig:
     ensemble_k: float = 0.01
     crossfade_s: float = 0.1
     speed_scale: float = 0.9
+    max_chunk_steps: int = 200
     limit_margin: float = 0.05
     stale_chunk_s: float = 1.0
     stale_observation_s: float = 0.5

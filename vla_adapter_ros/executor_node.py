@@ -50,9 +50,11 @@ import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_ros.chunk_schedule import ChunkScheduler, TimedChunk
@@ -168,8 +170,10 @@ class ChunkExecutorNode(Node):
                 JointState, f'{robot}/{config.joint_states_topic}',
                 lambda message, arm=index: self._on_joint_state(arm, message),
                 qos_profile_sensor_data, callback_group=self._io_group)
-        self.create_subscription(ActionChunk, config.chunk_topic, self._on_chunk, 10,
-                                 callback_group=self._io_group)
+        # Raw: the size is checked before decoding, so an oversized chunk costs no decode time.
+        self._max_chunk_bytes = max_chunk_message_bytes(self.robot, config.max_chunk_steps)
+        self.create_subscription(ActionChunk, config.chunk_topic, self._on_serialized_chunk, 10,
+                                 callback_group=self._io_group, raw=True)
         self.create_subscription(Bool, config.estop_topic, self._on_estop_topic, 10,
                                  callback_group=self._io_group)
         self.create_service(Trigger, '~/estop', self._on_estop_service,
@@ -203,6 +207,31 @@ class ChunkExecutorNode(Node):
             self._observation_watchdogs[arm].kick(now)
             self._observation_stamps[arm].append(now)
 
+    def _on_serialized_chunk(self, data: bytes) -> None:
+        if len(data) > self._max_chunk_bytes:
+            self._reject_chunk(
+                f'chunk rejected: {len(data)} bytes is more than a max_chunk_steps='
+                f'{self.config.max_chunk_steps} chunk can hold ({self._max_chunk_bytes} bytes); '
+                'not decoded')
+            return
+        try:
+            message = deserialize_message(data, ActionChunk)
+        except Exception as error:  # noqa: BLE001 - any undecodable message is rejected
+            self._reject_chunk(f'chunk rejected: cannot decode {len(data)} bytes: {error}')
+            return
+        self._on_chunk(message)
+
+    def _reject_chunk(self, reason: str) -> None:
+        """Drop every scheduled chunk, fault with ``reason`` (at once) and hold."""
+        with self._lock:
+            self._scheduler.clear()
+            self._chunk_fault = reason
+            self._rejected_chunks += 1
+            if self._state != PolicyStatus.STATE_FAULT:  # reported at once, not next tick
+                self._state, self._reason = PolicyStatus.STATE_FAULT, reason
+        self.get_logger().warning(reason, throttle_duration_sec=0.5)
+        self._publish_status()
+
     def _on_chunk(self, message: ActionChunk) -> None:
         now_s = self._ros_now_s()
         with self._lock:
@@ -213,15 +242,7 @@ class ChunkExecutorNode(Node):
         try:
             chunk = self.chunk_from_message(message, now_s)
         except ValueError as error:
-            reason = f'chunk {message.sequence} rejected: {error}'
-            with self._lock:
-                self._scheduler.clear()
-                self._chunk_fault = reason
-                self._rejected_chunks += 1
-                if self._state != PolicyStatus.STATE_FAULT:  # reported at once, not next tick
-                    self._state, self._reason = PolicyStatus.STATE_FAULT, reason
-            self.get_logger().warning(reason, throttle_duration_sec=0.5)
-            self._publish_status()
+            self._reject_chunk(f'chunk {message.sequence} rejected: {error}')
             return
         with self._lock:
             self._scheduler.add_chunk(chunk)
@@ -244,6 +265,9 @@ class ChunkExecutorNode(Node):
         for (side, trajectory), arm in zip(trajectories, self.robot.arms):
             if not trajectory.points:
                 raise ChunkRejected(f'empty chunk: {side} trajectory has no points')
+            if len(trajectory.points) > self.config.max_chunk_steps:
+                raise ChunkRejected(f'{side} trajectory has {len(trajectory.points)} steps, more '
+                                    f'than max_chunk_steps={self.config.max_chunk_steps}')
             names, expected = list(trajectory.joint_names), list(arm.command_joint_names)
             if sorted(names) != sorted(expected):
                 raise ChunkRejected(f'{side} joint_names {names} do not match the expected '
@@ -412,6 +436,24 @@ class ChunkExecutorNode(Node):
     def tick_periods_s(self) -> np.ndarray:
         """Periods between consecutive tick starts (monotonic clock), (N-1,) seconds."""
         return np.diff(np.array(self._tick_stamps, dtype=np.float64))
+
+
+def max_chunk_message_bytes(robot, max_steps: int, text_bytes: int = 65536) -> int:
+    """Serialized size of the largest acceptable ActionChunk for ``robot``.
+
+    A chunk of ``max_steps`` points per arm, each with positions, velocities, accelerations and
+    efforts for every joint, plus ``text_bytes`` for the joint names, frame id and instruction.
+    """
+    trajectories = []
+    for arm in robot.arms:
+        values = [0.0] * arm.dim
+        point = JointTrajectoryPoint(positions=values, velocities=values,
+                                     accelerations=values, effort=values)
+        trajectories.append(JointTrajectory(points=[point] * max_steps))
+    empty = JointTrajectory()
+    chunk = ActionChunk(left=trajectories[0],
+                        right=trajectories[1] if len(trajectories) > 1 else empty)
+    return len(serialize_message(chunk)) + text_bytes
 
 
 def _log_shutdown(node: Node) -> None:

@@ -157,6 +157,10 @@ BAD_CHUNKS = [
     ('arms_disagree_in_time', lambda h: make_chunk(h.now_ns(), make_trajectory(GOOD),
                                                    make_trajectory(GOOD, dt=0.04)),
      'left and right time_from_start differ'),
+    ('too_many_steps', lambda h: make_chunk(
+        h.now_ns(), make_trajectory(np.tile(GOOD[0], (201, 1))),
+        make_trajectory(np.tile(GOOD[0], (201, 1)))),
+     'left trajectory has 201 steps, more than max_chunk_steps=200'),
 ]
 
 
@@ -240,3 +244,24 @@ def test_stale_observation_faults_and_holds_until_joint_states_resume(system):
     finally:
         harness.pause_publisher.publish(Bool(data=False))
         stream.stop()
+
+
+def test_a_huge_chunk_is_rejected_undecoded_and_the_estop_still_acts_within_a_tick(system):
+    harness, _ = system
+    stream = start_motion(harness)
+    stream.stop()
+    huge = make_chunk(harness.now_ns(), make_trajectory(np.tile(GOOD[0], (100_000, 1))),
+                      make_trajectory(np.tile(GOOD[0], (100_000, 1))))
+    harness.publish_chunk(huge)  # serialising it here holds this process's GIL for a while
+    since = time.monotonic()
+    reason = harness.wait_state(PolicyStatus.STATE_FAULT, timeout_s=10.0, reason='not decoded')
+    assert 'max_chunk_steps=200' in reason, reason
+    harness.estop_publisher.publish(Bool(data=True))
+    estop_sent = time.monotonic()
+    harness.wait_state(PolicyStatus.STATE_FAULT, timeout_s=5.0, reason='e-stop engaged')
+    assert time.monotonic() - estop_sent < 2.0
+    time.sleep(0.5)  # the held stream goes on
+    # The 50 Hz stream never stalled while the executor received it (2 loaded cores: < 100 ms).
+    times, _ = harness.command_log(ROBOTS[0], since)
+    assert len(times) > 10 and np.diff(times).max() < 0.1, np.diff(times).max()
+    assert harness.call(harness.reset_client).success
