@@ -82,7 +82,7 @@ class PromptBuilder:
             raise ValueError(f'instruction={instruction!r}: prompt has fewer than 2 tokens')
         if len(ids) > self.max_tokens:
             raise ValueError(f'instruction {instruction[:60]!r}...: the prompt has {len(ids)} '
-                             f'tokens, more than the policy\'s limit max_prompt_tokens='
+                             f"tokens, more than the policy's limit max_prompt_tokens="
                              f'{self.max_tokens}')
         return ids
 

@@ -41,11 +41,11 @@ Parameters: executor_config.EXECUTOR_PARAMETERS (documented there). The dynamic 
 the others are read-only.
 """
 
-from collections import deque
 import os
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -66,6 +66,7 @@ from vla_adapter_ros.conversions import (
     trajectory_positions,
 )
 from vla_adapter_ros.executor_config import EXECUTOR_PARAMETERS, ExecutorConfig
+from vla_adapter_ros.health import DIAGNOSTICS_TOPIC, EventRate, TickRecorder, diagnostic_array
 from vla_adapter_ros.node_main import run_node
 from vla_adapter_ros.parameters import declare_parameters
 from vla_adapter_ros.safety import (
@@ -79,16 +80,11 @@ from vla_adapter_ros.safety import (
 )
 
 NODE_NAME = 'chunk_executor'
-TICK_HISTORY = 30_000  # tick start times kept (10 min at 50 Hz)
-RATE_WINDOW_S = 1.0  # window of the rates reported in PolicyStatus
-
-
-def _rate_hz(stamps: deque, now_s: float) -> float:
-    """Events per second over the last RATE_WINDOW_S of monotonic stamps."""
-    recent = [stamp for stamp in tuple(stamps) if now_s - stamp <= RATE_WINDOW_S]
-    if len(recent) < 2 or recent[-1] <= recent[0]:
-        return 0.0
-    return (len(recent) - 1) / (recent[-1] - recent[0])
+STATE_NAMES = {PolicyStatus.STATE_IDLE: 'IDLE', PolicyStatus.STATE_STARTING: 'STARTING',
+               PolicyStatus.STATE_RUNNING: 'RUNNING', PolicyStatus.STATE_HOLDING: 'HOLDING',
+               PolicyStatus.STATE_FAULT: 'FAULT'}
+TICK_HISTORY = 30_000  # tick start times kept (10 min at 50 Hz), preallocated
+STATUS_TICK_WINDOW = 500  # ticks behind the tick-error figures in /diagnostics (10 s at 50 Hz)
 
 
 class ChunkExecutorNode(Node):
@@ -127,9 +123,9 @@ class ChunkExecutorNode(Node):
         self._state = PolicyStatus.STATE_IDLE
         self._reason = 'waiting for joint_states'
         self._last_inference_ms = 0.0
-        self._tick_stamps: deque = deque(maxlen=TICK_HISTORY)
-        self._recent_ticks: deque = deque(maxlen=256)
-        self._observation_stamps = [deque(maxlen=256) for _ in self.robot_names]
+        self._ticks = TickRecorder(TICK_HISTORY)
+        self._tick_rate = EventRate()
+        self._observation_rates = [EventRate() for _ in self.robot_names]
         self._accepted_chunks = 0
         self._rejected_chunks = 0
         self._create_interfaces()
@@ -181,6 +177,8 @@ class ChunkExecutorNode(Node):
         self.create_service(Trigger, '~/reset_estop', self._on_reset_service,
                             callback_group=self._io_group)
         self._status_publisher = self.create_publisher(PolicyStatus, config.status_topic, 10)
+        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC,
+                                                            10)
         self._gripper_modes = None
         if config.set_gripper_mode and config.output_mode == 'interbotix':
             self._gripper_modes = GripperModeRequests(
@@ -205,7 +203,7 @@ class ChunkExecutorNode(Node):
             self._measured[arm] = positions
             self._joint_state_errors[arm] = ''
             self._observation_watchdogs[arm].kick(now)
-            self._observation_stamps[arm].append(now)
+            self._observation_rates[arm].record(now)
 
     def _on_serialized_chunk(self, data: bytes) -> None:
         if len(data) > self._max_chunk_bytes:
@@ -318,8 +316,8 @@ class ChunkExecutorNode(Node):
 
     def _on_tick(self) -> None:
         monotonic_s = time.monotonic()
-        self._tick_stamps.append(monotonic_s)
-        self._recent_ticks.append(monotonic_s)
+        self._ticks.record(monotonic_s)
+        self._tick_rate.record(monotonic_s)
         now_s = self._ros_now_s()
         with self._lock:
             command, state, reason = self._next_command(now_s, monotonic_s)
@@ -415,14 +413,30 @@ class ChunkExecutorNode(Node):
     def _publish_status(self) -> None:
         now = time.monotonic()
         with self._lock:
-            observation_rate = min(_rate_hz(stamps, now) for stamps in self._observation_stamps)
+            observation_rate = min(rate.rate_hz(now) for rate in self._observation_rates)
             status = PolicyStatus(
                 state=self._state, fault_reason=self._reason,
                 last_inference_ms=self._last_inference_ms,
                 observation_rate_hz=observation_rate,
-                command_rate_hz=_rate_hz(self._recent_ticks, now))
+                command_rate_hz=self._tick_rate.rate_hz(now))
+            counters = {'accepted_chunks': self._accepted_chunks,
+                        'rejected_chunks': self._rejected_chunks}
         status.header.stamp = self.get_clock().now().to_msg()
         self._status_publisher.publish(status)
+        self._publish_diagnostics(status, counters)
+
+    def _publish_diagnostics(self, status: PolicyStatus, counters: dict) -> None:
+        """The same status on /diagnostics, with the tick timing of the last 10 s."""
+        level = {PolicyStatus.STATE_FAULT: 'error', PolicyStatus.STATE_IDLE: 'warn'}.get(
+            status.state, 'ok')
+        values = {'state': STATE_NAMES.get(status.state, str(status.state)),
+                  'command_rate_hz': status.command_rate_hz,
+                  'observation_rate_hz': status.observation_rate_hz,
+                  'last_inference_ms': status.last_inference_ms, **counters,
+                  **self._ticks.period_error_stats(self.config.tick_s, STATUS_TICK_WINDOW)}
+        self._diagnostics_publisher.publish(diagnostic_array(
+            status.header.stamp, f'{self.get_name()}: chunk executor', level,
+            status.fault_reason or values['state'], values))
 
     def status_snapshot(self) -> dict:
         """Current state, reason, last command and chunk counters (for tests and tools)."""
@@ -435,7 +449,7 @@ class ChunkExecutorNode(Node):
 
     def tick_periods_s(self) -> np.ndarray:
         """Periods between consecutive tick starts (monotonic clock), (N-1,) seconds."""
-        return np.diff(np.array(self._tick_stamps, dtype=np.float64))
+        return self._ticks.periods()
 
 
 def max_chunk_message_bytes(robot, max_steps: int, text_bytes: int = 65536) -> int:

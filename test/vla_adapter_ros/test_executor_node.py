@@ -338,3 +338,25 @@ def test_joint_states_without_the_gripper_never_start_the_arms(request):
         assert all(not harness.groups[robot] for robot in robots)  # nothing commanded
     finally:
         assert 'BAD COMMAND' not in stop_process(process)
+
+
+def test_diagnostics_report_state_rates_and_tick_error(request, driver):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    harness = make_harness(request, driver, status_rate_hz=5.0)
+    received = []
+    harness.probe.create_subscription(DiagnosticArray, '/diagnostics', received.append, 10)
+    harness.wait_state(PolicyStatus.STATE_HOLDING, timeout_s=20.0)
+    def holding() -> list:
+        return [status for array in received for status in array.status
+                if status.name.startswith('chunk_executor') and status.level == DiagnosticStatus.OK
+                and any(item.value == 'HOLDING' for item in status.values)]
+    harness.wait_for(lambda: holding(), 10.0, 'an OK diagnostics status while holding')
+    status = holding()[-1]
+    values = {item.key: item.value for item in status.values}
+    assert status.hardware_id == 'vla_adapter_ros', status
+    assert values['state'] == 'HOLDING' and status.message == 'waiting for the first chunk'
+    assert 30.0 <= float(values['command_rate_hz']) <= 70.0
+    assert {'tick_error_p50_ms', 'tick_error_p99_ms', 'missed_ticks', 'rejected_chunks'} <= set(
+        values)
+    assert 0.0 <= float(values['tick_error_p50_ms']) < 20.0

@@ -1,0 +1,108 @@
+"""Health reporting shared by the nodes: bounded timing records and /diagnostics messages.
+
+- :class:`TickRecorder`: start times of a periodic callback in a preallocated ring buffer (no
+  allocation per tick, so a node's memory does not grow while it runs), with the period error
+  percentiles and missed ticks a status reports.
+- :class:`EventRate`: events per second over a sliding window, again in a fixed buffer.
+- :func:`diagnostic_array`: one ``diagnostic_msgs/DiagnosticArray`` with a node's status, as
+  rqt_robot_monitor and Foxglove show any driver's (level OK / WARN / ERROR, a message, and
+  key-value pairs such as rates and latencies).
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+DIAGNOSTICS_TOPIC = '/diagnostics'
+HARDWARE_ID = 'vla_adapter_ros'
+
+
+class TickRecorder:
+    """The last ``capacity`` start times (monotonic seconds) of a periodic callback."""
+
+    def __init__(self, capacity: int) -> None:
+        """Preallocate room for ``capacity`` stamps."""
+        if capacity < 2:
+            raise ValueError(f'capacity={capacity}: must be >= 2')
+        self._stamps = np.zeros(capacity, dtype=np.float64)
+        self._count = 0
+
+    def record(self, time_s: float) -> None:
+        """Store one start time (overwrites the oldest when full)."""
+        self._stamps[self._count % self._stamps.size] = time_s
+        self._count += 1
+
+    @property
+    def count(self) -> int:
+        """Stamps recorded since creation (not only the kept ones)."""
+        return self._count
+
+    def stamps(self) -> np.ndarray:
+        """The kept stamps, oldest first, (N,) seconds."""
+        size = self._stamps.size
+        if self._count <= size:
+            return self._stamps[:self._count].copy()
+        start = self._count % size
+        return np.concatenate([self._stamps[start:], self._stamps[:start]])
+
+    def periods(self) -> np.ndarray:
+        """Times between consecutive kept stamps, (N - 1,) seconds."""
+        return np.diff(self.stamps())
+
+    def period_error_stats(self, period_s: float, last: int = 0) -> dict[str, float]:
+        """p50 / p99 of |period - period_s| (ms) and ticks missed (a period > 1.5 x nominal).
+
+        ``last`` > 0 looks at the last ``last`` periods only.
+        """
+        periods = self.periods()
+        if last > 0:
+            periods = periods[-last:]
+        if periods.size == 0:
+            return {'tick_error_p50_ms': 0.0, 'tick_error_p99_ms': 0.0, 'missed_ticks': 0}
+        errors_ms = np.abs(periods - period_s) * 1e3
+        missed = np.maximum(np.round(periods / period_s) - 1, 0)
+        return {'tick_error_p50_ms': float(np.percentile(errors_ms, 50)),
+                'tick_error_p99_ms': float(np.percentile(errors_ms, 99)),
+                'missed_ticks': int(missed[periods > 1.5 * period_s].sum())}
+
+
+class EventRate:
+    """Events per second over the last ``window_s`` seconds (at most ``capacity`` events)."""
+
+    def __init__(self, window_s: float = 1.0, capacity: int = 512) -> None:
+        """An empty window."""
+        self.window_s = window_s
+        self._recorder = TickRecorder(capacity)
+
+    def record(self, time_s: float) -> None:
+        """One event at ``time_s`` (monotonic seconds)."""
+        self._recorder.record(time_s)
+
+    def rate_hz(self, now_s: float) -> float:
+        """Events per second among those of the window (0 with fewer than two)."""
+        stamps = self._recorder.stamps()
+        recent = stamps[stamps >= now_s - self.window_s]
+        if recent.size < 2 or recent[-1] <= recent[0]:
+            return 0.0
+        return float((recent.size - 1) / (recent[-1] - recent[0]))
+
+
+def diagnostic_array(stamp, name: str, level_name: str, message: str,
+                     values: Mapping[str, object]):
+    """A DiagnosticArray holding one DiagnosticStatus (level 'ok', 'warn', 'error' or 'stale')."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    levels = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN,
+              'error': DiagnosticStatus.ERROR, 'stale': DiagnosticStatus.STALE}
+    status = DiagnosticStatus(level=levels[level_name], name=name, message=message,
+                              hardware_id=HARDWARE_ID)
+    status.values = [KeyValue(key=key, value=_format(value)) for key, value in values.items()]
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f'{value:.3f}'
+    return str(value)
