@@ -2,12 +2,15 @@
 
 A node whose parameters fail validation (ValueError naming the parameter) is not started: the
 reason is logged as fatal and the process exits with status 1. SIGINT/SIGTERM end the spin
-quietly. The single-threaded executor is deliberate: rclpy's MultiThreadedExecutor stalled 50 Hz
-ticks by tens of milliseconds on a loaded 2-core machine (benchmarks/executor_timing.py);
-long work (inference) runs in the nodes' own threads instead.
+quietly; further signals during the clean-up (Ctrl-C twice, or `ros2 launch` without a terminal,
+which signals the nodes twice) are ignored, so the clean-up finishes and the exit status is 0.
+The single-threaded executor is deliberate: rclpy's MultiThreadedExecutor stalled 50 Hz ticks
+by tens of milliseconds on a loaded 2-core machine (benchmarks/executor_timing.py); long work
+(inference) runs in the nodes' own threads instead.
 """
 
 from collections.abc import Callable
+import signal
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -35,6 +38,8 @@ def run_node(make_node: Callable[[], Node], node_name: str, args: list[str] | No
         if rclpy.ok():
             raise
     finally:
+        for number in (signal.SIGINT, signal.SIGTERM):  # the clean-up runs to its end
+            signal.signal(number, signal.SIG_IGN)
         if on_shutdown is not None:
             on_shutdown(node)
         executor.shutdown()

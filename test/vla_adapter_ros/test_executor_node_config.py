@@ -198,3 +198,28 @@ def test_realtime_priority_is_validated():
     for bad in (-1, 100):
         with pytest.raises(ValueError, match=f'realtime_priority={bad}: must be within'):
             ExecutorConfig(realtime_priority=bad)
+
+
+@pytest.mark.parametrize('signals', [1, 2], ids=['one_sigint', 'sigint_twice'])
+def test_realtime_executor_exits_cleanly_on_sigint(signals):
+    """Under SCHED_FIFO (where the OS grants it) one or two SIGINTs end with status 0."""
+    robots = [f'rt{signals}_left', f'rt{signals}_right']
+    driver = start_python_process(FAKE_DRIVER, *driver_arguments(robots))
+    script = pathlib.Path(sys.modules[ChunkExecutorNode.__module__].__file__)
+    try:
+        for run in range(3):
+            executor = start_python_process(
+                script, '--ros-args', '-p', f'robot_names:=[{robots[0]},{robots[1]}]',
+                '-p', 'realtime_priority:=50', '-p', f'robot_description:={TEST_ROBOT_FILE}')
+            time.sleep(3.0)
+            assert executor.poll() is None, 'the executor exited early'
+            for _ in range(signals):
+                executor.send_signal(signal.SIGINT)
+                time.sleep(0.01)
+            executor.wait(timeout=10.0)
+            output = stop_process(executor)
+            assert executor.returncode == 0, (run, executor.returncode, output)
+            assert 'no torque-off is sent' in output, output
+    finally:
+        driver_output = stop_process(driver)
+    assert 'BAD COMMAND' not in driver_output, driver_output
