@@ -13,6 +13,7 @@ from collections.abc import Callable
 import signal
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -23,7 +24,7 @@ def run_node(make_node: Callable[[], Node], node_name: str, args: list[str] | No
     rclpy.init(args=args)
     try:
         node = make_node()
-    except ValueError as error:
+    except (ValueError, ParameterException) as error:  # a bad parameter: one line, no traceback
         rclpy.logging.get_logger(node_name).fatal(f'cannot start: {error}')
         rclpy.try_shutdown()
         return 1

@@ -223,3 +223,15 @@ def test_realtime_executor_exits_cleanly_on_sigint(signals):
     finally:
         driver_output = stop_process(driver)
     assert 'BAD COMMAND' not in driver_output, driver_output
+
+
+@pytest.mark.parametrize('argument, named', [('rate_hz:=0.0', 'rate_hz'),
+                                             ('robot_description:=ur5', 'ur5')])
+def test_entry_point_refuses_bad_parameters_in_one_line(argument, named):
+    script = pathlib.Path(sys.modules[ChunkExecutorNode.__module__].__file__)
+    executor = start_python_process(script, '--ros-args', '-p', argument)
+    executor.wait(timeout=30.0)
+    output = stop_process(executor)
+    assert executor.returncode == 1, output
+    assert 'cannot start' in output and named in output, output
+    assert 'Traceback' not in output, output
