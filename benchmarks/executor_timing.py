@@ -29,11 +29,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 FAKE_DRIVER = REPO / 'test' / 'vla_adapter_ros' / 'fake_interbotix_driver.py'
-# Names of their own, so no other ROS graph on this host can feed or read this benchmark.
+# The ALOHA description under namespaces of its own, so no other ROS graph on this host can
+# feed or read this benchmark.
+ROBOT = 'aloha'
 ROBOTS = ('timing_left', 'timing_right')
 CHUNK_TOPIC = 'executor_timing/action_chunk'
-START_POSE = [0.0, -0.96, 1.16, 0.0, -0.3, 0.0, 1.2]
 RATE_HZ = 50.0
+
+
+def chunk_pose(robot) -> np.ndarray:
+    """The joint angles (rad) the load's chunks move around: the start pose, grippers half open.
+
+    Half open keeps the small chunk offsets inside the calibrated gripper span.
+    """
+    pose = np.concatenate([[*arm.start_pose[:-1], 0.5] for arm in robot.arms])
+    return robot.policy_to_joint_angles(pose)
 
 
 def load_worker(duration_s: float) -> None:
@@ -41,27 +51,30 @@ def load_worker(duration_s: float) -> None:
     import rclpy
     import torch
 
+    from vla_adapter_core.robot_description import load_robot_description
     from vla_adapter_core.testing import build_tiny_policy, random_observation
     from vla_adapter_msgs.msg import ActionChunk
-    from vla_adapter_ros.conversions import arm_joint_names, arm_trajectory
+    from vla_adapter_ros.conversions import arm_trajectory
 
     torch.set_num_threads(1)
-    policy = build_tiny_policy(chunk_size=25)
+    robot = load_robot_description(ROBOT)
+    policy = build_tiny_policy(action_dim=robot.action_dim, proprio_dim=robot.proprio_dim,
+                               chunk_size=25)
     observation = random_observation(policy)
     rclpy.init()
     node = rclpy.create_node('executor_timing_load')
     publisher = node.create_publisher(ActionChunk, CHUNK_TOPIC, 10)
-    pose = np.tile(np.array(START_POSE), 2)
-    names = arm_joint_names()
+    pose = chunk_pose(robot)  # (14,)
+    (left, right), names = robot.arm_slices(), [arm.command_joint_names for arm in robot.arms]
     policy.predict_action_chunk(observation)  # warm-up
     print('load ready', flush=True)
     count, deadline = 0, time.monotonic() + duration_s
     while time.monotonic() < deadline:
         stamp = node.get_clock().now().to_msg()  # the observation time
         actions = policy.predict_action_chunk(observation)  # (25, 14)
-        plan = pose + 0.05 * np.tanh(actions)
-        chunk = ActionChunk(left=arm_trajectory(plan[:, :7], names, 1.0 / RATE_HZ),
-                            right=arm_trajectory(plan[:, 7:], names, 1.0 / RATE_HZ),
+        plan = pose + 0.05 * np.tanh(actions)  # (25, 14) rad
+        chunk = ActionChunk(left=arm_trajectory(plan[:, left], names[0], 1.0 / RATE_HZ),
+                            right=arm_trajectory(plan[:, right], names[1], 1.0 / RATE_HZ),
                             sequence=count)
         chunk.header.stamp = stamp
         publisher.publish(chunk)
@@ -101,7 +114,7 @@ def measure(executor_kind: str, loads: int, duration_s: float, fifo_priority: in
 
     from vla_adapter_ros.executor_node import ChunkExecutorNode
 
-    driver = start_child(str(FAKE_DRIVER), '--robots', *ROBOTS)
+    driver = start_child(str(FAKE_DRIVER), '--robot-description', ROBOT, '--robots', *ROBOTS)
     workers = [start_child(__file__, '--load-worker', str(duration_s + 30.0))
                for _ in range(loads)]
     if fifo_priority > 0:  # threads created from here on (DDS, spinner) inherit it
@@ -109,7 +122,7 @@ def measure(executor_kind: str, loads: int, duration_s: float, fifo_priority: in
     context = rclpy.Context()
     rclpy.init(context=context)
     node = ChunkExecutorNode(context=context, parameter_overrides=[
-        Parameter('rate_hz', value=RATE_HZ), Parameter('start_pose', value=START_POSE),
+        Parameter('rate_hz', value=RATE_HZ), Parameter('robot_description', value=ROBOT),
         Parameter('stale_chunk_s', value=5.0), Parameter('robot_names', value=list(ROBOTS)),
         Parameter('chunk_topic', value=CHUNK_TOPIC)])
     executor = (SingleThreadedExecutor(context=context) if executor_kind == 'single'

@@ -2,13 +2,15 @@
 
 Processes (as `ros2 launch vla_adapter_ros aloha.launch.py` runs them, one node per process):
 - cameras: test/vla_adapter_ros/fake_sensors.py, N rgb8 cameras (default 3 x 640x480 at 30 Hz);
-- drivers: test/vla_adapter_ros/fake_interbotix_driver.py, both arms' Interbotix interface
-  (joint_states at 100 Hz following the commands, set_operating_modes);
+- drivers: test/vla_adapter_ros/fake_interbotix_driver.py, both ALOHA arms' Interbotix interface
+  (robot description 'aloha': joint_states at 100 Hz following the commands from the start pose,
+  set_operating_modes);
 - executor: this script with --executor-child, the chunk executor (ChunkExecutorNode in a
   SingleThreadedExecutor, like `vla-adapter-executor`) streaming Interbotix commands at 50 Hz;
 - this process: the inference node (InferenceNode, SingleThreadedExecutor, inference worker
-  thread) running the tiny dual-arm test VLAPolicy (real components at test sizes, random
-  weights; its actions stay near the executor's start pose). The overhead excludes the model's
+  thread) running the tiny dual-arm demo VLAPolicy (vla_adapter_ros.demo.demo_policy: real
+  components at test sizes, random weights; its actions stay near the description's start
+  pose). The overhead excludes the model's
   own time, so the model's size does not enter it.
 
 Printed (milliseconds, after --warmup-s):
@@ -37,7 +39,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 FAKE_SENSORS = REPO / 'test' / 'vla_adapter_ros' / 'fake_sensors.py'
 FAKE_DRIVER = REPO / 'test' / 'vla_adapter_ros' / 'fake_interbotix_driver.py'
-CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist', 'cam_low')
+ROBOT = 'aloha'
+EXTRA_CAMERA = 'cam_low'  # the fourth camera of --cameras 4 (ALOHA's description has three)
 TICKS_PREFIX = 'TICK_PERIODS_JSON '
 
 
@@ -59,57 +62,40 @@ def executor_child(duration_s: float, realtime_priority: int) -> None:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     print('executor ready', flush=True)
-    start, first_chunk_s = time.monotonic(), None
+    start, first_chunk_s, first_tick = time.monotonic(), None, None
     try:
         while rclpy.ok() and time.monotonic() - start < duration_s:
             executor.spin_once(timeout_sec=0.1)
-            if first_chunk_s is None and node._accepted_chunks:
+            if first_chunk_s is None and node.status_snapshot()['accepted_chunks']:
                 first_chunk_s = time.monotonic()
+            if first_tick is None and first_chunk_s is not None and (
+                    time.monotonic() >= first_chunk_s + 1.0):
+                first_tick = len(node.tick_periods_s())
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RuntimeError:  # spin_once racing the SIGTERM shutdown of the context
         if rclpy.ok():
             raise
-    stamps = np.array(node._tick_stamps)  # monotonic tick starts (the node keeps them)
-    if first_chunk_s is not None:
-        stamps = stamps[stamps >= first_chunk_s + 1.0]
-    print(TICKS_PREFIX + json.dumps({'periods_s': np.diff(stamps).tolist(),
+    periods = node.tick_periods_s()  # (N-1,) s between monotonic tick starts
+    status = node.status_snapshot()
+    print(TICKS_PREFIX + json.dumps({'periods_s': periods[first_tick or 0:].tolist(),
                                      'rate_hz': node.config.rate_hz,
-                                     'state': int(node._state), 'reason': node._reason,
-                                     'accepted': node._accepted_chunks,
-                                     'rejected': node._rejected_chunks}),
+                                     'state': int(status['state']), 'reason': status['reason'],
+                                     'accepted': status['accepted_chunks'],
+                                     'rejected': status['rejected_chunks']}),
           flush=True)
     executor.shutdown()
     node.destroy_node()
     rclpy.try_shutdown()
 
 
-def _statistics_around(pose: np.ndarray) -> dict:
-    """Dataset statistics that keep the random policy's actions near ``pose`` (14,)."""
-    low, high = pose - 0.3, pose + 0.3
-    low[[6, 13]], high[[6, 13]] = 0.0, 1.0
-
-    def feature():
-        return {'mean': ((low + high) / 2).tolist(), 'std': ((high - low) / 4).tolist(),
-                'min': low.tolist(), 'max': high.tolist(), 'q01': low.tolist(),
-                'q99': high.tolist(), 'mask': [True] * 14}
-
-    return {'tiny': {'action': feature(), 'proprio': feature(), 'num_transitions': 1,
-                     'num_trajectories': 1}}
-
-
 def build_policy(cameras: list[str], device: str, dtype: str):
-    """The tiny dual-arm VLAPolicy (random weights, 25-step chunks)."""
-    import torch
+    """The tiny dual-arm VLAPolicy for ALOHA (random weights, 25-step chunks)."""
+    from vla_adapter_core.robot_description import load_robot_description
+    from vla_adapter_ros.demo import demo_policy
 
-    from vla_adapter_core.testing import build_tiny_policy
-    from vla_adapter_ros.executor_config import DEFAULT_START_POSE
-
-    torch.manual_seed(0)
-    statistics = _statistics_around(np.tile(np.asarray(DEFAULT_START_POSE), 2))
-    return build_tiny_policy(action_dim=14, proprio_dim=14, chunk_size=25, camera_names=cameras,
-                             head_kind='dual_arm', statistics=statistics, device=device,
-                             dtype=dtype)
+    return demo_policy(load_robot_description(ROBOT), camera_names=cameras, chunk_size=25,
+                       device=device, dtype=dtype)
 
 
 def _start(*args: str) -> subprocess.Popen:
@@ -140,27 +126,26 @@ def run(args: argparse.Namespace) -> dict:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
+    from vla_adapter_core.robot_description import load_robot_description
     from vla_adapter_ros.inference_node import InferenceNode
 
-    cameras = list(CAMERAS[:args.cameras])
+    robot = load_robot_description(ROBOT)
+    cameras = [*robot.cameras, EXTRA_CAMERA][:args.cameras]
     policy = build_policy(cameras, args.device, args.dtype)
     total_s = args.duration_s + args.warmup_s
-    from vla_adapter_ros.executor_config import DEFAULT_START_POSE
-
     sensor_lines, executor_lines = [], []
     sensors = _start(str(FAKE_SENSORS), '--cameras', ','.join(cameras), '--robots', '',
                      '--height', str(args.height), '--width', str(args.width), '--camera-rate',
                      str(args.camera_rate), '--duration', str(total_s + 30))
-    drivers = _start(str(FAKE_DRIVER), '--robots', 'follower_left', 'follower_right',
-                     '--initial-pose', *[str(v) for v in DEFAULT_START_POSE])
+    drivers = _start(str(FAKE_DRIVER), '--robot-description', ROBOT)
     executor_process = _start(__file__, '--executor-child', str(total_s + 120),
                               '--realtime-priority', str(args.realtime_priority))
     readers = [_collect(sensors, sensor_lines), _collect(executor_process, executor_lines),
                _collect(drivers, sensor_lines)]
     rclpy.init()
-    params = {'instruction': 'transfer the cube', 'image_height': args.height,
-              'image_width': args.width, 'camera_names': cameras,
-              'camera_topics': [f'/{c}/camera/color/image_rect_raw' for c in cameras],
+    params = {'robot_description': ROBOT, 'instruction': 'transfer the cube',
+              'image_height': args.height, 'image_width': args.width, 'camera_names': cameras,
+              'camera_topics': [robot.camera_topic.format(camera=c) for c in cameras],
               'wait_for_fresh_observation': not args.back_to_back}
     node = InferenceNode(policy, parameter_overrides=[
         Parameter(name, value=value) for name, value in params.items()])

@@ -1,11 +1,14 @@
-"""One ViperX 300 S arm (Interbotix driver) driven by a single-arm (7-d, 64-query) VLA policy.
+"""One Interbotix arm (default a ViperX 300 S) driven by a single-arm VLA policy.
 
     ros2 launch vla_adapter_ros single_arm.launch.py checkpoint:=DIR instruction:="pick up"
+    ros2 launch vla_adapter_ros single_arm.launch.py checkpoint:=DIR robot:=wx250s
     ros2 launch vla_adapter_ros single_arm.launch.py checkpoint:=DIR use_sim:=true device:=cpu
+    ros2 launch vla_adapter_ros single_arm.launch.py checkpoint:=DIR robot_description:=my.yaml
 
-Every argument is documented in `ros2 launch vla_adapter_ros single_arm.launch.py -s`. The
-node list and parameters come from vla_adapter_ros.launch_description.build_node_specs (tested);
-this file only turns them into launch actions.
+The robot comes from its description (`robot`, default 'vx300s', or `robot_description`). Every
+argument is documented in `ros2 launch vla_adapter_ros single_arm.launch.py -s`. The node list
+and parameters come from vla_adapter_ros.launch_description.build_node_specs (tested); this file
+only turns them into launch actions.
 """
 
 from ament_index_python.packages import get_package_share_directory

@@ -1,11 +1,14 @@
-"""`make demo`: the full ROS pipeline on the simulated ALOHA, watched and summarised.
+"""`make demo`: the full ROS pipeline on a simulated robot, watched and summarised.
 
-Starts the nodes of `aloha.launch.py ... use_sim:=true` (inference node, chunk executor,
-simulated ALOHA) as processes — the same node specs `ros2 launch` would start — then watches the
-graph for `--duration` seconds: chunks published, inference latency, commands streamed to the
-simulated drivers, the nodes' PolicyStatus. Without `--checkpoint` it builds a tiny randomly
-initialised policy (real model code, tiny sizes, random weights: the arms move, but not usefully).
-Exit code 0 when chunks flowed and the arms were commanded without a fault.
+Starts the nodes of `aloha.launch.py robot:=ROBOT use_sim:=true` (`single_arm.launch.py` for a
+one-arm robot): inference node, chunk executor, simulated robot — the same node specs
+`ros2 launch` would start, as processes — then watches the graph for `--duration` seconds:
+chunks published, inference latency, commands streamed to the simulated drivers, the nodes'
+PolicyStatus. `--robot` is any robot description (built-in name or YAML path; default the
+simulated ALOHA). Without `--checkpoint` it builds a tiny randomly initialised policy for that
+robot (real model code, tiny sizes, random weights, statistics that keep its actions near the
+start pose: the arms move, but not usefully). Exit code 0 when chunks flowed and every arm was
+commanded without a fault.
 """
 
 import argparse
@@ -21,6 +24,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from vla_adapter_core.robot_description import RobotDescription, load_robot_description
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_ros.launch_description import PACKAGE, build_node_specs
 from vla_adapter_ros.node_processes import NodeProcessGroup
@@ -74,12 +78,49 @@ class PipelineMonitor(Node):
         return ' '.join(parts)
 
 
-def _demo_policy(directory: pathlib.Path, device: str) -> pathlib.Path:
+def statistics_near_start_pose(robot: RobotDescription, spread: float = 0.3) -> dict:
+    """Dataset statistics that keep un-normalised actions near the start pose.
+
+    Arm joints within ``spread`` (rad) of the start pose, grippers over their whole 0..1 range;
+    under the tiny policy's statistics key.
+    """
+    from vla_adapter_core.testing import TINY_STATISTICS_KEY
+
+    start = [np.asarray(arm.start_pose[:-1], dtype=np.float64) for arm in robot.arms]
+    low = np.concatenate([[*pose - spread, 0.0] for pose in start])  # (action_dim,)
+    high = np.concatenate([[*pose + spread, 1.0] for pose in start])
+
+    def feature() -> dict:
+        return {'mean': ((low + high) / 2).tolist(), 'std': ((high - low) / 4).tolist(),
+                'min': low.tolist(), 'max': high.tolist(), 'q01': low.tolist(),
+                'q99': high.tolist(), 'mask': [True] * low.size}
+
+    return {TINY_STATISTICS_KEY: {'action': feature(), 'proprio': feature(),
+                                  'num_transitions': 1, 'num_trajectories': 1}}
+
+
+def demo_policy(robot: RobotDescription, camera_names=None, chunk_size: int = 25,
+                device: str = 'cpu', dtype: str = 'float32', seed: int = 0):
+    """A tiny random-weight VLAPolicy for ``robot`` that records the robot's layout.
+
+    Its actions stay near the start pose (:func:`statistics_near_start_pose`); two-arm robots
+    get the dual-arm head. ``camera_names``: default the description's cameras.
+    """
     from vla_adapter_core.testing import build_tiny_policy
 
-    print(f'[demo] building a tiny random-weight policy in {directory}', flush=True)
-    policy = build_tiny_policy(action_dim=14, proprio_dim=14, chunk_size=25, device=device)
-    policy.save_pretrained(directory)
+    policy = build_tiny_policy(
+        action_dim=robot.action_dim, proprio_dim=robot.proprio_dim, chunk_size=chunk_size,
+        camera_names=tuple(camera_names or robot.cameras),
+        head_kind='dual_arm' if robot.num_arms == 2 else 'l1', seed=seed,
+        statistics=statistics_near_start_pose(robot), device=device, dtype=dtype)
+    policy.config.robot_layout = robot.layout()
+    return policy
+
+
+def _demo_checkpoint(robot: RobotDescription, directory: pathlib.Path, device: str):
+    print(f'[demo] building a tiny random-weight policy for {robot.name} in {directory}',
+          flush=True)
+    demo_policy(robot, device=device).save_pretrained(directory)
     return directory
 
 
@@ -87,6 +128,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--checkpoint', default='',
                         help='policy checkpoint directory; default: a tiny random policy')
+    parser.add_argument('--robot', default='aloha',
+                        help='robot description: a built-in name (aloha, aloha_v1, vx300s, '
+                             'wx250s, wx250) or a description YAML path')
     parser.add_argument('--instruction', default=DEFAULT_INSTRUCTION)
     parser.add_argument('--duration', type=float, default=15.0,
                         help='seconds to run after the first chunk arrived')
@@ -98,14 +142,17 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(arguments: argparse.Namespace) -> int:
+    robot = load_robot_description(arguments.robot)
     work_dir = pathlib.Path(arguments.work_dir or tempfile.mkdtemp(prefix='vla_demo_'))
-    checkpoint = pathlib.Path(arguments.checkpoint) if arguments.checkpoint else _demo_policy(
-        work_dir / 'policy', arguments.device)
-    specs = build_node_specs('dual', {
-        'checkpoint': str(checkpoint), 'instruction': arguments.instruction,
-        'device': arguments.device, 'use_sim': 'true'}, get_package_share_directory(PACKAGE))
+    checkpoint = pathlib.Path(arguments.checkpoint) if arguments.checkpoint else (
+        _demo_checkpoint(robot, work_dir / 'policy', arguments.device))
+    mode = 'dual' if robot.num_arms == 2 else 'single'
+    specs = build_node_specs(mode, {
+        'checkpoint': str(checkpoint), 'robot_description': robot.source,
+        'instruction': arguments.instruction, 'device': arguments.device, 'use_sim': 'true'},
+        get_package_share_directory(PACKAGE))
     executables = pathlib.Path(get_package_prefix(PACKAGE)) / 'lib' / PACKAGE
-    robots = ['follower_left', 'follower_right']
+    robots = list(robot.namespaces)
     print(f'[demo] starting {[spec.name for spec in specs]}; logs in {work_dir / "logs"}',
           flush=True)
     rclpy.init()
@@ -151,7 +198,7 @@ def _summarise(monitor: PipelineMonitor, exited_early: dict, work_dir: pathlib.P
     if problems:
         print('[demo] problems:\n  ' + '\n  '.join(problems))
         return 1
-    print('[demo] ok: the policy drove both simulated arms through the executor')
+    print('[demo] ok: the policy drove every simulated arm through the executor')
     return 0
 
 

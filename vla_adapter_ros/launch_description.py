@@ -2,28 +2,41 @@
 
 ``launch/aloha.launch.py`` and ``launch/single_arm.launch.py`` only declare the arguments of
 :data:`ROBOT_ARGUMENTS` and, in an ``OpaqueFunction``, turn :func:`build_node_specs` into
-``launch_ros.actions.Node`` actions one-to-one.
+``launch_ros.actions.Node`` actions one-to-one. The two differ only in their defaults: the robot
+(``aloha`` / ``vx300s``) and the node YAML (``config/aloha.yaml`` / ``config/single_arm.yaml``).
 
 Nodes started (package ``vla_adapter_ros``):
 - ``vla_inference`` (``vla-adapter-inference``): the policy, see inference_node.py;
-- ``chunk_executor`` (``vla-adapter-executor``): chunks -> 50 Hz Interbotix commands;
-- with ``use_sim:=true`` also ``simulated_aloha`` (``vla-adapter-sim-robot``), a kinematic
-  stand-in for the Interbotix drivers and cameras.
-Parameters: the YAML ``config_file`` (default: the package's ``config/aloha.yaml`` or
-``config/single_arm.yaml``) first, then the launch arguments on top. Every value is validated
-here with the nodes' own validators before anything starts (ValueError naming the argument).
+- ``chunk_executor`` (``vla-adapter-executor``): chunks -> Interbotix commands;
+- with ``use_sim:=true`` also ``simulated_robot`` (``vla-adapter-sim-robot``), a kinematic
+  stand-in for the Interbotix drivers and cameras of the same robot description.
+
+The robot: ``robot`` (a built-in description name) or ``robot_description`` (a description YAML
+path, which wins), optionally with other driver namespaces (``robot_names``). The launch loads
+it once, passes its absolute file path, the namespaces and the cameras to every node, so all
+three see one robot. Parameters: the YAML ``config_file`` (node settings only) first, then the
+launch arguments on top. Every value is validated here before anything starts, with the
+description loader and the nodes' own parameter tables and configs (ValueError, one line,
+naming the argument). The instruction is not checked here: the inference node checks it against
+the loaded policy's prompt limit (the one instruction rule).
 """
 
 from dataclasses import dataclass, field
 import math
 import pathlib
 
+from vla_adapter_core.robot_description import (
+    RobotDescription,
+    RobotDescriptionError,
+    available_robots,
+    load_robot_description,
+)
 from vla_adapter_ros.executor_config import ExecutorConfig
-from vla_adapter_ros.inference_settings import camera_topic, settings_from_values
-from vla_adapter_ros.observation import validate_instruction
+from vla_adapter_ros.inference_settings import InferenceSettings
+from vla_adapter_ros.sim_robot import SimRobotConfig
 
 PACKAGE = 'vla_adapter_ros'
-INFERENCE_NODE, EXECUTOR_NODE, SIM_NODE = 'vla_inference', 'chunk_executor', 'simulated_aloha'
+INFERENCE_NODE, EXECUTOR_NODE, SIM_NODE = 'vla_inference', 'chunk_executor', 'simulated_robot'
 EXECUTABLES = {INFERENCE_NODE: 'vla-adapter-inference', EXECUTOR_NODE: 'vla-adapter-executor',
                SIM_NODE: 'vla-adapter-sim-robot'}
 # setup.py console_scripts behind the executables (installed into lib/vla_adapter_ros).
@@ -31,9 +44,11 @@ ENTRY_POINTS = {'vla-adapter-inference': 'vla_adapter_ros.inference_node:main',
                 'vla-adapter-executor': 'vla_adapter_ros.executor_node:main',
                 'vla-adapter-sim-robot': 'vla_adapter_ros.sim_robot_node:main'}
 MODES = ('dual', 'single')
+DEFAULT_ROBOTS = {'dual': 'aloha', 'single': 'vx300s'}
 CONFIG_FILES = {'dual': 'aloha.yaml', 'single': 'single_arm.yaml'}
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 DEFAULT_CHUNK_TOPIC = 'action_chunk'
+ARM_SIDES = ('left', 'right')
 
 
 @dataclass(frozen=True)
@@ -45,58 +60,55 @@ class LaunchArgument:
     description: str
 
 
-def _camera_list(*names: str) -> str:
-    return ','.join(camera_topic(name) for name in names)
+def _arguments(default_robot: str) -> tuple[LaunchArgument, ...]:
+    return (
+        LaunchArgument('checkpoint', None,
+                       'Policy checkpoint: a directory (VLAPolicy.save_pretrained, an upstream '
+                       'run) or a Hugging Face Hub repo id (owner/name). Required.'),
+        LaunchArgument('robot', default_robot,
+                       'Built-in robot description: one of '
+                       f'{available_robots()} (config/robots/<name>.yaml).'),
+        LaunchArgument('robot_description', '',
+                       'Path of your own robot description YAML (see README "Add a robot"); '
+                       'overrides robot.'),
+        LaunchArgument('robot_names', '',
+                       'Comma-separated driver namespaces of the arms (left first); empty = '
+                       "the description's."),
+        LaunchArgument('instruction', '',
+                       'Language instruction; empty = wait for the set_instruction service or '
+                       'the instruction topic.'),
+        LaunchArgument('device', 'cuda', "Torch device of the policy, e.g. 'cuda' or 'cpu'."),
+        LaunchArgument('dtype', 'auto',
+                       "Policy dtype: 'auto' (bf16 where supported), 'float32', 'bfloat16' or "
+                       "'float16'."),
+        LaunchArgument('use_sim', 'false',
+                       'true: also start the simulated robot (kinematic arms + rendered cameras '
+                       'of the same description) instead of real drivers.'),
+        LaunchArgument('camera_topics', '',
+                       'Comma-separated sensor_msgs/Image topics (CompressedImage if a topic '
+                       "ends in /compressed); empty = the description's topic of each camera."),
+        LaunchArgument('camera_names', '',
+                       'Comma-separated checkpoint camera name of each camera_topics entry; '
+                       "empty = the description's cameras."),
+        LaunchArgument('command_rate_hz', '',
+                       'Rate of the joint commands streamed to the drivers by the executor, '
+                       'Hz; empty = config_file (rate_hz).'),
+        LaunchArgument('chunk_dt', '',
+                       'Time between action-chunk steps (time_from_start = k * chunk_dt), s; '
+                       "must match the training data; empty = the description's control period."),
+        LaunchArgument('chunk_topic', DEFAULT_CHUNK_TOPIC,
+                       'Topic carrying vla_adapter_msgs/ActionChunk from the inference node to '
+                       'the executor.'),
+        LaunchArgument('log_level', 'info',
+                       f'ROS log level of every node: one of {LOG_LEVELS}.'),
+        LaunchArgument('config_file', '',
+                       'YAML node settings; empty = the package config (aloha.yaml or '
+                       'single_arm.yaml). Launch arguments override its values.'),
+    )
 
-
-_COMMON_ARGUMENTS = (
-    LaunchArgument('checkpoint', None,
-                   'Policy checkpoint directory (VLAPolicy.save_pretrained output). Required.'),
-    LaunchArgument('instruction', '',
-                   'Language instruction; empty = wait for the set_instruction service or the '
-                   'instruction topic.'),
-    LaunchArgument('device', 'cuda', "Torch device of the policy, e.g. 'cuda' or 'cpu'."),
-    LaunchArgument('dtype', 'auto', "Policy dtype: 'auto', 'bfloat16' or 'float32'."),
-    LaunchArgument('use_sim', 'false',
-                   'true: also start the simulated ALOHA (kinematic arms + rendered cameras) '
-                   'instead of real drivers.'),
-    LaunchArgument('command_rate_hz', '50.0',
-                   'Rate of the joint commands streamed to the drivers by the executor, Hz.'),
-    LaunchArgument('chunk_dt', '0.02',
-                   'Time between action-chunk steps (time_from_start = k * chunk_dt), s; must '
-                   'match the training data (ALOHA: 0.02).'),
-    LaunchArgument('chunk_topic', DEFAULT_CHUNK_TOPIC,
-                   'Topic carrying vla_adapter_msgs/ActionChunk from the inference node to the '
-                   'executor.'),
-    LaunchArgument('log_level', 'info', f'ROS log level of every node: one of {LOG_LEVELS}.'),
-    LaunchArgument('config_file', '',
-                   'YAML parameter file; empty = the package config (aloha.yaml or '
-                   'single_arm.yaml). Launch arguments override its values.'),
-)
 
 ROBOT_ARGUMENTS: dict[str, tuple[LaunchArgument, ...]] = {
-    'dual': _COMMON_ARGUMENTS + (
-        LaunchArgument('left_robot_name', 'follower_left',
-                       'Interbotix robot name (driver namespace) of the left arm.'),
-        LaunchArgument('right_robot_name', 'follower_right',
-                       'Interbotix robot name (driver namespace) of the right arm.'),
-        LaunchArgument('camera_topics',
-                       _camera_list('cam_high', 'cam_left_wrist', 'cam_right_wrist'),
-                       'Comma-separated sensor_msgs/Image topics (CompressedImage if a topic '
-                       'ends in /compressed).'),
-        LaunchArgument('camera_names', 'cam_high,cam_left_wrist,cam_right_wrist',
-                       'Comma-separated checkpoint camera name of each camera_topics entry.'),
-    ),
-    'single': _COMMON_ARGUMENTS + (
-        LaunchArgument('robot_name', 'follower_right',
-                       'Interbotix robot name (driver namespace) of the arm.'),
-        LaunchArgument('camera_topics', _camera_list('cam_high', 'cam_right_wrist'),
-                       'Comma-separated sensor_msgs/Image topics (CompressedImage if a topic '
-                       'ends in /compressed).'),
-        LaunchArgument('camera_names', 'cam_high,cam_right_wrist',
-                       'Comma-separated checkpoint camera name of each camera_topics entry.'),
-    ),
-}
+    mode: _arguments(DEFAULT_ROBOTS[mode]) for mode in MODES}
 
 
 @dataclass(frozen=True)
@@ -137,8 +149,9 @@ def _fail(name: str, value, reason: str) -> None:
 
 
 def _split_list(name: str, text: str) -> list[str]:
+    """Comma-separated entries; '' gives [] (= the default), only commas are refused."""
     items = [item.strip() for item in text.split(',') if item.strip()]
-    if not items:
+    if text.strip() and not items:
         _fail(name, text, 'needs at least one comma-separated entry')
     return items
 
@@ -183,7 +196,8 @@ def resolve_arguments(mode: str, values: dict) -> dict:
     declared = {argument.name: argument for argument in ROBOT_ARGUMENTS[mode]}
     unknown = sorted(set(values) - set(declared))
     if unknown:
-        raise ValueError(f'unknown launch arguments {unknown} for mode {mode!r}')
+        raise ValueError(f'unknown launch arguments {unknown} for mode {mode!r}; known: '
+                         f'{sorted(declared)}')
     resolved = {name: values.get(name, argument.default) for name, argument in declared.items()}
     missing = [name for name, value in resolved.items() if value is None or (
         declared[name].default is None and not str(value).strip())]
@@ -192,20 +206,66 @@ def resolve_arguments(mode: str, values: dict) -> dict:
     return resolved
 
 
-def _robot_names(mode: str, arguments: dict) -> list[str]:
-    if mode == 'single':
-        return [arguments['robot_name'].strip()]
-    return [arguments['left_robot_name'].strip(), arguments['right_robot_name'].strip()]
+def resolve_robot(arguments: dict) -> RobotDescription:
+    """The robot of a launch: ``robot_description`` (a path) or ``robot``, then ``robot_names``.
+
+    Errors are one line naming the argument (an unknown name lists the built-in robots).
+    """
+    path = arguments['robot_description'].strip()
+    name, text = ('robot_description', path) if path else ('robot', arguments['robot'].strip())
+    if not text:
+        _fail(name, text, f'needs a robot: one of {available_robots()} or a description path')
+    try:
+        robot = load_robot_description(text)
+    except RobotDescriptionError as error:  # one line, also for a YAML parser's message
+        _fail(name, text, ' '.join(str(error).split()))
+    names = _split_list('robot_names', arguments['robot_names'])
+    if names:
+        try:
+            robot = robot.with_namespaces(names)
+        except RobotDescriptionError as error:
+            _fail('robot_names', arguments['robot_names'], str(error))
+    return robot
 
 
-def _sim_camera_names(topics: list[str]) -> list[str]:
+def _check_checkpoint(text: str) -> str:
+    """A directory, or something shaped like a Hub repo id (the node resolves and loads it)."""
+    text = text.strip()
+    path = pathlib.Path(text).expanduser()
+    if path.is_dir():
+        return text
+    parts = text.split('/')
+    if path.exists() or len(parts) != 2 or not all(parts) or text.startswith(('.', '~')):
+        _fail('checkpoint', text, 'is neither a directory nor a Hugging Face Hub repo id '
+                                  '(owner/name)')
+    return text
+
+
+def _cameras(arguments: dict, robot: RobotDescription) -> tuple[list[str], list[str]]:
+    """(camera_topics, camera_names): the arguments, the description's where they are empty."""
+    topics = _split_list('camera_topics', arguments['camera_topics'])
+    names = _split_list('camera_names', arguments['camera_names']) or list(robot.cameras)
+    if not names:
+        _fail('camera_names', arguments['camera_names'],
+              f'robot {robot.name!r} names no cameras: list them')
+    topics = topics or [robot.camera_topic.format(camera=name) for name in names]
+    if len(topics) != len(names):
+        _fail('camera_topics', arguments['camera_topics'],
+              f'needs one topic per camera_names entry {names}')
+    return topics, names
+
+
+def _sim_camera_names(topics: list[str], robot: RobotDescription) -> list[str]:
+    """The camera name in each topic: the simulator publishes on the description's pattern."""
+    prefix, suffix = robot.camera_topic.split('{camera}', 1)
     names = []
     for topic in topics:
-        parts = topic.split('/')
-        if len(parts) != 5 or parts[0] or camera_topic(parts[1]) != topic:
+        name = topic[len(prefix):len(topic) - len(suffix)] if (
+            topic.startswith(prefix) and topic.endswith(suffix)) else ''
+        if not name or '/' in name or robot.camera_topic.format(camera=name) != topic:
             _fail('camera_topics', topic,
-                  'use_sim publishes cameras only on /<camera>/camera/color/image_rect_raw')
-        names.append(parts[1])
+                  f'use_sim publishes cameras only on {robot.camera_topic}')
+        names.append(name)
     return names
 
 
@@ -219,49 +279,62 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
     config_file = arguments['config_file'].strip() or str(
         pathlib.Path(share_directory) / 'config' / CONFIG_FILES[mode])
     file_parameters = load_parameter_file(config_file)
-    robots = _robot_names(mode, arguments)
-    topics = _split_list('camera_topics', arguments['camera_topics'])
-    cameras = _split_list('camera_names', arguments['camera_names'])
+    robot = resolve_robot(arguments)
+    topics, cameras = _cameras(arguments, robot)
     log_level = arguments['log_level'].strip().lower()
     if log_level not in LOG_LEVELS:
         _fail('log_level', arguments['log_level'], f'must be one of {LOG_LEVELS}')
-    if arguments['instruction'].strip():
-        validate_instruction(arguments['instruction'])
-    if not pathlib.Path(arguments['checkpoint'].strip()).is_dir():
-        _fail('checkpoint', arguments['checkpoint'], 'is not a directory')
+    use_sim = _parse_bool('use_sim', arguments['use_sim'])
     chunk_topic = arguments['chunk_topic'].strip()
     if not chunk_topic or chunk_topic.endswith('/'):
         _fail('chunk_topic', arguments['chunk_topic'], 'must be a topic name')
-    inference = {
-        'checkpoint': arguments['checkpoint'].strip(), 'instruction': arguments['instruction'],
-        'device': arguments['device'].strip(), 'dtype': arguments['dtype'].strip(),
-        'num_arms': len(robots), 'robot_names': robots, 'camera_topics': topics,
-        'camera_names': cameras, 'dt': _parse_positive_float('chunk_dt', arguments['chunk_dt']),
-    }
-    executor = {'robot_names': robots, 'arm_mode': mode, 'chunk_topic': chunk_topic,
-                'rate_hz': _parse_positive_float('command_rate_hz',
-                                                 arguments['command_rate_hz'])}
-    _validate_effective(file_parameters, inference, executor)
+    shared = {'robot_description': str(pathlib.Path(robot.source).resolve()),
+              'robot_names': list(robot.namespaces)}
+    inference = {**shared, 'checkpoint': _check_checkpoint(arguments['checkpoint']),
+                 'instruction': arguments['instruction'], 'device': arguments['device'].strip(),
+                 'dtype': arguments['dtype'].strip(), 'camera_topics': topics,
+                 'camera_names': cameras}
+    if arguments['chunk_dt'].strip():
+        inference['dt'] = _parse_positive_float('chunk_dt', arguments['chunk_dt'])
+    executor = {**shared, 'chunk_topic': chunk_topic}
+    if arguments['command_rate_hz'].strip():
+        executor['rate_hz'] = _parse_positive_float('command_rate_hz',
+                                                    arguments['command_rate_hz'])
+    sim = {**shared, 'camera_names': _sim_camera_names(topics, robot)} if use_sim else None
+    _validate_effective(file_parameters, {INFERENCE_NODE: inference, EXECUTOR_NODE: executor,
+                                          SIM_NODE: sim or shared})
     ros_arguments = ['--ros-args', '--log-level', log_level]
     remappings = []
     if chunk_topic != DEFAULT_CHUNK_TOPIC:
         remappings = [(DEFAULT_CHUNK_TOPIC, chunk_topic)] + [
-            (f'{DEFAULT_CHUNK_TOPIC}/{side}', f'{chunk_topic}/{side}')
-            for side in ('left', 'right')[:len(robots)]]
+            (f'{DEFAULT_CHUNK_TOPIC}/{side}', f'{chunk_topic}/{side}') for side in ARM_SIDES]
     specs = [
         NodeSpec(PACKAGE, EXECUTABLES[INFERENCE_NODE], INFERENCE_NODE,
                  [config_file, inference], remappings, list(ros_arguments)),
         NodeSpec(PACKAGE, EXECUTABLES[EXECUTOR_NODE], EXECUTOR_NODE,
                  [config_file, executor], [], list(ros_arguments)),
     ]
-    if _parse_bool('use_sim', arguments['use_sim']):
-        sim = {'robot_names': robots, 'camera_names': _sim_camera_names(topics)}
+    if sim is not None:
         specs.append(NodeSpec(PACKAGE, EXECUTABLES[SIM_NODE], SIM_NODE, [config_file, sim], [],
                               list(ros_arguments)))
     return specs
 
 
-def _validate_effective(file_parameters: dict, inference: dict, executor: dict) -> None:
+# Each node's validated config, built from its own parameter table (unknown names, types,
+# ranges) and its own checks (the robot description, cameras, limits).
+NODE_CONFIGS = {INFERENCE_NODE: InferenceSettings.from_dict,
+                EXECUTOR_NODE: ExecutorConfig.from_dict,
+                SIM_NODE: SimRobotConfig.from_dict}
+
+
+def _validate_effective(file_parameters: dict, overrides: dict) -> None:
     """Check YAML + overrides with the nodes' own validators (their errors name the field)."""
-    settings_from_values({**file_parameters.get(INFERENCE_NODE, {}), **inference})
-    ExecutorConfig.from_dict({**file_parameters.get(EXECUTOR_NODE, {}), **executor})
+    unknown = sorted(set(file_parameters) - set(NODE_CONFIGS))
+    if unknown:
+        raise ValueError(f'config_file: unknown node sections {unknown}; known: '
+                         f'{sorted(NODE_CONFIGS)}')
+    for node, build in NODE_CONFIGS.items():
+        try:
+            build({**file_parameters.get(node, {}), **overrides[node]})
+        except ValueError as error:
+            raise ValueError(f'{node}: {error}') from error

@@ -1,101 +1,173 @@
-"""A kinematic stand-in for an ALOHA (pure numpy, no rclpy): arms that follow commands, cameras.
+"""A kinematic stand-in for any described robot (numpy only, no rclpy): arms and cameras.
 
 Used by the simulated-robot node (`sim_robot_node.py`), the demo and the tests. It is not a
 physics simulation: each arm's joints move towards the last commanded position with a first-order
-lag and a speed limit, the fingers follow the gripper joint, and the cameras render a coloured
-scene whose content depends on the arms' pose (so a policy's input changes as the robot moves).
+lag and the speed limits of its robot description, the fingers follow the gripper joint through
+the arm's gripper calibration, and the cameras render a coloured scene whose content depends on
+the arms' pose (so a policy's input changes as the robot moves). Every robot fact (joint names
+and count, limits, speeds, gripper calibration, start pose, cameras) comes from the robot
+description (vla_adapter_core.robot_description); nothing here assumes an arm model.
+
+The node's parameters are declared here (:data:`SIM_ROBOT_PARAMETERS`, the parameters.py
+pattern) so the launch description validates them without rclpy.
 """
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
-from vla_adapter_ros.robot_model import (
-    ARM_JOINT_NAMES,
-    FINGER_JOINT_NAME,
-    GRIPPER_JOINT_NAME,
-    JOINTS_PER_ARM,
-    ArmLimits,
-    GripperCalibration,
-)
+from vla_adapter_core.robot_description import Arm, RobotDescription, load_robot_description
+from vla_adapter_ros.parameters import ParameterSpec, ParameterTable
 
-# The ALOHA "sleep-to-work" start pose of one arm (radians; gripper open), inside ViperX limits.
-DEFAULT_START_POSE: tuple[float, ...] = (0.0, -0.96, 1.16, 0.0, -0.3, 0.0, 1.6214)
-JOINT_STATE_NAMES: tuple[str, ...] = (*ARM_JOINT_NAMES, GRIPPER_JOINT_NAME, FINGER_JOINT_NAME,
-                                      'right_finger')
+SIM_ROBOT_PARAMETERS = ParameterTable((
+    ParameterSpec('robot_description', 'aloha',
+                  "Robot description: a built-in name ('aloha', 'aloha_v1', 'vx300s', "
+                  "'wx250s', 'wx250') or the path of a description YAML."),
+    ParameterSpec('robot_names', (), 'Driver namespaces of the simulated arms, in the '
+                  "description order (left first); empty = the description's.",
+                  element_type=str),
+    ParameterSpec('camera_names', (), "Cameras to publish (on the description's camera_topic); "
+                  "empty = the description's cameras.", element_type=str),
+    ParameterSpec('image_height', 480, 'Camera image height, pixels.', (16, 4096)),
+    ParameterSpec('image_width', 640, 'Camera image width, pixels.', (16, 4096)),
+    ParameterSpec('camera_rate_hz', 30.0, 'Camera frame rate, Hz.', (0.1, 1000.0)),
+    ParameterSpec('joint_state_rate_hz', 100.0, 'joint_states rate (and simulation step), Hz.',
+                  (1.0, 1000.0)),
+    ParameterSpec('tracking_time_constant_s', 0.05,
+                  'First-order lag of the joints behind the commands, s.', (0.001, 10.0)),
+))
 
 
-@dataclass
-class SimArmConfig:
-    """Kinematics of one simulated arm."""
+@dataclass(frozen=True)
+class SimRobotConfig:
+    """Validated settings of the simulated robot (field names = ROS parameter names)."""
 
-    time_constant_s: float = 0.05
-    max_joint_speed: float = 3.0
-    start_pose: tuple[float, ...] = DEFAULT_START_POSE
-    limits: ArmLimits = field(default_factory=ArmLimits)
+    robot_description: str = 'aloha'
+    robot_names: tuple[str, ...] = ()
+    camera_names: tuple[str, ...] = ()
+    image_height: int = 480
+    image_width: int = 640
+    camera_rate_hz: float = 30.0
+    joint_state_rate_hz: float = 100.0
+    tracking_time_constant_s: float = 0.05
 
     def __post_init__(self) -> None:
-        if not self.time_constant_s > 0.0:
-            raise ValueError(f'time_constant_s must be > 0, got {self.time_constant_s}')
-        if not self.max_joint_speed > 0.0:
-            raise ValueError(f'max_joint_speed must be > 0, got {self.max_joint_speed}')
-        if len(self.start_pose) != JOINTS_PER_ARM:
-            raise ValueError(
-                f'start_pose must have {JOINTS_PER_ARM} values, got {len(self.start_pose)}')
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name,
+                               SIM_ROBOT_PARAMETERS[field.name].coerce(getattr(self, field.name)))
+        if any(not name or '/' in name for name in self.camera_names) or len(
+                set(self.camera_names)) != len(self.camera_names):
+            SIM_ROBOT_PARAMETERS['camera_names'].fail(
+                list(self.camera_names), 'must be distinct names without /')
+        robot = load_robot_description(self.robot_description)
+        if self.robot_names:
+            robot = robot.with_namespaces(self.robot_names)
+        object.__setattr__(self, '_robot', robot)
+
+    @property
+    def robot(self) -> RobotDescription:
+        """The robot description in use (namespaces overridden by robot_names)."""
+        return self._robot
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """Cameras to publish: camera_names, or the description's when empty."""
+        return self.camera_names or self.robot.cameras
+
+    def camera_topics(self) -> tuple[str, ...]:
+        """The image topic of every published camera (the description's topic template)."""
+        return tuple(self.robot.camera_topic.format(camera=name) for name in self.cameras)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> 'SimRobotConfig':
+        """Build from parameter values; unknown names and bad values raise ValueError."""
+        return cls(**SIM_ROBOT_PARAMETERS.resolve(values))
 
 
 class SimArm:
-    """One arm: 6 joints + gripper joint angle, following the last command."""
+    """One arm: its arm joints + the gripper joint angle, following the last command.
 
-    def __init__(self, config: SimArmConfig) -> None:
-        self.config = config
-        self.position = np.array(config.start_pose, dtype=np.float64)  # (7,)
+    ``position``, ``target`` and ``velocity`` are (arm.dim,) in ``arm.command_joint_names``
+    order (rad). The arm starts at ``start`` (policy units; default the description's start
+    pose).
+    """
+
+    def __init__(self, arm: Arm, time_constant_s: float = 0.05,
+                 start: np.ndarray | None = None) -> None:
+        if not time_constant_s > 0.0:
+            raise ValueError(f'time_constant_s={time_constant_s!r}: must be > 0')
+        self.arm = arm
+        self.time_constant_s = float(time_constant_s)
+        self.lower, self.upper = arm.joint_angle_bounds()  # (dim,) each
+        self.max_speed = arm.max_joint_speed()  # (dim,) rad/s
+        pose = arm.start_pose if start is None else start
+        self.position = np.clip(arm.joint_angles_from_action(pose), self.lower, self.upper)
         self.target = self.position.copy()
-        self.velocity = np.zeros(JOINTS_PER_ARM)
+        self.velocity = np.zeros(arm.dim)
         self.commands_received = 0
 
+    @property
+    def joint_state_names(self) -> tuple[str, ...]:
+        """Names of :meth:`joint_state` entries: the driver's joint_states order."""
+        return self.arm.driver_joint_names
+
     def command_arm(self, positions: np.ndarray) -> None:
-        """Set the 6 arm-joint targets (radians); out-of-range values are clipped."""
+        """Set the arm-joint targets (rad, driver order); out-of-range values are clipped."""
         positions = np.asarray(positions, dtype=np.float64)
-        if positions.shape != (len(ARM_JOINT_NAMES),) or not np.all(np.isfinite(positions)):
-            raise ValueError(f'arm command must be 6 finite values, got {positions.tolist()}')
-        lower, upper = self.config.limits.joint_angle_bounds()
-        self.target[:-1] = np.clip(positions, lower[:-1], upper[:-1])
+        joints = len(self.arm.joint_names)
+        if positions.shape != (joints,) or not np.all(np.isfinite(positions)):
+            raise ValueError(f'arm command must be {joints} finite values for '
+                             f'{list(self.arm.joint_names)}, got {positions.tolist()}')
+        self.target[:-1] = np.clip(positions, self.lower[:-1], self.upper[:-1])
         self.commands_received += 1
 
     def command_gripper(self, angle: float) -> None:
-        """Set the gripper joint-angle target (radians)."""
+        """Set the gripper joint-angle target (rad), clipped to the calibrated span."""
         if not np.isfinite(angle):
             raise ValueError(f'gripper command must be finite, got {angle}')
-        lower, upper = self.config.limits.gripper.joint_limits
-        self.target[-1] = float(np.clip(angle, lower, upper))
+        self.target[-1] = float(np.clip(angle, self.lower[-1], self.upper[-1]))
         self.commands_received += 1
 
     def step(self, dt: float) -> None:
-        """Advance by dt seconds: first-order lag towards the target, speed-limited."""
-        alpha = 1.0 - np.exp(-dt / self.config.time_constant_s)
-        delta = alpha * (self.target - self.position)
-        max_step = self.config.max_joint_speed * dt
+        """Advance by dt seconds: first-order lag towards the target, speed-limited per joint."""
+        alpha = 1.0 - np.exp(-dt / self.time_constant_s)
+        delta = alpha * (self.target - self.position)  # (dim,)
+        max_step = self.max_speed * dt  # (dim,)
         delta = np.clip(delta, -max_step, max_step)
         self.velocity = delta / dt
         self.position = self.position + delta
 
+    def finger_position(self) -> float:
+        """The first finger joint (m) for the current gripper angle, through the calibration."""
+        gripper = self.arm.gripper
+        return float(gripper.finger_from_normalized(gripper.normalize_joint(self.position[-1])))
+
     def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, velocities) in JOINT_STATE_NAMES order; fingers in metres."""
-        calibration: GripperCalibration = self.config.limits.gripper
-        opening = calibration.normalize_joint(self.position[-1])
-        finger = calibration.finger_closed + opening * (
-            calibration.finger_open - calibration.finger_closed)
-        positions = np.concatenate([self.position, [finger, -finger]])
-        velocities = np.concatenate([self.velocity, [0.0, 0.0]])
+        """(positions, velocities) in :attr:`joint_state_names` order; fingers in metres.
+
+        Like the Interbotix driver, the first finger joint reports +finger and the others
+        -finger (the mirrored finger).
+        """
+        finger = self.finger_position()
+        fingers = [finger] + [-finger] * (len(self.arm.model.finger_joints) - 1)
+        positions = np.concatenate([self.position, fingers])
+        velocities = np.concatenate([self.velocity, np.zeros(len(fingers))])
         return positions, velocities
+
+
+def build_sim_arms(robot: RobotDescription,
+                   time_constant_s: float = 0.05) -> dict[str, SimArm]:
+    """{driver namespace: SimArm} for every follower arm of ``robot``, at its start pose."""
+    return {arm.namespace: SimArm(arm, time_constant_s) for arm in robot.arms}
 
 
 class SceneRenderer:
     """Renders an HxW RGB frame per camera: a table, a block, and a marker per arm.
 
-    The marker positions follow the arms' waist and shoulder angles, so frames change as the
-    arms move. Rendering one 480x640 frame costs about a millisecond.
+    The marker positions follow the arms' first two joints (waist and shoulder on Interbotix
+    arms), so frames change as the arms move. Rendering one 480x640 frame costs about a
+    millisecond.
     """
 
     def __init__(self, height: int, width: int) -> None:
@@ -108,14 +180,16 @@ class SceneRenderer:
         self._background[: height // 3] = (200, 200, 210)  # wall
 
     def render(self, camera_index: int, arm_positions: list[np.ndarray]) -> np.ndarray:
-        """Frame (H, W, 3) uint8 for one camera given each arm's 7 joint values."""
+        """Frame (H, W, 3) uint8 for one camera given each arm's joint values."""
         frame = self._background.copy()
         h, w = self.height, self.width
         block = (h // 2 + 10 * camera_index, w // 2 - 20 * camera_index)
         self._fill_square(frame, block, max(4, h // 16), (220, 30, 30))
+        columns = max(1, len(arm_positions))
         for arm_index, position in enumerate(arm_positions):
-            row = int(h * (0.5 + 0.3 * np.tanh(position[1])))
-            col = int(w * (0.25 + 0.5 * arm_index + 0.2 * np.tanh(position[0])))
+            waist, shoulder = position[0], position[min(1, len(position) - 1)]
+            row = int(h * (0.5 + 0.3 * np.tanh(shoulder)))
+            col = int(w * ((arm_index + 0.5) / columns + 0.2 * np.tanh(waist)))
             colour = (30, 200, 30) if arm_index == 0 else (30, 30, 220)
             self._fill_square(frame, (row, col), max(3, h // 24), colour)
         return frame

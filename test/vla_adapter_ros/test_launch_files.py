@@ -14,9 +14,12 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from ros_test_utils import spin_until, start_python_process, stop_process
 
+from vla_adapter_core.robot_description import load_robot_description
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
+from vla_adapter_ros.executor_config import EXECUTOR_PARAMETERS
 from vla_adapter_ros.executor_node import ChunkExecutorNode
 from vla_adapter_ros.inference_node import InferenceNode
+from vla_adapter_ros.inference_settings import INFERENCE_PARAMETERS
 from vla_adapter_ros.launch_description import (
     ENTRY_POINTS,
     EXECUTABLES,
@@ -25,14 +28,18 @@ from vla_adapter_ros.launch_description import (
     load_parameter_file,
     ros_command_line,
 )
-from vla_adapter_ros.sim_robot_node import SimulatedAlohaNode
+from vla_adapter_ros.sim_robot import SIM_ROBOT_PARAMETERS
+from vla_adapter_ros.sim_robot_node import SimulatedRobotNode
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from inference_harness import CAMERAS, statistics_around_the_start_pose  # noqa: E402
+from inference_harness import statistics_around_the_start_pose, tiny_policy_for  # noqa: E402
 
 LAUNCH_FILES = {'aloha.launch.py': 'dual', 'single_arm.launch.py': 'single'}
+# Each node section of the YAML files, its parameter table and its node class.
+NODES = {'vla_inference': INFERENCE_PARAMETERS, 'chunk_executor': EXECUTOR_PARAMETERS,
+         'simulated_robot': SIM_ROBOT_PARAMETERS}
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -101,25 +108,22 @@ def params_file_context(request):
 @pytest.mark.parametrize('params_file_context', ['aloha.yaml', 'single_arm.yaml'],
                          indirect=True)
 def test_yaml_files_load_into_the_real_nodes(params_file_context):
-    from vla_adapter_core.testing import build_tiny_policy
-
     context, sections = params_file_context
-    inference_values = sections['vla_inference']
-    num_arms = inference_values['num_arms']
-    policy = build_tiny_policy(action_dim=7 * num_arms, proprio_dim=7 * num_arms, chunk_size=4,
-                               camera_names=inference_values['camera_names'])
+    robot = load_robot_description(sections['vla_inference']['robot_description'])
+    policy = tiny_policy_for(robot, chunk_size=4)
     nodes = []
     try:
         nodes.append(InferenceNode(policy, context=context))
         nodes.append(ChunkExecutorNode(context=context))
-        nodes.append(SimulatedAlohaNode(context=context))
-        for node, section in zip(nodes, ('vla_inference', 'chunk_executor', 'simulated_aloha')):
+        nodes.append(SimulatedRobotNode(context=context))
+        for node, (section, table) in zip(nodes, NODES.items()):
+            assert set(sections[section]) <= set(table.names), section
+            assert all(node.has_parameter(name) for name in table.names), section
             for name, value in sections[section].items():
-                assert node.has_parameter(name), f'{section} does not declare {name}'
                 assert node.get_parameter(name).value == value or list(
                     node.get_parameter(name).value) == value, (section, name)
-        assert nodes[0].settings.num_arms == num_arms
-        assert nodes[0].settings.camera_names == tuple(inference_values['camera_names'])
+        assert nodes[0].settings.robot.name == robot.name
+        assert nodes[1].robot.namespaces == nodes[2].robot.namespaces == robot.namespaces
     finally:
         for node in nodes:
             node.destroy_node()
@@ -143,17 +147,23 @@ def test_ros_command_line_matches_launch_ros():
         '-p', 'instruction:="fold it"', '-r', 'action_chunk:=/vla/chunks']
 
 
-def test_the_simulated_aloha_launch_runs_end_to_end(tmp_path):
-    """Every node of `aloha.launch.py use_sim:=true` started as ros2 launch would start it."""
-    from vla_adapter_core.testing import build_tiny_policy
+# (launch mode, robot argument, policy head): ALOHA and a 5-joint arm through the same launch.
+END_TO_END = {'aloha': ('dual', 'aloha', 'dual_arm'), 'wx250': ('single', 'wx250', 'l1')}
 
-    policy = build_tiny_policy(action_dim=14, proprio_dim=14, chunk_size=50,
-                               camera_names=CAMERAS, head_kind='dual_arm', seed=6,
-                               statistics=statistics_around_the_start_pose())
+
+@pytest.mark.parametrize('case', list(END_TO_END))
+def test_the_simulated_robot_launch_runs_end_to_end(tmp_path, case):
+    """Every node of `<launch> robot:=<robot> use_sim:=true`, started as ros2 launch would."""
+    mode, robot_name, head_kind = END_TO_END[case]
+    robot = load_robot_description(robot_name)
+    policy = tiny_policy_for(robot, chunk_size=50, head_kind=head_kind, seed=6,
+                             statistics=statistics_around_the_start_pose(robot))
     policy.save_pretrained(tmp_path)
-    specs = build_node_specs('dual', {
-        'checkpoint': str(tmp_path), 'instruction': 'hand over the cube', 'use_sim': 'true',
-        'device': 'cpu', 'dtype': 'float32', 'chunk_topic': '/vla/chunks'}, REPO)
+    specs = build_node_specs(mode, {
+        'checkpoint': str(tmp_path), 'robot': robot_name, 'instruction': 'hand over the cube',
+        'use_sim': 'true', 'device': 'cpu', 'dtype': 'float32',
+        'chunk_topic': '/vla/chunks'}, REPO)
+    arm = robot.arms[-1]
     context = rclpy.Context()
     rclpy.init(context=context)
     probe = rclpy.create_node('launch_probe', context=context)
@@ -162,7 +172,7 @@ def test_the_simulated_aloha_launch_runs_end_to_end(tmp_path):
     chunks, statuses, commands = [], [], []
     probe.create_subscription(ActionChunk, '/vla/chunks', chunks.append, 10)
     probe.create_subscription(PolicyStatus, 'executor_status', statuses.append, 10)
-    probe.create_subscription(JointGroupCommand, '/follower_right/commands/joint_group',
+    probe.create_subscription(JointGroupCommand, f'/{arm.namespace}/commands/joint_group',
                               commands.append, 10)
     processes, outputs = [], []
     try:
@@ -184,5 +194,7 @@ def test_the_simulated_aloha_launch_runs_end_to_end(tmp_path):
     assert specs[0].name == 'vla_inference'
     assert 'Traceback' not in inference_output, inference_output[-3000:]
     assert chunks[-1].instruction == 'hand over the cube'
-    assert len(chunks[-1].left.points) == 50 and len(chunks[-1].right.points) == 50
-    assert all(len(command.cmd) == 6 and command.name == 'arm' for command in commands)
+    assert len(chunks[-1].left.points) == 50
+    assert list(chunks[-1].left.joint_names) == list(robot.arms[0].command_joint_names)
+    assert all(list(command.cmd) and len(command.cmd) == len(arm.joint_names)
+               and command.name == arm.model.arm_group for command in commands)

@@ -1,4 +1,4 @@
-"""The simulated ALOHA node over real DDS: commands move the arms, cameras and states stream."""
+"""The simulated robot node over real DDS: commands move the arms, cameras and states stream."""
 
 import subprocess
 import sys
@@ -7,54 +7,89 @@ from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
 from interbotix_xs_msgs.srv import OperatingModes
 import numpy as np
 import pytest
+import rclpy
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from ros_test_utils import spin_until, stop_process
 from sensor_msgs.msg import Image, JointState
 
+from vla_adapter_core.robot_description import load_robot_description
 from vla_adapter_ros.conversions import image_to_rgb, joint_positions_by_name
-from vla_adapter_ros.robot_model import ARM_JOINT_NAMES
+from vla_adapter_ros.sim_robot_node import SimulatedRobotNode
+
+ALOHA_CAMERAS = load_robot_description('aloha').cameras[:2]
+# (robot description, extra parameters, camera to watch); the arm watched is the last one.
+CASES = {
+    'aloha': ('aloha', ['-p', f'camera_names:=[{", ".join(ALOHA_CAMERAS)}]'], ALOHA_CAMERAS[1]),
+    'wx250_renamed': ('wx250', ['-p', 'robot_names:=[my_arm]'], None),
+}
 
 
-@pytest.fixture()
-def sim_process():
+@pytest.fixture(params=list(CASES))
+def sim_process(request):
+    robot, extra, camera = CASES[request.param]
     process = subprocess.Popen(
         [sys.executable, '-m', 'vla_adapter_ros.sim_robot_node', '--ros-args',
-         '-p', 'image_height:=120', '-p', 'image_width:=160',
-         '-p', 'camera_names:=[cam_high, cam_left_wrist]'],
+         '-p', f'robot_description:={robot}', '-p', 'image_height:=120',
+         '-p', 'image_width:=160', *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    yield process
+    description = load_robot_description(robot)
+    if request.param == 'wx250_renamed':
+        description = description.with_namespaces(['my_arm'])
+    yield process, description, camera or description.cameras[-1]
     stop_process(process)
 
 
-
-def test_simulated_aloha_streams_and_follows_commands(sim_process, ros_probe):
+def test_simulated_robot_streams_and_follows_commands(sim_process, ros_probe):
+    process, robot, camera = sim_process
     node, executor = ros_probe
+    arm = robot.arms[-1]
     states: list[JointState] = []
     images: list[Image] = []
-    node.create_subscription(JointState, '/follower_left/joint_states', states.append,
+    node.create_subscription(JointState, f'/{arm.namespace}/joint_states', states.append,
                              qos_profile_sensor_data)
-    node.create_subscription(Image, '/cam_left_wrist/camera/color/image_rect_raw',
-                             images.append, qos_profile_sensor_data)
-    group = node.create_publisher(JointGroupCommand, '/follower_left/commands/joint_group', 10)
-    single = node.create_publisher(JointSingleCommand, '/follower_left/commands/joint_single', 10)
-    modes = node.create_client(OperatingModes, '/follower_left/set_operating_modes')
+    node.create_subscription(Image, robot.camera_topic.format(camera=camera), images.append,
+                             qos_profile_sensor_data)
+    group = node.create_publisher(JointGroupCommand, f'/{arm.namespace}/commands/joint_group',
+                                  10)
+    single = node.create_publisher(JointSingleCommand,
+                                   f'/{arm.namespace}/commands/joint_single', 10)
+    modes = node.create_client(OperatingModes, f'/{arm.namespace}/set_operating_modes')
 
-    assert spin_until(executor, lambda: len(states) > 5 and len(images) > 2, timeout_s=30.0)
-    frame = image_to_rgb(images[-1])
-    assert frame.shape == (120, 160, 3)
+    assert spin_until(executor, lambda: len(states) > 5 and len(images) > 2, timeout_s=30.0), (
+        stop_process(process))
+    assert image_to_rgb(images[-1]).shape == (120, 160, 3)
+    assert tuple(states[-1].name) == arm.driver_joint_names
+    start = arm.joint_angles_from_action(arm.start_pose)
+    np.testing.assert_allclose(
+        joint_positions_by_name(states[0], arm.command_joint_names), start, atol=1e-3)
 
     assert modes.wait_for_service(timeout_sec=10.0)
     future = modes.call_async(OperatingModes.Request(
-        cmd_type='single', name='gripper', mode='current_based_position'))
+        cmd_type='single', name=arm.model.gripper_joint, mode='current_based_position'))
     assert spin_until(executor, future.done, timeout_s=10.0)
 
-    target = [0.2, -0.4, 0.6, 0.0, 0.3, 0.1]
+    target = np.linspace(0.1, 0.4, len(arm.joint_names))  # inside every Interbotix limit
+    gripper = arm.gripper.joint_open
 
     def reached() -> bool:
-        group.publish(JointGroupCommand(name='arm', cmd=target))
-        single.publish(JointSingleCommand(name='gripper', cmd=1.0))
-        current = joint_positions_by_name(states[-1], [*ARM_JOINT_NAMES, 'gripper'])
-        return bool(np.allclose(current, [*target, 1.0], atol=1e-2))
+        group.publish(JointGroupCommand(name=arm.model.arm_group, cmd=target.tolist()))
+        single.publish(JointSingleCommand(name=arm.model.gripper_joint, cmd=gripper))
+        current = joint_positions_by_name(states[-1], arm.command_joint_names)
+        return bool(np.allclose(current, [*target, gripper], atol=1e-2))
 
     assert spin_until(executor, reached, timeout_s=30.0)
-    assert list(states[-1].name[:7]) == [*ARM_JOINT_NAMES, 'gripper']
+
+
+def test_bad_parameters_stop_the_node_with_the_parameter_named():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        with pytest.raises(ValueError, match=r"robot 'no_such_robot'.*built-in"):
+            SimulatedRobotNode(context=context, parameter_overrides=[
+                Parameter('robot_description', value='no_such_robot')])
+        with pytest.raises(ValueError, match=r"camera_names=\['a/b'\]"):
+            SimulatedRobotNode(context=context, parameter_overrides=[
+                Parameter('camera_names', value=['a/b'])])
+    finally:
+        rclpy.shutdown(context=context)
