@@ -41,6 +41,7 @@ Parameters: executor_config.EXECUTOR_PARAMETERS (documented there). The dynamic 
 the others are read-only.
 """
 
+from collections import deque
 import os
 import threading
 import time
@@ -124,6 +125,9 @@ class ChunkExecutorNode(Node):
         self._reason = 'waiting for joint_states'
         self._last_inference_ms = 0.0
         self._ticks = TickRecorder(TICK_HISTORY)
+        self._estop_received_s: float | None = None
+        # E-stop received -> first hold command published, seconds (benchmarks/estop_latency.py).
+        self.estop_latencies_s: deque = deque(maxlen=10_000)
         self._tick_rate = EventRate()
         self._observation_rates = [EventRate() for _ in self.robot_names]
         self._accepted_chunks = 0
@@ -316,6 +320,8 @@ class ChunkExecutorNode(Node):
     def engage_estop(self, source: str) -> None:
         """Latch the e-stop: drop all chunks and hold the last command."""
         with self._lock:
+            if not self._estop.engaged:
+                self._estop_received_s = time.monotonic()
             self._estop.engage(source)
             self._scheduler.clear()
             self._state, self._reason = PolicyStatus.STATE_FAULT, self._estop.reason
@@ -340,6 +346,10 @@ class ChunkExecutorNode(Node):
             return
         for part, output in zip(self._arm_slices, self._outputs):
             output.publish(command[part])
+        if self._estop_received_s is not None and self._estop.engaged:
+            # The first hold after an e-stop: its latency (received -> hold published).
+            self.estop_latencies_s.append(time.monotonic() - self._estop_received_s)
+            self._estop_received_s = None
 
     def _next_command(self, now_s: float, monotonic_s: float):
         """(command or None, state, reason) for this tick; called with the lock held."""

@@ -8,44 +8,55 @@ Data flow
     blocks on the model.
 
 Topics (names relative to the node's namespace)
-    in:  ``camera_topics[i]`` (sensor_msgs/Image, or CompressedImage for topics ending in
-         ``/compressed``), ``/<robot_name>/<joint_states_topic>`` (sensor_msgs/JointState),
-         ``instruction`` (std_msgs/String).
+    in:  each camera's image topic (sensor_msgs/Image, or CompressedImage for topics ending in
+         ``/compressed``), ``/<arm namespace>/<joint_states_topic>`` (sensor_msgs/JointState)
+         per arm of the robot description, ``instruction`` (std_msgs/String).
     out: ``action_chunk`` (vla_adapter_msgs/ActionChunk; ``header.stamp`` = the observation
-         time = the NEWEST stamp of the synchronised set), ``action_chunk/left`` and
-         ``action_chunk/right`` (trajectory_msgs/JointTrajectory, the same chunks per arm; only
-         ``left`` in single-arm mode), ``policy_status`` (vla_adapter_msgs/PolicyStatus, every
+         time = the NEWEST stamp of the synchronised set; ``left`` = the first arm of the
+         description, ``right`` = the second, empty for a single arm), ``action_chunk/left`` and
+         ``action_chunk/right`` (trajectory_msgs/JointTrajectory, the same per arm; only
+         ``left`` for a single arm), ``policy_status`` (vla_adapter_msgs/PolicyStatus, every
          ``1 / status_rate_hz`` s and at once when a new fault appears).
     services: ``set_instruction`` (vla_adapter_msgs/SetInstruction), ``start`` and ``pause``
-         (std_srvs/Trigger).
+         (std_srvs/Trigger), and the parameter services (``ros2 param set``).
 
-Trajectories carry joint angles in the driver's joint order (gripper de-normalised to radians
-via robot_model.policy_to_joint_angles) with ``time_from_start = k * dt``.
+The robot is a robot description (``robot_description`` parameter): each arm's observation is
+its joints in driver order plus the normalised gripper; trajectories carry each arm's
+``command_joint_names`` (gripper de-normalised to radians by the description's calibration) with
+``time_from_start = k * dt``.
+
+Instructions have one door: the ``instruction`` parameter. The set_instruction service and the
+instruction topic set that parameter, so all three apply the loaded policy's one rule (non-empty,
+printable, prompt within the policy's token limit) and ``ros2 param get`` shows the instruction
+in use. ``status_rate_hz`` and ``wait_for_fresh_observation`` also apply at once on
+``ros2 param set``; every other parameter is read-only.
 
 Faults never crash the node and never produce a chunk: a bad message (encoding, size, NaN,
 unknown joints) is dropped and reported; a missing or stale stream, a policy exception or a
 non-finite policy output is reported in PolicyStatus (state FAULT, ``fault_reason`` naming the
 field and value). The fault clears when good data flows again. A checkpoint that does not fit the
-robot is refused at start-up with a ValueError.
+robot (layout, dimension or cameras) is refused at start-up with a ValueError naming both sides.
 """
 
 from collections import deque
-import pathlib
+import dataclasses
 import threading
 import time
 
 import numpy as np
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_adapter_core.robot_description import Arm
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_msgs.srv import SetInstruction
 from vla_adapter_ros import conversions
-from vla_adapter_ros.inference_settings import InferenceSettings, declare_settings
+from vla_adapter_ros.inference_settings import INFERENCE_PARAMETERS, InferenceSettings
 from vla_adapter_ros.node_main import run_node
 from vla_adapter_ros.observation import (
     ChunkTiming,
@@ -54,26 +65,30 @@ from vla_adapter_ros.observation import (
     PolicyRunner,
     build_observation,
     check_policy_matches_robot,
+    instruction_check,
     validate_action_chunk,
-    validate_instruction,
 )
-from vla_adapter_ros.robot_model import GripperCalibration, policy_to_joint_angles
+from vla_adapter_ros.parameters import declare_parameters
 from vla_adapter_ros.sync import ApproximateTimeSynchronizer, SyncConfig
 
 NODE_NAME = 'vla_inference'
-ARM_SIDES = ('left', 'right')
+CHUNK_FIELDS = ('left', 'right')  # ActionChunk trajectory of the first / second arm
 POLICY_FRAME_ID = 'vla_adapter_policy'
 WARMUP_IMAGE_SIZE = 224  # image side for the warm-up when any image size is accepted
 
 
 def load_policy(settings: InferenceSettings) -> PolicyRunner:
-    """Load ``VLAPolicy`` from the ``checkpoint`` directory (torch is imported only here)."""
-    path = pathlib.Path(settings.checkpoint)
-    if not settings.checkpoint or not path.is_dir():
-        raise ValueError(f'checkpoint={settings.checkpoint!r} is not a checkpoint directory')
+    """Load ``VLAPolicy`` from ``checkpoint`` (a directory or a Hub repo id; torch only here)."""
+    if not settings.checkpoint:
+        raise ValueError("parameter checkpoint='': name a checkpoint directory or a Hugging "
+                         'Face Hub repo id')
     from vla_adapter_core import VLAPolicy
 
-    return VLAPolicy.from_pretrained(path, device=settings.device, dtype=settings.dtype)
+    try:
+        return VLAPolicy.from_pretrained(settings.checkpoint, device=settings.device,
+                                         dtype=settings.dtype)
+    except OSError as error:  # FileNotFoundError: neither a directory nor a cached repo
+        raise ValueError(f'parameter checkpoint={settings.checkpoint!r}: {error}') from error
 
 
 class InferenceNode(Node):
@@ -95,8 +110,11 @@ class InferenceNode(Node):
 
     # ----------------------------------------------------------------------------- set-up
     def _setup(self, policy: PolicyRunner | None) -> None:
-        self.settings = declare_settings(self)
+        self._check_instruction = None  # the policy's rule, once the policy is loaded
+        self.settings = declare_parameters(self, INFERENCE_PARAMETERS, self._build_settings,
+                                           self._apply_settings)
         settings = self.settings
+        self.robot = settings.robot
         self._lock = threading.Lock()
         self._sync: ApproximateTimeSynchronizer | None = None
         self._input_faults: dict[str, str] = {}
@@ -110,15 +128,19 @@ class InferenceNode(Node):
         self._state = PolicyStatus.STATE_STARTING
         self._publish_status()
         self.policy = policy if policy is not None else load_policy(settings)
-        check_policy_matches_robot(self.policy.config, settings.num_arms, settings.camera_names)
+        warning = check_policy_matches_robot(self.policy.config, self.robot,
+                                             settings.resolved_camera_names)
+        if warning:
+            self.get_logger().warning(warning)
         self._policy_cameras = list(self.policy.config.camera_names)
-        self._grippers = [GripperCalibration(*settings.gripper_calibration)] * settings.num_arms
-        self._joint_names = conversions.arm_joint_names()
+        self._check_instruction = instruction_check(self.policy)
+        if settings.instruction:  # empty at start-up = wait for an instruction
+            self.settings = settings = settings.with_checked_instruction(self._check_instruction)
         self._instruction = settings.instruction
         self._warm_up()
         # One record per published chunk (latency measurements, benchmarks/ros_pipeline.py).
         self.timings: deque[ChunkTiming] = deque(maxlen=100_000)
-        stream_names = [*self._policy_cameras, *settings.robot_names]
+        stream_names = [*self._policy_cameras, *self.robot.namespaces]
         self._sync = ApproximateTimeSynchronizer(SyncConfig(
             tuple(stream_names), settings.sync_queue_size, settings.sync_slop_s,
             settings.max_observation_age_s))
@@ -131,9 +153,40 @@ class InferenceNode(Node):
                                         daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f'ready: {settings.num_arms} arm(s) {list(settings.robot_names)}, cameras '
-            f'{self._policy_cameras}, chunk {self.policy.config.chunk_size} x '
-            f'{self.policy.config.action_dim}')
+            f'ready: robot {self.robot.name!r} ({self.robot.source}), arms '
+            f'{list(self.robot.namespaces)}, cameras {self._policy_cameras}, chunk '
+            f'{self.policy.config.chunk_size} x {self.policy.config.action_dim} every '
+            f'{settings.step_s} s')
+
+    def _build_settings(self, values: dict) -> InferenceSettings:
+        """Validated settings from parameter values (start-up and every ``ros2 param set``).
+
+        Once the policy is loaded, a changed instruction must pass the policy's rule (so an
+        empty one is refused at run time; at start-up empty means: wait for one).
+        """
+        settings = InferenceSettings.from_dict(values)
+        if self._check_instruction is None:  # start-up: checked once the policy is loaded
+            return settings
+        if settings.instruction == self.get_parameter('instruction').value:  # unchanged
+            return dataclasses.replace(settings, instruction=self.settings.instruction)
+        return settings.with_checked_instruction(self._check_instruction)
+
+    def _apply_settings(self, settings: InferenceSettings, changed: tuple) -> None:
+        """A validated ``ros2 param set`` (or instruction service / topic): apply at once."""
+        with self._lock:
+            self.settings = settings
+            self._instruction = settings.instruction
+        if 'status_rate_hz' in changed:
+            self._status_timer.cancel()
+            self.destroy_timer(self._status_timer)
+            self._status_timer = self.create_timer(1.0 / settings.status_rate_hz,
+                                                   self._on_status_timer)
+        if 'instruction' in changed:
+            self.get_logger().info(f'instruction set: {settings.instruction!r}')
+        others = [name for name in changed if name != 'instruction']
+        if others:
+            self.get_logger().info(
+                f'parameters changed: { {name: getattr(settings, name) for name in others} }')
 
     @property
     def dropped_observations(self) -> int:
@@ -170,26 +223,27 @@ class InferenceNode(Node):
 
     def _create_interfaces(self) -> None:
         settings, qos = self.settings, self._sensor_qos()
-        for topic, camera in zip(settings.camera_topics, settings.camera_names):
+        for camera, topic in settings.cameras:
             if camera not in self._policy_cameras:
                 self.get_logger().warning(f'camera {camera!r} ({topic}) is not used by the policy')
                 continue
             message_type = CompressedImage if topic.endswith('/compressed') else Image
             self.create_subscription(
                 message_type, topic, self._make_image_callback(camera, topic), qos)
-        for robot in settings.robot_names:
-            topic = f'/{robot}/{settings.joint_states_topic}'
+        for arm in self.robot.arms:
+            topic = f'/{arm.namespace}/{settings.joint_states_topic}'
             self.create_subscription(
-                JointState, topic, self._make_joint_state_callback(robot, topic), qos)
+                JointState, topic, self._make_joint_state_callback(arm, topic), qos)
         self.create_subscription(String, 'instruction', self._on_instruction_topic, 10)
         self._chunk_publisher = self.create_publisher(ActionChunk, 'action_chunk', 10)
         self._arm_publishers = [
             self.create_publisher(JointTrajectory, f'action_chunk/{side}', 10)
-            for side in ARM_SIDES[:settings.num_arms]]
+            for side in CHUNK_FIELDS[:self.robot.num_arms]]
         self.create_service(SetInstruction, 'set_instruction', self._on_set_instruction)
         self.create_service(Trigger, 'start', self._on_start)
         self.create_service(Trigger, 'pause', self._on_pause)
-        self.create_timer(1.0 / settings.status_rate_hz, self._on_status_timer)
+        self._status_timer = self.create_timer(1.0 / settings.status_rate_hz,
+                                               self._on_status_timer)
 
     # ------------------------------------------------------------------------- inputs
     def _make_image_callback(self, camera: str, topic: str):
@@ -211,18 +265,16 @@ class InferenceNode(Node):
 
         return on_image
 
-    def _make_joint_state_callback(self, robot: str, topic: str):
-        calibration = GripperCalibration(*self.settings.gripper_calibration)
-
+    def _make_joint_state_callback(self, arm: Arm, topic: str):
         def on_joint_state(message: JointState) -> None:
             arrival_s = time.perf_counter()
             try:
                 stamp_ns = self._checked_stamp(message, topic)
-                state = conversions.arm_state_from_joint_state(message, calibration, topic)
+                state = conversions.arm_state_from_joint_state(message, arm, topic)
             except ValueError as error:
-                self._report_input_fault(robot, str(error))
+                self._report_input_fault(arm.namespace, str(error))
                 return
-            self._accept(robot, stamp_ns, state, arrival_s)
+            self._accept(arm.namespace, stamp_ns, state, arrival_s)
 
         return on_joint_state
 
@@ -242,7 +294,7 @@ class InferenceNode(Node):
             self._set_times.append(time.monotonic())
         try:
             observation = build_observation(
-                synced.items, self._policy_cameras, self.settings.robot_names,
+                synced.items, self._policy_cameras, self.robot.namespaces,
                 synced.newest_stamp_ns, arrival_s)
         except ValueError as error:
             self._report_input_fault(stream, str(error))
@@ -257,27 +309,24 @@ class InferenceNode(Node):
             self._publish_status()
 
     # -------------------------------------------------------------------- instruction
-    def _apply_instruction(self, text: str) -> str:
-        instruction = validate_instruction(text, self.settings.max_instruction_length)
-        with self._lock:
-            self._instruction = instruction
-        self.get_logger().info(f'instruction set: {instruction!r}')
-        return instruction
+    def _set_instruction_parameter(self, text: str) -> str:
+        """Set the ``instruction`` parameter (its callback validates and applies); return why not.
+
+        '' when applied, else the refusal reason (the policy's rule, naming count and limit).
+        """
+        result = self.set_parameters([Parameter('instruction', value=text)])[0]
+        return '' if result.successful else result.reason
 
     def _on_set_instruction(self, request, response):
-        try:
-            instruction = self._apply_instruction(request.instruction)
-        except ValueError as error:
-            response.success, response.message = False, str(error)
-            return response
-        response.success, response.message = True, f'instruction set: {instruction!r}'
+        reason = self._set_instruction_parameter(request.instruction)
+        response.success = not reason
+        response.message = reason or f'instruction set: {self.settings.instruction!r}'
         return response
 
     def _on_instruction_topic(self, message: String) -> None:
-        try:
-            self._apply_instruction(message.data)
-        except ValueError as error:
-            self.get_logger().warning(f'instruction topic: {error}')
+        reason = self._set_instruction_parameter(message.data)
+        if reason:
+            self.get_logger().warning(f'instruction topic: {reason}')
 
     # ---------------------------------------------------------------- start / pause
     def _on_start(self, request, response):
@@ -307,7 +356,7 @@ class InferenceNode(Node):
                 if not self.context.ok():
                     return  # shut down (SIGTERM) while a chunk was in flight
                 self.get_logger().error(f'inference worker: {error}')
-            if self.settings.wait_for_fresh_observation:
+            if self.settings.wait_for_fresh_observation:  # dynamic: read every time
                 self._slot.clear()
             free_since_s = time.perf_counter()
 
@@ -335,7 +384,7 @@ class InferenceNode(Node):
         model_s = time.perf_counter() - model_start_s
         try:
             actions = validate_action_chunk(raw, int(self.policy.config.action_dim))
-            angles = policy_to_joint_angles(actions, self._grippers)  # (T, 7 * arms)
+            angles = self.robot.policy_to_joint_angles(actions)  # (T, action_dim) rad
         except ValueError as error:
             self._set_policy_fault(str(error))
             return
@@ -355,10 +404,10 @@ class InferenceNode(Node):
         chunk = ActionChunk()
         conversions.nanoseconds_to_stamp(observation.stamp_ns, chunk.header.stamp)
         chunk.header.frame_id = POLICY_FRAME_ID
+        step_s = self.settings.step_s
         trajectories = [
-            conversions.arm_trajectory(arm, self._joint_names, self.settings.dt,
-                                       chunk.header.stamp)
-            for arm in conversions.split_arms(angles, self.settings.num_arms)]
+            conversions.arm_trajectory(part, arm.command_joint_names, step_s, chunk.header.stamp)
+            for arm, part in zip(self.robot.arms, self.robot.split(angles))]
         chunk.left = trajectories[0]
         if len(trajectories) > 1:
             chunk.right = trajectories[1]

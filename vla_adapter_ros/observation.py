@@ -1,8 +1,9 @@
 """Pure logic of the inference node (no rclpy, no torch): checks, observation assembly, handoff.
 
-- :func:`check_policy_matches_robot`: a checkpoint whose action/proprio dimension or cameras do
-  not fit the robot is refused at start-up with a clear error.
-- :func:`validate_instruction`: empty or oversized instructions are refused.
+- :func:`check_policy_matches_robot`: a checkpoint whose layout (or, for checkpoints that record
+  none, action/proprio dimension) or cameras do not fit the robot is refused at start-up.
+- :func:`instruction_check`: the loaded policy's one instruction rule (non-empty, printable,
+  prompt within the policy's token limit), used by the parameter, the service and the topic.
 - :func:`build_observation`: a synchronised set (arm states + RGB images) -> the policy's
   observation dict (``docs/ARCHITECTURE.md``).
 - :func:`validate_action_chunk`: the policy's output must be a finite (T, action_dim) array.
@@ -11,24 +12,24 @@
 - :class:`ChunkTiming`: latency record of one published chunk.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 import threading
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from vla_adapter_ros.robot_model import JOINTS_PER_ARM
-
-DEFAULT_MAX_INSTRUCTION_LENGTH = 512
+from vla_adapter_core.robot_description import RobotDescription
 
 
 class PolicyRunner(Protocol):
     """What the inference node needs from a policy (``vla_adapter_core.VLAPolicy`` fits).
 
-    ``config`` exposes ``camera_names`` (list[str]), ``action_dim``, ``proprio_dim`` and
-    ``chunk_size``; ``predict_action_chunk(observation)`` returns un-normalised actions
-    (chunk_size, action_dim).
+    ``config`` exposes ``camera_names`` (list[str]), ``action_dim``, ``proprio_dim``,
+    ``chunk_size`` and ``robot_layout`` (a RobotLayout or None); ``predict_action_chunk(
+    observation)`` returns un-normalised actions (chunk_size, action_dim). A policy with a
+    ``processor.prompt_builder`` (VLAPolicy) has its instructions checked against its prompt
+    limit (see :func:`instruction_check`).
     """
 
     config: Any
@@ -37,46 +38,66 @@ class PolicyRunner(Protocol):
         """Observation dict -> (chunk_size, action_dim) actions."""
 
 
-def check_policy_matches_robot(policy_config: Any, num_arms: int,
-                               camera_names: Sequence[str]) -> None:
-    """Raise ValueError (naming the field and values) if the checkpoint does not fit the robot.
+def check_policy_matches_robot(policy_config: Any, robot: RobotDescription,
+                               camera_names: Sequence[str]) -> str:
+    """Raise ValueError (naming both sides) if the checkpoint does not fit the robot.
 
-    The robot needs ``action_dim == proprio_dim == 7 * num_arms``, and the node must provide an
-    image for every camera the checkpoint was trained with.
+    A checkpoint that records its ``robot_layout`` must match the robot's layout exactly (joint
+    name per action / proprio dimension, gripper convention). One that records none (upstream or
+    older checkpoints) must at least have ``action_dim == proprio_dim == robot.action_dim``; the
+    returned warning ('' otherwise) says that the layout could not be checked. The node must
+    provide an image for every camera the checkpoint was trained with.
     """
-    expected = JOINTS_PER_ARM * num_arms
-    mode = 'dual-arm' if num_arms == 2 else 'single-arm'
-    action_dim = int(policy_config.action_dim)
-    if action_dim != expected:
-        raise ValueError(
-            f'checkpoint action_dim={action_dim} does not match the {mode} robot, which needs '
-            f'action_dim={expected} ({num_arms} x {JOINTS_PER_ARM} joints)')
-    proprio_dim = int(policy_config.proprio_dim)
-    if proprio_dim != expected:
-        raise ValueError(
-            f'checkpoint proprio_dim={proprio_dim} does not match the {mode} robot, which '
-            f'provides {expected} values ({num_arms} x {JOINTS_PER_ARM} joints)')
+    warning = ''
+    layout = getattr(policy_config, 'robot_layout', None)
+    where = f'robot {robot.name!r} ({robot.source})'
+    if layout is not None:
+        mismatch = layout.mismatch(robot.layout())
+        if mismatch:
+            raise ValueError(f'checkpoint was trained on another robot layout than {where}: '
+                             f'{mismatch}')
+    else:
+        for field in ('action_dim', 'proprio_dim'):
+            value = int(getattr(policy_config, field))
+            if value != robot.action_dim:
+                raise ValueError(
+                    f'checkpoint {field}={value} does not match {where}, which has '
+                    f'{robot.action_dim} dims {list(robot.dimension_names())}')
+        warning = (f'the checkpoint records no robot layout (upstream or older checkpoint): only '
+                   f'its dimension ({robot.action_dim}) was checked against {where}; make sure '
+                   f'it was trained on {list(robot.dimension_names())}')
     missing = [name for name in policy_config.camera_names if name not in camera_names]
     if missing:
         raise ValueError(
             f'checkpoint cameras {missing} have no camera topic; camera_names parameter is '
             f'{list(camera_names)}, checkpoint camera_names is {list(policy_config.camera_names)}')
+    return warning
 
 
-def validate_instruction(text: str, max_length: int = DEFAULT_MAX_INSTRUCTION_LENGTH) -> str:
-    """Return the stripped instruction; raise ValueError if empty or longer than max_length."""
-    if not isinstance(text, str):
-        raise ValueError(f'instruction must be a string, got {type(text).__name__}')
-    stripped = text.strip()
-    if not stripped:
-        raise ValueError(f'instruction={text!r} is empty')
-    if len(stripped) > max_length:
-        raise ValueError(
-            f'instruction has {len(stripped)} characters, more than max_instruction_length='
-            f'{max_length} (starts {stripped[:40]!r})')
-    if any(not char.isprintable() for char in stripped):
-        raise ValueError(f'instruction={stripped[:80]!r} contains control characters')
-    return stripped
+def instruction_check(policy: Any) -> Callable[[str], str]:
+    """The one instruction rule of ``policy``: text -> cleaned text, or ValueError saying why.
+
+    A VLAPolicy's rule is its prompt builder's ``validate_instruction`` (non-empty, printable,
+    prompt token count within ``max_prompt_tokens``; the error gives the count and the limit).
+    A policy without a prompt builder gets the policy-independent part only. Any other exception
+    of the check becomes a ValueError (a bad instruction never crashes the node).
+    """
+    builder = getattr(getattr(policy, 'processor', None), 'prompt_builder', None)
+    if builder is not None:
+        validate = builder.validate_instruction
+    else:
+        from vla_adapter_core.prompt import check_instruction_text as validate
+
+    def check(text: str) -> str:
+        try:
+            return validate(text)
+        except ValueError:
+            raise
+        except Exception as error:  # noqa: BLE001 - e.g. a tokenizer error on odd input
+            raise ValueError(f'instruction {str(text)[:60]!r} cannot be checked: '
+                             f'{type(error).__name__}: {error}') from error
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -103,8 +124,8 @@ def build_observation(items: Mapping[str, Any], camera_names: Sequence[str],
                       last_arrival_s: float) -> Observation:
     """Synchronised items -> Observation.
 
-    items: ``{camera_name: (H, W, 3) uint8, arm_name: (7,) state}``; the proprio vector is the
-    arm states concatenated in ``arm_names`` order (left first).
+    items: ``{camera_name: (H, W, 3) uint8, arm_name: (arm.dim,) state}``; the proprio vector is
+    the arm states concatenated in ``arm_names`` order (the description's order, left first).
     """
     images = {name: items[name] for name in camera_names}
     proprio = np.concatenate([np.asarray(items[arm], dtype=np.float32) for arm in arm_names])

@@ -18,16 +18,11 @@ from vla_adapter_core.testing import build_tiny_config, default_tokenizer_dir
 ROS_TESTS = pathlib.Path(__file__).resolve().parents[1] / 'vla_adapter_ros'
 sys.path.insert(0, str(ROS_TESTS))
 try:
-    from inference_harness import (
-        CAMERAS,
-        observation_from_fake_sensors,
-        running_pipeline,
-    )
+    from inference_harness import ALOHA, CAMERAS, expected_joint_angles, running_pipeline
 except ImportError as error:  # the interface package lives in the colcon install space
     raise ImportError(f'{error}: source scripts/ros_env.sh first (make test does)') from error
 
 from vla_adapter_ros import conversions  # noqa: E402
-from vla_adapter_ros.robot_model import GripperCalibration, policy_to_joint_angles  # noqa: E402
 
 CHUNK = 5
 
@@ -55,10 +50,10 @@ def test_trained_dual_arm_checkpoint_runs_in_the_inference_node(tmp_path):
     chunk = probe.chunks[-1]
     assert len(chunk.left.points) == CHUNK and len(chunk.right.points) == CHUNK
     policy = VLAPolicy.from_pretrained(checkpoint, dtype='float32')
-    expected = policy_to_joint_angles(
-        policy.predict_action_chunk(observation_from_fake_sensors(2, 'pick up the cube')),
-        [GripperCalibration()] * 2)  # (CHUNK, 14)
-    names = conversions.arm_joint_names()
-    received = np.hstack([conversions.trajectory_positions(chunk.left, names),
-                          conversions.trajectory_positions(chunk.right, names)])
+    # A trained checkpoint records ALOHA's layout (older training code recorded none: the node
+    # then checks the dimension only).
+    assert policy.config.robot_layout in (None, ALOHA.layout())
+    expected = expected_joint_angles(policy, ALOHA, 'pick up the cube')  # (CHUNK, 14)
+    received = np.hstack([conversions.trajectory_positions(trajectory, arm.command_joint_names)
+                          for trajectory, arm in zip((chunk.left, chunk.right), ALOHA.arms)])
     np.testing.assert_allclose(received, expected, atol=1e-5)

@@ -1,10 +1,12 @@
-"""Child process: synthetic ALOHA cameras and joint states over DDS (tests and benchmarks).
+"""Child process: synthetic cameras and joint states of a robot description over DDS.
 
-Publishes one sensor_msgs/Image stream per camera on ``/<cam>/camera/color/image_rect_raw`` and
-one sensor_msgs/JointState stream per robot on ``/<robot>/joint_states`` (sensor-data QoS),
-stamped with the ROS clock. Images are fixed per camera (``camera_frame``) and joint positions
-are constant (``joint_positions``), so a test can rebuild the exact observation. Joint names are
-published in reverse order to prove that consumers look them up by name.
+For the robot description ``--robot-description`` (default aloha) publishes one sensor_msgs/Image
+stream per camera on the description's camera topic (``/<cam>/camera/color/image_rect_raw`` for
+ALOHA) and one sensor_msgs/JointState stream per arm on ``/<namespace>/joint_states``
+(sensor-data QoS), stamped with the ROS clock. ``--cameras`` / ``--robots`` override the camera
+names and arm namespaces ('' = none). Images are fixed per camera (``camera_frame``) and joint
+positions are constant (``joint_positions``), so a test can rebuild the exact observation. Joint
+names are published in reverse driver order to prove that consumers look them up by name.
 
 With --compressed the cameras publish lossless PNG sensor_msgs/CompressedImage on
 ``.../image_rect_raw/compressed`` instead.
@@ -28,12 +30,11 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
-from vla_adapter_ros.robot_model import ARM_JOINT_NAMES, GripperCalibration
+from vla_adapter_core.robot_description import Arm, load_robot_description
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ros_test_utils import spin_child_until  # noqa: E402
 
-JOINT_NAMES = [*ARM_JOINT_NAMES, 'gripper', 'left_finger', 'right_finger']
 STALE_OFFSET_NS = 2_000_000_000
 
 
@@ -43,19 +44,34 @@ def camera_frame(camera_index: int, height: int, width: int) -> np.ndarray:
         0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def joint_positions(robot_index: int) -> np.ndarray:
-    """Constant positions of robot ``robot_index`` in JOINT_NAMES order (9 values)."""
-    calibration = GripperCalibration()
-    finger = calibration.finger_closed + 0.25 * (1 + robot_index) * (
-        calibration.finger_open - calibration.finger_closed)
-    arm = 0.1 * np.arange(1, 7) * (1 if robot_index == 0 else -1)
-    return np.array([*arm, 1.0, finger, -finger])
+def joint_positions(arm: Arm, arm_index: int) -> dict:
+    """Constant positions {joint name: value} of arm ``arm_index`` (every driver joint).
+
+    Arm joint k (1-based) sits at +-0.1 k rad (sign by arm), the gripper joint at 1.0 rad and the
+    fingers at a quarter (first arm) or half (second arm) of the calibrated opening.
+    """
+    gripper = arm.gripper
+    finger = float(gripper.finger_from_normalized(0.25 * (1 + arm_index)))
+    joints = 0.1 * np.arange(1, len(arm.joint_names) + 1) * (1 if arm_index == 0 else -1)
+    fingers = [finger * (-1) ** k for k in range(len(arm.model.finger_joints))]
+    values = [*joints.tolist(), 1.0, *fingers]
+    return dict(zip(arm.driver_joint_names, values))
+
+
+def observed_state(arm: Arm, arm_index: int) -> np.ndarray:
+    """The policy values (arm.dim,) an observer builds from ``joint_positions``."""
+    positions = joint_positions(arm, arm_index)
+    return arm.observe(np.array([positions[name] for name in arm.state_joint_names]))
 
 
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--cameras', default='cam_high,cam_left_wrist,cam_right_wrist')
-    parser.add_argument('--robots', default='follower_left,follower_right')
+    parser.add_argument('--robot-description', default='aloha', help='built-in name or YAML')
+    parser.add_argument('--cameras', default=None,
+                        help="comma-separated camera names (default: the description's)")
+    parser.add_argument('--robots', default=None,
+                        help="comma-separated arm namespaces (default: the description's; '' = "
+                             'no joint states)')
     parser.add_argument('--height', type=int, default=48)
     parser.add_argument('--width', type=int, default=64)
     parser.add_argument('--camera-rate', type=float, default=20.0)
@@ -92,27 +108,32 @@ def _compressed_message(args, camera: str, index: int) -> CompressedImage:
     return message
 
 
-def _joint_message(args, robot: str, index: int) -> JointState:
-    names = list(JOINT_NAMES)
-    positions = joint_positions(index)
-    if robot == args.fault_robot and args.fault == 'nan':
-        positions[JOINT_NAMES.index('elbow')] = np.nan
-    if robot == args.fault_robot and args.fault == 'unknown':
-        names[JOINT_NAMES.index('wrist_rotate')] = 'wrist_yaw'
-    return JointState(name=names[::-1], position=positions[::-1].tolist())
+def _joint_message(args, arm: Arm, index: int) -> JointState:
+    positions = joint_positions(arm, index)
+    if arm.namespace == args.fault_robot and args.fault == 'nan':
+        positions['elbow'] = float('nan')
+    if arm.namespace == args.fault_robot and args.fault == 'unknown':
+        positions['wrist_yaw'] = positions.pop('wrist_rotate')
+    names = list(positions)[::-1]
+    return JointState(name=names, position=[positions[name] for name in names])
 
 
 def main() -> None:
     args = _parse_args()
     rclpy.init()
     node = rclpy.create_node('fake_aloha_sensors')
-    cameras = [name for name in args.cameras.split(',') if name]
-    robots = [name for name in args.robots.split(',') if name]
+    robot = load_robot_description(args.robot_description)
+    cameras = (robot.cameras if args.cameras is None
+               else [name for name in args.cameras.split(',') if name])
+    arms = robot.arms
+    if args.robots is not None:
+        namespaces = [name for name in args.robots.split(',') if name]
+        arms = robot.with_namespaces(namespaces).arms if namespaces else ()
     image_streams = []
     for index, camera in enumerate(cameras):
         if camera == args.fault_camera and args.fault == 'missing':
             continue
-        topic = f'/{camera}/camera/color/image_rect_raw'
+        topic = robot.camera_topic.format(camera=camera)
         if args.compressed:
             publisher = node.create_publisher(CompressedImage, f'{topic}/compressed',
                                               qos_profile_sensor_data)
@@ -123,9 +144,9 @@ def main() -> None:
         offset = STALE_OFFSET_NS if (camera == args.fault_camera and args.fault == 'stale') else 0
         image_streams.append((publisher, message, offset))
     joint_streams = [
-        (node.create_publisher(JointState, f'/{robot}/joint_states', qos_profile_sensor_data),
-         _joint_message(args, robot, index))
-        for index, robot in enumerate(robots)]
+        (node.create_publisher(JointState, f'/{arm.namespace}/joint_states',
+                               qos_profile_sensor_data), _joint_message(args, arm, index))
+        for index, arm in enumerate(arms)]
 
     def publish_images() -> None:
         if not rclpy.ok():

@@ -2,15 +2,17 @@
 
 Every pipeline runs over real DDS on loopback: the fake sensors are another process
 (fake_sensors.py), the inference node and a probe node live in the test process with a private
-rclpy Context.
+rclpy Context. Robots are robot descriptions (vla_adapter_core.robot_description); ALOHA unless
+a test says otherwise.
 """
 
 import contextlib
 from dataclasses import dataclass, field
 import pathlib
 
-from fake_sensors import camera_frame, joint_positions
+from fake_sensors import camera_frame, observed_state
 import numpy as np
+from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -20,42 +22,67 @@ from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_adapter_core.robot_description import RobotDescription, load_robot_description
+from vla_adapter_core.testing import build_tiny_policy
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_msgs.srv import SetInstruction
-from vla_adapter_ros.executor_config import DEFAULT_START_POSE
-from vla_adapter_ros.inference_node import InferenceNode
-from vla_adapter_ros.robot_model import GripperCalibration
+from vla_adapter_ros.inference_node import NODE_NAME, InferenceNode
 
 HERE = pathlib.Path(__file__).resolve().parent
 FAKE_SENSORS = HERE / 'fake_sensors.py'
-CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
+ALOHA = load_robot_description('aloha')
+CAMERAS = ALOHA.cameras
 IMAGE_HW = (48, 64)
 DEFAULT_PARAMS = {'image_height': IMAGE_HW[0], 'image_width': IMAGE_HW[1],
                   'instruction': 'pick up the cube', 'status_rate_hz': 5.0}
 
 
-def observation_from_fake_sensors(num_arms: int, instruction: str) -> dict:
-    """The exact observation the node builds from fake_sensors.py's constant streams."""
-    calibration = GripperCalibration()
-    proprio = []
-    for index in range(num_arms):
-        positions = joint_positions(index)
-        proprio.extend([*positions[:6], float(calibration.normalize_finger(positions[7]))])
-    images = {name: camera_frame(i, *IMAGE_HW) for i, name in enumerate(CAMERAS)}
-    return {'images': images, 'proprio': np.asarray(proprio, dtype=np.float32),
-            'instruction': instruction}
+def tiny_policy_for(robot: RobotDescription, camera_names=None, chunk_size: int = 8,
+                    seed: int = 0, layout: bool = True, **options):
+    """A tiny VLAPolicy sized for ``robot``; ``layout``: it records the robot's layout.
+
+    ``options`` go to build_tiny_policy (head_kind, statistics, ...).
+    """
+    policy = build_tiny_policy(action_dim=robot.action_dim, proprio_dim=robot.proprio_dim,
+                               chunk_size=chunk_size,
+                               camera_names=tuple(camera_names or robot.cameras), seed=seed,
+                               **options)
+    if layout:
+        policy.config.robot_layout = robot.layout()
+    return policy
 
 
-def statistics_around_the_start_pose() -> dict:
+def observation_from_fake_sensors(robot: RobotDescription, instruction: str,
+                                  sensor_cameras=None) -> dict:
+    """The exact observation the node builds from fake_sensors.py's constant streams.
+
+    ``sensor_cameras``: the cameras the fake sensors publish (their order fixes the frames);
+    default the description's.
+    """
+    proprio = np.concatenate([observed_state(arm, index) for index, arm in enumerate(robot.arms)])
+    cameras = sensor_cameras or robot.cameras
+    images = {name: camera_frame(i, *IMAGE_HW) for i, name in enumerate(cameras)}
+    return {'images': images, 'proprio': proprio.astype(np.float32), 'instruction': instruction}
+
+
+def expected_joint_angles(policy, robot: RobotDescription, instruction: str,
+                          sensor_cameras=None) -> np.ndarray:
+    """(chunk, action_dim) joint angles the node must publish for the fake sensors' streams."""
+    observation = observation_from_fake_sensors(robot, instruction, sensor_cameras)
+    observation['images'] = {name: observation['images'][name]
+                             for name in policy.config.camera_names}
+    return robot.policy_to_joint_angles(policy.predict_action_chunk(observation))
+
+
+def statistics_around_the_start_pose(robot: RobotDescription) -> dict:
     """Dataset statistics whose bounds keep every un-normalised action near the start pose."""
-    arm = np.asarray(DEFAULT_START_POSE[:6])
-    low = np.concatenate([arm - 0.3, [0.0]] * 2)
-    high = np.concatenate([arm + 0.3, [1.0]] * 2)
+    low = np.concatenate([[*np.asarray(arm.start_pose[:-1]) - 0.3, 0.0] for arm in robot.arms])
+    high = np.concatenate([[*np.asarray(arm.start_pose[:-1]) + 0.3, 1.0] for arm in robot.arms])
 
     def feature(lo, hi):
         return {'mean': ((lo + hi) / 2).tolist(), 'std': ((hi - lo) / 4).tolist(),
                 'min': lo.tolist(), 'max': hi.tolist(), 'q01': lo.tolist(), 'q99': hi.tolist(),
-                'mask': [True] * 14}
+                'mask': [True] * len(lo)}
 
     return {'tiny': {'action': feature(low, high), 'proprio': feature(low, high),
                      'num_transitions': 100, 'num_trajectories': 2}}
@@ -72,15 +99,17 @@ class Probe:
     sensor_stamps: set = field(default_factory=set)
 
     @classmethod
-    def create(cls, context) -> 'Probe':
+    def create(cls, context, robot: RobotDescription = ALOHA) -> 'Probe':
         probe = cls(rclpy.create_node('inference_probe', context=context))
         probe.node.create_subscription(ActionChunk, 'action_chunk', probe.chunks.append, 50)
         probe.node.create_subscription(PolicyStatus, 'policy_status', probe.statuses.append, 50)
         for side, received in probe.arm_chunks.items():
             probe.node.create_subscription(JointTrajectory, f'action_chunk/{side}',
                                            received.append, 50)
-        for topic, message_type in (('/follower_left/joint_states', JointState),
-                                    ('/cam_high/camera/color/image_rect_raw', Image)):
+        topics = [(f'/{robot.namespaces[0]}/joint_states', JointState)]
+        if robot.cameras:
+            topics.append((robot.camera_topics()[0], Image))
+        for topic, message_type in topics:
             probe.node.create_subscription(
                 message_type, topic,
                 lambda m: probe.sensor_stamps.add((m.header.stamp.sec, m.header.stamp.nanosec)),
@@ -114,6 +143,12 @@ class Pipeline:
         return self.call(SetInstruction, 'set_instruction', SetInstruction.Request(
             instruction=text))
 
+    def set_parameters(self, **values) -> list:
+        """``ros2 param set`` over DDS: the node's SetParameters service; one result per value."""
+        request = SetParameters.Request(parameters=[
+            Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
+        return self.call(SetParameters, f'/{NODE_NAME}/set_parameters', request).results
+
     def trigger(self, name: str):
         return self.call(Trigger, name, Trigger.Request())
 
@@ -127,8 +162,12 @@ class Pipeline:
 
 
 @contextlib.contextmanager
-def running_pipeline(policy=None, sensor_args: tuple = (), **params):
-    """Inference node (+ probe) in this process, fake sensors in a child process."""
+def running_pipeline(policy=None, sensor_args: tuple | None = (), robot=ALOHA, **params):
+    """Inference node (+ probe) in this process, fake sensors in a child process.
+
+    ``sensor_args=None``: no sensors. ``robot``: the description the probe listens to (the node
+    gets its own from the ``robot_description`` parameter).
+    """
     context = rclpy.Context()
     rclpy.init(context=context)
     node = probe = executor = sensors = None
@@ -138,7 +177,7 @@ def running_pipeline(policy=None, sensor_args: tuple = (), **params):
         node = InferenceNode(
             policy, context=context, use_global_arguments=False,
             parameter_overrides=[Parameter(name, value=v) for name, v in values.items()])
-        probe = Probe.create(context)
+        probe = Probe.create(context, robot)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         executor.add_node(probe.node)
