@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 import torch
 
+from training.config_cli import option
 from vla_adapter_core.config import ConfigDictMixin
 
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601 luminance weights
@@ -29,12 +30,14 @@ RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
 class AugmentationConfig(ConfigDictMixin):
     """Random-crop area fraction and colour-jitter strengths (OpenVLA-style defaults)."""
 
-    enabled: bool = True
-    crop_area: float = 0.9
-    brightness: float = 0.2  # factor drawn from [1 - b, 1 + b]
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.05  # shift drawn from [-h, h] (fraction of the hue circle)
+    enabled: bool = option(True, flag='augmentation',
+                           help='random crop and colour jitter of the training images')
+    crop_area: float = option(0.9, help='area fraction of the random crop (validation and '
+                                        'inference take the centred crop of the same area)')
+    brightness: float = option(0.2, help='brightness factor drawn from [1 - b, 1 + b]')
+    contrast: float = option(0.2, help='contrast factor drawn from [1 - c, 1 + c]')
+    saturation: float = option(0.2, help='saturation factor drawn from [1 - s, 1 + s]')
+    hue: float = option(0.05, help='hue shift drawn from [-h, h] (fraction of the hue circle)')
 
     def __post_init__(self) -> None:
         if not 0.0 < self.crop_area <= 1.0:
@@ -45,7 +48,6 @@ class AugmentationConfig(ConfigDictMixin):
                 raise ValueError(f'AugmentationConfig.{name}={value!r}: must be in [0, 1)')
         if not 0.0 <= self.hue <= 0.5:
             raise ValueError(f'AugmentationConfig.hue={self.hue!r}: must be in [0, 0.5]')
-
 
 
 class ImageAugmenter:

@@ -7,13 +7,14 @@ cut into ``n`` bins (default 256); written as ``dataset_statistics_<n>_bins.json
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from training.data_config import add_dataset_arguments, dataset_config_from_args
+from training.config_cli import build_config_parser, option, parse_config
+from training.data_config import DatasetConfig
 from training.dataset import Episode, load_episodes
 from vla_adapter_core.heads import ActionBins, bins_file_name
 
@@ -30,23 +31,36 @@ def compute_bins(episodes: Sequence[Episode], n_bins: int = DEFAULT_BINS,
     return ActionBins.from_data(actions, n_bins=n_bins, margin=margin)
 
 
+@dataclass
+class BinsConfig:
+    """What ``vla-adapter-bins`` reads and writes."""
+
+    data: DatasetConfig
+    n_action_bins: int = option(DEFAULT_BINS, help='bins per action dimension')
+    margin: float = option(DEFAULT_MARGIN,
+                           help='widening of each side, as a fraction of the range')
+    output_dir: str = option('.', metavar='DIR',
+                             help='where dataset_statistics_<n>_bins.json is written')
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_action_bins, int) or self.n_action_bins < 2:
+            raise ValueError(f'BinsConfig.n_action_bins={self.n_action_bins!r}: must be >= 2')
+        if not self.margin >= 0:
+            raise ValueError(f'BinsConfig.margin={self.margin!r}: must be >= 0')
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``vla-adapter-bins --data DIR [--n_action_bins 256] [--output_dir .]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_dataset_arguments(parser)
-    parser.add_argument('--n_action_bins', type=int, default=DEFAULT_BINS)
-    parser.add_argument('--margin', type=float, default=DEFAULT_MARGIN,
-                        help='widening of each side, as a fraction of the range')
-    parser.add_argument('--output_dir', type=Path, default=Path('.'))
-    args = parser.parse_args(argv)
-    bins = compute_bins(load_episodes(dataset_config_from_args(args)), args.n_action_bins,
-                        args.margin)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    output = args.output_dir / bins_file_name(args.n_action_bins)
+    parser = build_config_parser(BinsConfig, prog='vla-adapter-bins',
+                                 description=__doc__.splitlines()[0])
+    config = parse_config(parser, BinsConfig, argv)
+    bins = compute_bins(load_episodes(config.data), config.n_action_bins, config.margin)
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    output = output_dir / bins_file_name(config.n_action_bins)
     bins.to_json(output)
     print(f'{output}: {bins.action_dim} dimensions x {bins.n_bins} bins')
     return 0
-
 
 if __name__ == '__main__':
     raise SystemExit(main())

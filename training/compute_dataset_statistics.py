@@ -10,13 +10,14 @@ Entry point ``vla-adapter-stats``.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from training.data_config import add_dataset_arguments, dataset_config_from_args
+from training.config_cli import build_config_parser, option, parse_config
+from training.data_config import DatasetConfig
 from training.dataset import Episode, load_episodes
 from vla_adapter_core.normalization import STATISTICS_FILE, save_statistics
 
@@ -51,23 +52,34 @@ def compute_statistics(episodes: Sequence[Episode], unnorm_key: str = 'default')
     }}
 
 
+@dataclass
+class StatisticsConfig:
+    """What ``vla-adapter-stats`` reads and writes."""
+
+    data: DatasetConfig
+    output: str = option(STATISTICS_FILE, metavar='FILE', help='statistics file to write')
+    unnorm_key: str = option('default', help='name of the dataset entry (the policy config '
+                                             'unnorm_key)')
+
+    def __post_init__(self) -> None:
+        for name in ('output', 'unnorm_key'):
+            if not getattr(self, name):
+                raise ValueError(f'StatisticsConfig.{name}={getattr(self, name)!r}: empty')
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``vla-adapter-stats --data DIR [--output dataset_statistics.json]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_dataset_arguments(parser)
-    parser.add_argument('--output', type=Path, default=Path(STATISTICS_FILE))
-    parser.add_argument('--unnorm_key', default='default',
-                        help='name of the dataset entry (the policy config unnorm_key)')
-    args = parser.parse_args(argv)
-    episodes = load_episodes(dataset_config_from_args(args))
-    statistics = compute_statistics(episodes, args.unnorm_key)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    save_statistics(statistics, args.output)
-    entry = statistics[args.unnorm_key]
-    print(f'{args.output}: {entry["num_trajectories"]} episodes, '
+    parser = build_config_parser(StatisticsConfig, prog='vla-adapter-stats',
+                                 description=__doc__.splitlines()[0])
+    config = parse_config(parser, StatisticsConfig, argv)
+    statistics = compute_statistics(load_episodes(config.data), config.unnorm_key)
+    output = Path(config.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_statistics(statistics, output)
+    entry = statistics[config.unnorm_key]
+    print(f'{output}: {entry["num_trajectories"]} episodes, '
           f'{entry["num_transitions"]} steps')
     return 0
-
 
 if __name__ == '__main__':
     raise SystemExit(main())

@@ -83,10 +83,12 @@ def resolve_instruction(path: Path, metadata_instruction: str | None,
 def check_state_arrays(path: Path, proprio: np.ndarray, actions: np.ndarray,
                        config: DatasetConfig, proprio_field: str, action_field: str) -> None:
     """Shapes, lengths and finiteness of an episode's (T, P) proprio and (T, A) actions."""
-    for field, array, dim in ((proprio_field, proprio, config.proprio_dim),
-                              (action_field, actions, config.action_dim)):
+    for field, array, name in ((proprio_field, proprio, 'proprio_dim'),
+                               (action_field, actions, 'action_dim')):
+        dim = getattr(config, name)
         if array.ndim != 2 or array.shape[1] != dim:
-            raise EpisodeError(path, field, f'shape {array.shape}, expected (T, {dim})')
+            raise EpisodeError(path, field, f'shape {array.shape}, expected (T, {dim}): the '
+                                            f'{config.dim_origin(name)}')
         bad = ~np.isfinite(array)
         if bad.any():
             step, dim_index = np.argwhere(bad)[0]

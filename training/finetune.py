@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 import contextlib
-import dataclasses
 from dataclasses import dataclass
 import json
 import math
 import os
 from pathlib import Path
-import subprocess
 
 import numpy as np
 import torch
@@ -29,6 +27,7 @@ from tqdm import tqdm
 from training.augmentation import ImageAugmenter
 from training.compute_adaptive_bins import compute_bins
 from training.compute_dataset_statistics import compute_statistics
+from training.config_cli import parse_config
 from training.dataset import EpisodeDataset, SeededSampler, load_episodes, split_episodes
 from training.model_setup import (
     adapt_policy_config,
@@ -37,7 +36,7 @@ from training.model_setup import (
     load_policy_source,
     set_trainable,
 )
-from training.train_config import TrainConfig, build_parser, train_config_from_args
+from training.train_config import TrainConfig, build_parser
 from training.train_state import (
     CHECKPOINTS,
     latest_resumable,
@@ -47,13 +46,16 @@ from training.train_state import (
 )
 from vla_adapter_core.checkpoint import save_checkpoint
 from vla_adapter_core.config import PolicyConfig
+from vla_adapter_core.modeling import VLAAdapterModel
 from vla_adapter_core.normalization import Normalizer
 from vla_adapter_core.processor import VLAProcessor
-from vla_adapter_core.prompt import PromptBuilder
+from vla_adapter_core.provenance import git_revision
 
 FINAL_DIR = 'final'
 METRICS_FILE = 'metrics.jsonl'
-TRAINING_RECORD = 'training_record.json'  # in every checkpoint: step, git revision, TrainConfig
+TRAINING_RECORD = 'training_record.json'  # in every checkpoint: step and git revision
+# The resolved TrainConfig, in the run directory and every checkpoint (``--config`` reads it).
+TRAIN_CONFIG_FILE = 'train_config.json'
 
 
 @dataclass
@@ -87,21 +89,16 @@ class TrainingCollate:
         return self.processor(samples, actions=actions, action_mask=mask)
 
 
-def make_processor(policy_config: PolicyConfig, tokenizer, statistics: dict,
-                   center_crop: bool) -> VLAProcessor:
-    """The inference processor, or (``center_crop=False``) the training one.
+class LossModule(torch.nn.Module):
+    """The model's own ``compute_loss`` as a forward, so DDP's gradient hooks see it."""
 
-    The training processor skips the centre crop: the augmentation took a random crop already.
-    """
-    if not center_crop:
-        processor = dataclasses.replace(policy_config.processor, center_crop_fraction=1.0)
-        policy_config = dataclasses.replace(policy_config, processor=processor)
-    normalizer = Normalizer(statistics, policy_config.normalization, policy_config.action_dim,
-                            policy_config.proprio_dim if policy_config.use_proprio else None)
-    settings = policy_config.processor
-    prompts = PromptBuilder(tokenizer, settings.prompt_style, settings.lowercase_instruction,
-                            settings.max_prompt_tokens)
-    return VLAProcessor(policy_config, prompts, normalizer)
+    def __init__(self, model: VLAAdapterModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """``(loss, metrics)`` of the batch (see ``VLAAdapterModel.compute_loss``)."""
+        return self.model.compute_loss(batch)
 
 
 def resolve_device(config: TrainConfig, context: DistributedContext) -> torch.device:
@@ -153,10 +150,10 @@ class RunState:
     device: torch.device
     policy_config: PolicyConfig
     model: torch.nn.Module  # VLAAdapterModel (unwrapped)
-    wrapped: torch.nn.Module  # DDP around the model, or the model itself
+    loss_module: torch.nn.Module  # LossModule of the model, inside DDP when distributed
     tokenizer: object
     statistics: dict
-    normalizer: Normalizer
+    processor: VLAProcessor  # the inference processor (centre crop); holds the one Normalizer
     output_dir: Path
 
     def autocast(self):
@@ -165,11 +162,10 @@ class RunState:
             return torch.autocast('cuda', dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def head_loss(self, output: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
-        """The head's loss on its target space (normalised L1 / raw-bin cross-entropy)."""
-        head = self.model.action_head
-        target = batch['raw_actions'] if head.target_space == 'raw' else batch['actions']
-        return head.loss(output.float(), target, batch['action_mask'])
+    @property
+    def normalizer(self) -> Normalizer:
+        """The processor's normaliser (the dataset statistics of this run)."""
+        return self.processor.normalizer
 
 
 def prepare_data(config: TrainConfig, context: DistributedContext):
@@ -181,7 +177,8 @@ def prepare_data(config: TrainConfig, context: DistributedContext):
         torch_dist.barrier()
     train_episodes, val_episodes = split_episodes(episodes, config.num_val_episodes, config.seed)
     statistics = compute_statistics(episodes, config.unnorm_key)
-    bins = (compute_bins(episodes, config.n_action_bins) if config.use_discrete_head else None)
+    bins = (compute_bins(episodes, config.n_action_bins) if config.head_kind == 'discrete'
+            else None)
     return train_episodes, val_episodes, statistics, bins
 
 
@@ -198,14 +195,13 @@ def build_run(config: TrainConfig, context: DistributedContext, bins,
         count = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(f'policy from {source.description}: {len(trainable)} trainable tensors '
               f'({count:,} values); freshly initialised: {len(fresh)} tensors')
-    wrapped = model
+    loss_module = LossModule(model)
     if context.enabled:
-        wrapped = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == 'cuda' else None)
-    normalizer = Normalizer(statistics, policy_config.normalization, policy_config.action_dim,
-                            policy_config.proprio_dim if policy_config.use_proprio else None)
-    return RunState(config, context, device, policy_config, model, wrapped, source.tokenizer,
-                    statistics, normalizer, Path(config.output_dir))
+        loss_module = DistributedDataParallel(
+            loss_module, device_ids=[device.index] if device.type == 'cuda' else None)
+    processor = VLAProcessor.from_config(policy_config, source.tokenizer, statistics)
+    return RunState(config, context, device, policy_config, model, loss_module,
+                    source.tokenizer, statistics, processor, Path(config.output_dir))
 
 
 def make_loaders(run: RunState, train_episodes, val_episodes):
@@ -220,8 +216,9 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
     if batches_per_epoch == 0:
         raise ValueError(f'TrainConfig.batch_size={config.batch_size}: larger than the '
                          f'{sampler.samples_per_epoch} training samples per process')
-    collate = TrainingCollate(make_processor(run.policy_config, run.tokenizer, run.statistics,
-                                             center_crop=not config.augmentation.enabled))
+    collate = TrainingCollate(VLAProcessor.from_config(
+        run.policy_config, run.tokenizer, run.statistics,
+        center_crop=not config.augmentation.enabled))  # the augmentation crops at random
     loader_options = {'num_workers': config.num_workers, 'pin_memory': run.device.type == 'cuda',
                       'persistent_workers': config.num_workers > 0,
                       'generator': torch.Generator().manual_seed(config.seed)}
@@ -231,8 +228,7 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
     if val_episodes and run.context.is_main:  # rank 0 validates
         val_set = EpisodeDataset(val_episodes, config.data.chunk_size, None)
         val_sampler = SeededSampler(len(val_set), shuffle=True, seed=config.seed + 1)
-        val_collate = TrainingCollate(make_processor(run.policy_config, run.tokenizer,
-                                                     run.statistics, center_crop=True))
+        val_collate = TrainingCollate(run.processor)
         val_loader = DataLoader(val_set, batch_size=config.batch_size, sampler=val_sampler,
                                 collate_fn=val_collate, **loader_options)
     return train_loader, sampler, batches_per_epoch, val_loader
@@ -241,7 +237,7 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
 @torch.no_grad()
 def evaluate(run: RunState, loader: DataLoader) -> dict[str, float]:
     """Loss, L1 (normalised, raw, raw per joint) and bin accuracy on held-out episodes."""
-    model, head = run.model, run.model.action_head
+    model = run.model
     model.eval()
     sums: dict[str, float] = {}
     joint_error = np.zeros(run.policy_config.action_dim)
@@ -252,15 +248,12 @@ def evaluate(run: RunState, loader: DataLoader) -> dict[str, float]:
             break
         batch = to_device(batch, run.device)
         with run.autocast():
-            output = model(batch)
-        loss, metrics = run.head_loss(output, batch)
-        predicted = head.predict_actions(output.float()).cpu().numpy()  # (B, T, A)
+            loss, metrics = model.compute_loss(batch)
+            predicted = model.predict_actions(batch)  # (B, T, A), the head's output space
+        raw_predicted, normalized = run.normalizer.actions_from_head(
+            predicted.float().cpu().numpy(), model.action_head.output_space)
         mask = batch['action_mask'].cpu().numpy()  # (B, T)
         raw_target = batch['raw_actions'].cpu().numpy()
-        if head.output_space == 'raw':
-            raw_predicted, normalized = predicted, run.normalizer.normalize_actions(predicted)
-        else:
-            raw_predicted, normalized = run.normalizer.unnormalize_actions(predicted), predicted
         norm_error = np.abs(normalized - batch['actions'].cpu().numpy())[mask]  # (n, A)
         raw_error = np.abs(raw_predicted - raw_target)[mask]  # (n, A)
         for name, value in dict(metrics, loss=loss, l1=norm_error.sum() / max(1, norm_error.size),
@@ -276,17 +269,9 @@ def evaluate(run: RunState, loader: DataLoader) -> dict[str, float]:
     return results
 
 
-def git_revision() -> str | None:
-    """The source tree's commit (with '-dirty' for local changes), or None outside git."""
-    source = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=source, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
-                               cwd=source, capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ('-dirty' if dirty.strip() else '')
+def write_train_config(config: TrainConfig, directory: Path) -> None:
+    """The resolved config as ``train_config.json`` (readable, and a valid ``--config`` file)."""
+    (directory / TRAIN_CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + '\n')
 
 
 def save_run_checkpoint(run: RunState, directory: Path, step: int) -> None:
@@ -294,8 +279,9 @@ def save_run_checkpoint(run: RunState, directory: Path, step: int) -> None:
     to_save = (export_model(run.model, run.policy_config) if run.config.lora_rank > 0
                else run.model)
     save_checkpoint(directory, to_save, run.policy_config, run.statistics, run.tokenizer)
-    record = {'step': step, 'git_revision': git_revision(), 'train_config': run.config.to_dict()}
+    record = {'step': step, 'git_revision': git_revision()}
     (directory / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
+    write_train_config(run.config, directory)
 
 
 class MetricsLog:
@@ -347,13 +333,12 @@ def train_step(run: RunState, batches: Iterator[dict], optimizer, scheduler,
     for micro in range(accumulation):
         batch = to_device(next(batches), run.device)
         last = micro == accumulation - 1
-        no_sync = run.wrapped.no_sync if run.context.enabled and not last else None
+        no_sync = run.loss_module.no_sync if run.context.enabled and not last else None
         with no_sync() if no_sync else contextlib.nullcontext():
             with run.autocast():
-                output = run.wrapped(batch)
-            loss, metrics = run.head_loss(output, batch)
+                loss, metrics = run.loss_module(batch)  # the model's compute_loss
             (loss / accumulation).backward()
-        for name, value in dict(metrics, loss=loss.detach()).items():
+        for name, value in metrics.items():
             totals[name] = totals.get(name, 0.0) + float(value) / accumulation
     grad_norm = torch.nn.utils.clip_grad_norm_(trainable, run.config.max_grad_norm)
     learning_rate = scheduler.get_last_lr()[0]  # the rate this step uses
@@ -420,7 +405,7 @@ def train(config: TrainConfig, context: DistributedContext | None = None,
     start = resume_if_asked(run, optimizer, scheduler)
     if context.is_main:
         run.output_dir.mkdir(parents=True, exist_ok=True)
-        (run.output_dir / 'train_config.json').write_text(json.dumps(config.to_dict(), indent=2))
+        write_train_config(config, run.output_dir)
     log = MetricsLog(run.output_dir, start, context.is_main)
     batches = batch_stream(loader, sampler, start * config.grad_accumulation,
                            batches_per_epoch, config.batch_size)
@@ -468,7 +453,7 @@ def context_from_environment(environ: dict) -> DistributedContext:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point ``vla-adapter-train`` (single process or under torchrun)."""
-    config = train_config_from_args(build_parser().parse_args(argv))
+    config = parse_config(build_parser(), TrainConfig, argv)
     context = context_from_environment(dict(os.environ))
     if context.enabled:
         use_nccl = config.device != 'cpu' and torch.cuda.is_available()

@@ -16,7 +16,8 @@ from peft.tuners.lora import LoraLayer
 import torch
 
 from training.train_config import TrainConfig
-from vla_adapter_core.checkpoint import is_own_checkpoint, load_own_checkpoint, read_json
+from vla_adapter_core.checkpoint import read_json
+from vla_adapter_core.checkpoint_source import load_policy_source as load_checkpoint_source
 from vla_adapter_core.config import (
     LAYOUT_ALIGNED,
     LAYOUT_UPSTREAM_COMPAT,
@@ -24,9 +25,7 @@ from vla_adapter_core.config import (
 )
 from vla_adapter_core.heads import ActionBins
 from vla_adapter_core.modeling import VLAAdapterModel
-from vla_adapter_core.prismatic import is_prismatic_vlm, load_prismatic_vlm
 from vla_adapter_core.prompt import load_tokenizer
-from vla_adapter_core.upstream import is_upstream_checkpoint, load_upstream_checkpoint
 
 LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
 BINS_PREFIX = 'action_head.bins.'
@@ -41,36 +40,31 @@ class PolicySource:
     state: dict | None
     tokenizer: object
     description: str
+    kind: str = 'policy_config'  # or a vla_adapter_core.checkpoint_source kind
 
 
 def load_policy_source(config: TrainConfig) -> PolicySource:
-    """Read ``--pretrained`` (ours, upstream run or Prismatic VLM) or ``--policy_config``."""
+    """Read ``--policy_config``, or ``--pretrained`` through the core's one checkpoint dispatch.
+
+    ``--pretrained`` is a directory or a Hugging Face Hub repo id: ours, an upstream run or a
+    Prismatic VLM (see :mod:`vla_adapter_core.checkpoint_source`).
+    """
     if config.policy_config is not None:
         policy = PolicyConfig.from_dict(read_json(config.policy_config))
         return PolicySource(policy, None, load_tokenizer(config.tokenizer_dir),
                             f'config {config.policy_config}')
-    path = config.pretrained
-    if is_own_checkpoint(path):
-        policy, state, _ = load_own_checkpoint(path)
-        return PolicySource(policy, state, load_tokenizer(path), f'checkpoint {path}')
-    if is_upstream_checkpoint(path):
-        upstream = load_upstream_checkpoint(path, camera_names=config.data.camera_names)
-        return PolicySource(upstream.config, upstream.state_dict,
-                            load_tokenizer(upstream.tokenizer_dir), f'upstream run {path}')
-    if is_prismatic_vlm(path):
-        if config.tokenizer_dir is None:
-            raise ValueError(f'TrainConfig.tokenizer_dir=None: the Prismatic VLM {path!r} needs '
-                             'a local tokenizer directory with the Qwen2 config.json')
-        vlm = load_prismatic_vlm(path, config.tokenizer_dir,
-                                 camera_names=config.data.camera_names)
-        return PolicySource(vlm.config, vlm.state_dict, load_tokenizer(vlm.tokenizer_dir),
-                            f'Prismatic VLM {path}')
-    raise ValueError(f'TrainConfig.pretrained={path!r}: neither a vla_adapter_core checkpoint, '
-                     'an upstream VLA-Adapter run directory nor a Prismatic VLM directory')
+    source = load_checkpoint_source(config.pretrained, camera_names=config.data.camera_names,
+                                    tokenizer_dir=config.tokenizer_dir)
+    return PolicySource(source.config, source.state, load_tokenizer(source.tokenizer_dir),
+                        source.description, source.kind)
 
 
 def adapt_policy_config(base: PolicyConfig, config: TrainConfig) -> PolicyConfig:
-    """The base config with the dataset's sizes and the run's head, crop and normalisation."""
+    """The base config with the dataset's sizes and the run's head, crop and normalisation.
+
+    The robot layout (one name per action / proprio dimension, gripper convention) is the robot
+    description's when the data has its sizes; otherwise (e.g. LIBERO HDF5) none is recorded.
+    """
     data = config.data
     kind = config.head_kind
     head = dataclasses.replace(base.action_head, kind=kind, chunk_size=data.chunk_size,
@@ -84,9 +78,14 @@ def adapt_policy_config(base: PolicyConfig, config: TrainConfig) -> PolicyConfig
     if layout == LAYOUT_UPSTREAM_COMPAT and (
             kind != 'l1' or len(data.camera_names) != len(base.camera_names)):
         layout = LAYOUT_ALIGNED  # upstream's windows only exist for its own head and cameras
+    robot_layout = None
+    if data.matches_robot:
+        gripper = 'normalized' if data.gripper_mode == 'aloha' else 'raw'
+        robot_layout = data.robot_description().layout(gripper)
     return dataclasses.replace(
         base, action_head=head, processor=processor, normalization=normalization,
-        camera_names=list(data.camera_names), proprio_dim=data.proprio_dim, layout=layout)
+        camera_names=list(data.camera_names), proprio_dim=data.proprio_dim, layout=layout,
+        robot_layout=robot_layout)
 
 
 def load_matching_weights(model: torch.nn.Module, state: dict) -> list[str]:

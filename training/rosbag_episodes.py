@@ -33,7 +33,7 @@ from training.episodes import (
     EpisodeError,
     check_state_arrays,
 )
-from vla_adapter_ros.robot_model import FINGER_JOINT_NAME, GripperCalibration
+from vla_adapter_core.robot_description import Arm
 
 BAG_FILE_SUFFIXES = ('.mcap', '.db3')
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
@@ -60,7 +60,8 @@ class TopicSeries:
     values: list[np.ndarray] = field(default_factory=list)
 
 
-def _joint_positions(bag: Path, topic: str, message, joint_names: list[str]) -> np.ndarray:
+def _joint_positions(bag: Path, topic: str, message,
+                     joint_names: tuple[str, ...]) -> np.ndarray:
     """Positions of ``joint_names`` (in that order) from a JointState, looked up by name."""
     names = list(message.name)
     positions = np.asarray(message.position, dtype=np.float64)
@@ -106,38 +107,39 @@ class RosbagAligner:
     """Reads one bag, aligns its topics at ``config.rate_hz`` and writes the HDF5 cache."""
 
     def __init__(self, bag: Path, config: DatasetConfig) -> None:
-        config.check_rosbag_dims()
+        config.check_rosbag_robot()
+        robot = config.robot_description()
         self.bag = bag
         self.config = config
         self.typestore = get_typestore(Stores.ROS2_KILTED)
         self.camera_topics = {camera: config.camera_topic_template.format(camera=camera)
                               for camera in config.camera_names}
-        self.proprio_topics = [f'/{name}/joint_states' for name in config.follower_names]
+        self.proprio_arms = {f'/{arm.namespace}/joint_states': arm for arm in robot.arms}
+        self.proprio_topics = list(self.proprio_arms)
         if config.action_source == 'topic':
-            self.action_topics = [config.action_topic]
-            # A commanded JointState holds follower gripper angles.
-            action_joint = (config.follower_gripper_joint_open,
-                            config.follower_gripper_joint_closed)
+            # A commanded JointState holds one follower arm's joint angles.
+            self.action_arms = {config.action_topic: robot.arms[0]}
         else:
-            self.action_topics = [f'/{name}/joint_states' for name in config.leader_names]
-            action_joint = (config.leader_gripper_joint_open, config.leader_gripper_joint_closed)
-        self.finger = GripperCalibration(finger_open=config.follower_finger_open,
-                                         finger_closed=config.follower_finger_closed)
-        self.action_gripper = GripperCalibration(joint_open=action_joint[0],
-                                                 joint_closed=action_joint[1])
+            self.action_arms = {f'/{arm.namespace}/joint_states': arm for arm in robot.leaders}
+        self.action_topics = list(self.action_arms)
+        self.single_arm = robot.num_arms == 1
 
     def _state_value(self, topic: str, message) -> np.ndarray:
-        """One arm's values (joint_names order) or a recorded action array."""
+        """One arm's policy values (joints, then gripper) or a recorded action array."""
         if message.__msgtype__ != JOINT_STATE_TYPE:
             return np.asarray(message.data, dtype=np.float64)
-        values = _joint_positions(self.bag, topic, message, self.config.joint_names)  # (J,)
-        if self.config.gripper_mode == 'aloha':
-            if topic in self.proprio_topics:  # observed: finger position, normalised
-                finger = _joint_positions(self.bag, topic, message, [FINGER_JOINT_NAME])[0]
-                values[-1] = self.finger.normalize_finger(finger)
-            else:  # commanded: gripper joint angle, normalised
-                values[-1] = self.action_gripper.normalize_joint(values[-1])
-        return values
+        raw = self.config.gripper_mode == 'raw'
+        if topic in self.proprio_arms:  # observed: the finger position, normalised
+            arm: Arm = self.proprio_arms[topic]
+            if raw:
+                return _joint_positions(self.bag, topic, message, arm.command_joint_names)
+            return arm.observe(_joint_positions(self.bag, topic, message, arm.state_joint_names))
+        if not self.single_arm and self.config.action_source == 'topic':
+            raise EpisodeError(self.bag, topic, 'a JointState action topic holds one arm; '
+                                                'record several arms as Float64MultiArray')
+        arm = self.action_arms[topic]  # commanded: the gripper joint angle, normalised
+        values = _joint_positions(self.bag, topic, message, arm.command_joint_names)
+        return values if raw else arm.action_from_joint_angles(values)
 
     def _read_series(self, reader: Reader) -> tuple[dict[str, TopicSeries], str | None]:
         """Pass 1: stamps of every used topic, values of the state/action topics."""
@@ -276,6 +278,7 @@ def cache_path_for(bag: Path, config: DatasetConfig) -> Path:
     settings = {key: value for key, value in config.to_dict().items()
                 if key not in ('paths', 'instruction', 'chunk_size', 'hdf5_jpeg_channel_order',
                                'jpeg_draft_size', 'layout', 'cache_dir')}
+    settings['robot'] = config.robot_description().summary()  # its facts, not just its name
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, str(bag.resolve()), fingerprint,
                                         settings], sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(config.cache_dir) if config.cache_dir else bag.parent / '.vla_adapter_cache'

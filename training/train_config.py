@@ -1,14 +1,20 @@
-"""Configuration of a fine-tuning run, validated on construction and saved with the run."""
+"""Configuration of a fine-tuning run, validated on construction and saved with the run.
+
+The ``vla-adapter-train`` command line is derived from these fields (:mod:`training.config_cli`):
+every field is a flag (nested ``data`` and ``augmentation`` fields too), with its help text here.
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from training.augmentation import AugmentationConfig
-from training.data_config import DatasetConfig, add_dataset_arguments, dataset_config_from_args
+from training.config_cli import build_config_parser, option
+from training.data_config import DatasetConfig
 from vla_adapter_core.config import ConfigDictMixin
+from vla_adapter_core.heads import head_class, head_kinds
 
 LR_SCHEDULES = ('cosine', 'linear', 'constant')
 DEVICES = ('auto', 'cpu', 'cuda')
@@ -16,6 +22,8 @@ NORMALIZATION_MODES = ('bounds', 'bounds_q99')
 # Settings a resumed run may change; everything else must match the interrupted run.
 RESUMABLE_CHANGES = ('resume', 'max_steps', 'save_every', 'val_every', 'log_every',
                      'num_workers', 'progress_bar')
+# Upstream's head flags, kept as command-line aliases (and read from old train_config.json).
+HEAD_KIND_ALIASES = {'--use_discrete_head': 'discrete', '--use_dual_arm': 'dual_arm'}
 
 
 def _require(condition: bool, name: str, value: Any, why: str) -> None:
@@ -25,46 +33,59 @@ def _require(condition: bool, name: str, value: Any, why: str) -> None:
 
 @dataclass
 class TrainConfig(ConfigDictMixin):
-    """Everything a fine-tuning run needs; written to ``<output_dir>/train_config.json``."""
+    """Everything a fine-tuning run needs; written to ``train_config.json`` with the run."""
 
     data: DatasetConfig
-    output_dir: str
+    output_dir: str = option(help='run directory: checkpoints, metrics.jsonl, tensorboard')
     # --- the policy ----------------------------------------------------------------------------
-    # our checkpoint, an upstream VLA-Adapter run directory or a Prismatic VLM directory
-    pretrained: str | None = None
-    policy_config: str | None = None  # a PolicyConfig JSON to build from (weights: random/LLM)
-    tokenizer_dir: str | None = None  # needed with policy_config
-    use_discrete_head: bool = False
-    n_action_bins: int = 256
-    use_dual_arm: bool = False
-    normalization_mode: str = 'bounds'  # ALOHA's absolute joints: min/max
-    unnorm_key: str = 'default'
-    lora_rank: int = 0  # 0: no LoRA, the LLM stays frozen
-    lora_alpha: float | None = None  # default: 2 x rank
-    lora_dropout: float = 0.0
+    pretrained: str | None = option(
+        None, metavar='DIR',
+        help='starting point: our checkpoint, an upstream VLA-Adapter run directory, or a '
+             'Prismatic VLM directory (prism-qwen25-...; needs --tokenizer_dir and the vision '
+             'towers in <dir>/vision_backbone.safetensors); give it or --policy_config')
+    policy_config: str | None = option(
+        None, metavar='JSON', help='PolicyConfig JSON to build a fresh policy from')
+    tokenizer_dir: str | None = option(
+        None, metavar='DIR',
+        help='Qwen2.5 tokenizer (and, for a Prismatic VLM, the LLM config.json), e.g. '
+             "upstream's pretrained_models/configs; needed with --policy_config")
+    head_kind: str = option(
+        'l1', choices=head_kinds(), const_flags=HEAD_KIND_ALIASES,
+        help="action head: 'l1' (continuous, L1 loss), 'discrete' (adaptive bins, "
+             "cross-entropy) or 'dual_arm' (128 queries, inter-arm attention)")
+    n_action_bins: int = option(256, help='bins per action dimension of the discrete head')
+    normalization_mode: str = option(
+        'bounds', choices=NORMALIZATION_MODES,
+        help="'bounds' (min/max, for ALOHA's absolute joints) or 'bounds_q99' (q01/q99)")
+    unnorm_key: str = option('default', help='name of the dataset statistics entry')
+    lora_rank: int = option(0, help='LoRA rank on every LLM linear layer (0: no LoRA, the LLM '
+                                    'stays frozen)')
+    lora_alpha: float | None = option(None, help='LoRA alpha (None: 2 x rank)')
+    lora_dropout: float = option(0.0, help='LoRA dropout')
     # --- optimisation --------------------------------------------------------------------------
-    max_steps: int = 1000
-    batch_size: int = 8  # per process
-    grad_accumulation: int = 1
-    learning_rate: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    lr_schedule: str = 'cosine'
-    min_lr_ratio: float = 0.1  # the decay ends at learning_rate x min_lr_ratio
-    max_grad_norm: float = 1.0
-    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    max_steps: int = option(1000, help='optimiser steps')
+    batch_size: int = option(8, help='samples per micro-batch and process')
+    grad_accumulation: int = option(1, help='micro-batches per optimiser step')
+    learning_rate: float = option(2e-4, help='peak learning rate (AdamW)')
+    weight_decay: float = option(0.0, help='AdamW weight decay')
+    warmup_steps: int = option(100, help='linear warm-up steps')
+    lr_schedule: str = option('cosine', choices=LR_SCHEDULES, help='decay after the warm-up')
+    min_lr_ratio: float = option(0.1, help='the decay ends at learning_rate x min_lr_ratio')
+    max_grad_norm: float = option(1.0, help='gradient clipping norm')
+    augmentation: AugmentationConfig = option(factory=AugmentationConfig,
+                                              help='training image augmentation')
     # --- validation, logging, checkpoints -----------------------------------------------------
-    num_val_episodes: int = 1
-    val_every: int = 200
-    val_batches: int = 8
-    log_every: int = 10
-    save_every: int = 500
-    resume: bool = False
-    progress_bar: bool = True
+    num_val_episodes: int = option(1, help='episodes held out for validation')
+    val_every: int = option(200, help='validate every this many steps')
+    val_batches: int = option(8, help='batches per validation')
+    log_every: int = option(10, help='log training metrics every this many steps')
+    save_every: int = option(500, help='write a resumable checkpoint every this many steps')
+    resume: bool = option(False, help='continue from the latest checkpoint in --output_dir')
+    progress_bar: bool = option(True, help='show a tqdm progress bar')
     # --- execution -----------------------------------------------------------------------------
-    device: str = 'auto'
-    num_workers: int = 2
-    seed: int = 0
+    device: str = option('auto', choices=DEVICES, help="'auto': this rank's GPU if any, else CPU")
+    num_workers: int = option(2, help='data loader worker processes')
+    seed: int = option(0, help='seed of initialisation, data order and augmentation')
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -76,11 +97,12 @@ class TrainConfig(ConfigDictMixin):
                  self.pretrained, 'give exactly one of pretrained and policy_config')
         _require(self.policy_config is None or self.tokenizer_dir is not None, 'tokenizer_dir',
                  self.tokenizer_dir, 'required when building from policy_config')
-        _require(not (self.use_discrete_head and self.use_dual_arm), 'use_dual_arm',
-                 self.use_dual_arm, 'the dual-arm head is continuous (L1); not with the '
-                 'discrete head')
-        _require(not self.use_dual_arm or self.data.action_dim % 2 == 0, 'use_dual_arm',
-                 self.use_dual_arm, f'needs an even action_dim, got {self.data.action_dim}')
+        try:
+            head_class(self.head_kind)
+        except ValueError as error:
+            raise ValueError(f'TrainConfig.head_kind={self.head_kind!r}: {error}') from None
+        _require(self.head_kind != 'dual_arm' or self.data.action_dim % 2 == 0, 'head_kind',
+                 self.head_kind, f'needs an even action_dim, got {self.data.action_dim}')
         _require(self.n_action_bins >= 2, 'n_action_bins', self.n_action_bins, 'must be >= 2')
         _require(self.normalization_mode in NORMALIZATION_MODES, 'normalization_mode',
                  self.normalization_mode, f'expected one of {NORMALIZATION_MODES}')
@@ -103,14 +125,17 @@ class TrainConfig(ConfigDictMixin):
         _require(self.device in DEVICES, 'device', self.device, f'expected one of {DEVICES}')
         _require(self.num_workers >= 0, 'num_workers', self.num_workers, 'must be >= 0')
 
-    @property
-    def head_kind(self) -> str:
-        """'discrete', 'dual_arm' or 'l1'."""
-        if self.use_discrete_head:
-            return 'discrete'
-        return 'dual_arm' if self.use_dual_arm else 'l1'
-
-
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Build from ``to_dict()`` output; also reads the head booleans of older runs."""
+        data = dict(data)
+        kinds = [kind for flag, kind in HEAD_KIND_ALIASES.items() if data.pop(flag[2:], False)]
+        if kinds:
+            _require(len(kinds) == 1 and data.get('head_kind', kinds[0]) == kinds[0],
+                     'head_kind', kinds, 'the old use_discrete_head / use_dual_arm flags '
+                     'conflict')
+            data['head_kind'] = kinds[0]
+        return super().from_dict(data)
 
     def differences(self, other: TrainConfig) -> list[str]:
         """Fields (except those a resume may change) that differ from ``other``."""
@@ -120,57 +145,8 @@ class TrainConfig(ConfigDictMixin):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``vla-adapter-train`` command line."""
-    parser = argparse.ArgumentParser(
-        prog='vla-adapter-train',
+    """The ``vla-adapter-train`` command line, derived from :class:`TrainConfig`."""
+    return build_config_parser(
+        TrainConfig, prog='vla-adapter-train', title='training',
         description='Fine-tune a VLA-Adapter policy on recorded ALOHA / single-arm episodes. '
                     'Several GPUs: torchrun --nproc_per_node N $(which vla-adapter-train) ...')
-    add_dataset_arguments(parser)
-    defaults = TrainConfig(data=DatasetConfig(), output_dir='-', pretrained='-')
-    model = parser.add_argument_group('policy')
-    model.add_argument('--pretrained', default=None,
-                       help='our checkpoint, an upstream VLA-Adapter run directory, or a '
-                            'Prismatic VLM directory (prism-qwen25-...; needs --tokenizer_dir '
-                            'and the vision towers in <dir>/vision_backbone.safetensors)')
-    model.add_argument('--policy_config', default=None, help='PolicyConfig JSON to build from')
-    model.add_argument('--tokenizer_dir', default=None,
-                       help='Qwen2.5 tokenizer (and, for a Prismatic VLM, the LLM config.json), '
-                            "e.g. upstream's pretrained_models/configs")
-    model.add_argument('--use_discrete_head', action='store_true')
-    model.add_argument('--n_action_bins', type=int, default=defaults.n_action_bins)
-    model.add_argument('--use_dual_arm', action='store_true')
-    model.add_argument('--normalization_mode', default=defaults.normalization_mode,
-                       choices=NORMALIZATION_MODES)
-    model.add_argument('--unnorm_key', default=defaults.unnorm_key)
-    model.add_argument('--lora_rank', type=int, default=0)
-    model.add_argument('--lora_alpha', type=float, default=None)
-    model.add_argument('--lora_dropout', type=float, default=0.0)
-    run = parser.add_argument_group('run')
-    run.add_argument('--output_dir', required=True)
-    for name in ('max_steps', 'batch_size', 'grad_accumulation', 'warmup_steps',
-                 'num_val_episodes', 'val_every', 'val_batches', 'log_every', 'save_every',
-                 'num_workers', 'seed'):
-        run.add_argument(f'--{name}', type=int, default=getattr(defaults, name))
-    for name in ('learning_rate', 'weight_decay', 'min_lr_ratio', 'max_grad_norm'):
-        run.add_argument(f'--{name}', type=float, default=getattr(defaults, name))
-    run.add_argument('--lr_schedule', default=defaults.lr_schedule, choices=LR_SCHEDULES)
-    run.add_argument('--device', default='auto', choices=DEVICES)
-    run.add_argument('--resume', action='store_true',
-                     help='continue from the latest checkpoint in --output_dir')
-    run.add_argument('--no_augmentation', action='store_true')
-    run.add_argument('--no_progress_bar', action='store_true')
-    return parser
-
-
-def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` of parsed ``vla-adapter-train`` arguments."""
-    names = ('pretrained', 'policy_config', 'tokenizer_dir', 'use_discrete_head',
-             'n_action_bins', 'use_dual_arm', 'normalization_mode', 'unnorm_key', 'lora_rank',
-             'lora_alpha', 'lora_dropout', 'output_dir', 'max_steps', 'batch_size',
-             'grad_accumulation', 'warmup_steps', 'num_val_episodes', 'val_every',
-             'val_batches', 'log_every', 'save_every', 'num_workers', 'seed', 'learning_rate',
-             'weight_decay', 'min_lr_ratio', 'max_grad_norm', 'lr_schedule', 'device', 'resume')
-    return TrainConfig(data=dataset_config_from_args(args),
-                       augmentation=AugmentationConfig(enabled=not args.no_augmentation),
-                       progress_bar=not args.no_progress_bar,
-                       **{name: getattr(args, name) for name in names})

@@ -16,7 +16,6 @@ import glob
 import json
 import os
 import pickle
-import subprocess
 
 import safetensors
 from safetensors import SafetensorError
@@ -28,6 +27,7 @@ import transformers
 from vla_adapter_core.config import CONFIG_FORMAT, PolicyConfig
 from vla_adapter_core.heads import ActionBins, bins_file_name
 from vla_adapter_core.normalization import STATISTICS_FILE, load_statistics, save_statistics
+from vla_adapter_core.provenance import git_revision
 
 WEIGHTS_FILE = 'model.safetensors'
 CONFIG_FILE = 'config.json'
@@ -50,15 +50,7 @@ def read_json(path: str | os.PathLike) -> dict:
 
 def provenance() -> dict:
     """Code revision and library versions, recorded in every checkpoint's config.json."""
-    revision = None
-    try:
-        result = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                                timeout=5, cwd=os.path.dirname(os.path.abspath(__file__)))
-        if result.returncode == 0:
-            revision = result.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {'git_revision': revision, 'torch': torch.__version__,
+    return {'git_revision': git_revision(), 'torch': torch.__version__,
             'transformers': transformers.__version__, 'timm': timm.__version__,
             'safetensors': safetensors.__version__}
 

@@ -6,7 +6,9 @@ Inputs (the upstream fixture's ``inputs.npz`` format, read with ``allow_pickle=F
 Output .npz: ``actions`` (chunk, A) float64 un-normalised, ``normalized_actions`` float32.
 
 ``--checkpoint`` is one of our checkpoints, an upstream run directory, or a fixture-style folder
-holding ``checkpoint/``. For upstream runs the camera order is the inputs' image order (named by
+holding ``checkpoint/``; each a local directory or a Hugging Face Hub repo id (e.g.
+``VLA-Adapter/LIBERO-Spatial-Pro``, read through the Hub cache; HF_HUB_OFFLINE=1 uses only the
+cache). For upstream runs the camera order is the inputs' image order (named by
 ``image_keys`` or ``image_<i>``), and ``tiny_overrides.json`` is read from beside the run
 directory or its parent unless ``--upstream-overrides`` names another file.
 """
@@ -22,6 +24,7 @@ import zipfile
 import numpy as np
 
 from vla_adapter_core.checkpoint import is_own_checkpoint
+from vla_adapter_core.checkpoint_source import resolve_pretrained_path
 
 IMAGE_KEY = re.compile(r'^image_(\d+)$')
 FIXTURE_CHECKPOINT_DIR = 'checkpoint'
@@ -34,17 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
         description='Predict one action chunk with a VLA-Adapter checkpoint (ours or upstream).')
     parser.add_argument('--checkpoint', required=True,
                         help='checkpoint or upstream run directory (or a folder holding '
-                        'checkpoint/)')
+                        'checkpoint/), or a Hugging Face Hub repo id such as '
+                        'VLA-Adapter/LIBERO-Spatial-Pro')
     parser.add_argument('--inputs', required=True, help='inputs .npz (see module docstring)')
     parser.add_argument('--output', required=True, help='output .npz path')
     parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cpu' or 'cuda:0'")
     parser.add_argument('--dtype', default='float32',
                         help="'auto' (bf16 on CUDA), 'float32' or 'bfloat16' (default float32)")
-    parser.add_argument('--unnorm-key', default=None,
+    parser.add_argument('--unnorm_key', '--unnorm-key', default=None,
                         help='dataset statistics key (default: the inputs file or checkpoint)')
-    parser.add_argument('--prompt-style', choices=('openvla', 'qwen_chat'), default=None,
-                        help='upstream checkpoints only (default openvla)')
-    parser.add_argument('--upstream-overrides', default=None,
+    parser.add_argument('--prompt_style', '--prompt-style', choices=('openvla', 'qwen_chat'),
+                        default=None, help='upstream checkpoints only (default openvla)')
+    parser.add_argument('--upstream_overrides', '--upstream-overrides', default=None,
                         help='upstream checkpoints only: tiny_overrides.json-style file')
     return parser
 
@@ -97,9 +101,11 @@ def camera_mapping(camera_names: list, inputs: dict) -> dict:
 
 
 def resolve_checkpoint(path: str) -> str:
-    """The checkpoint directory; a fixture-style folder holding ``checkpoint/`` resolves to it."""
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f'checkpoint directory not found: {path!r}')
+    """The checkpoint directory (a Hub repo id: its cached snapshot); ``checkpoint/`` inside.
+
+    A fixture-style folder holding ``checkpoint/`` resolves to that.
+    """
+    path = resolve_pretrained_path(path)
     nested = os.path.join(path, FIXTURE_CHECKPOINT_DIR)
     if not os.path.isfile(os.path.join(path, 'config.json')) and os.path.isdir(nested):
         return nested

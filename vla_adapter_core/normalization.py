@@ -16,6 +16,7 @@ from vla_adapter_core.config import NormalizationConfig
 
 STATISTICS_FILE = 'dataset_statistics.json'
 BOUND_KEYS = {'bounds': ('min', 'max'), 'bounds_q99': ('q01', 'q99')}
+OUTPUT_SPACES = ('normalized', 'raw')  # what an action head's predict_actions returns
 
 
 def load_statistics(path: str | os.PathLike) -> dict:
@@ -109,3 +110,19 @@ class Normalizer:
         bounds = self.action
         raw = half * (bounds.high - bounds.low + self.config.eps) + bounds.low
         return np.where(bounds.mask, raw, normalized).astype(np.float64)
+
+    def actions_from_head(self, predicted: np.ndarray,
+                          output_space: str) -> tuple[np.ndarray, np.ndarray]:
+        """A head's predicted actions (..., A) -> (raw float64, normalised float32) actions.
+
+        ``output_space`` is the head's (``head.output_space``): ``'normalized'`` predictions are
+        un-normalised, ``'raw'`` ones (the discrete head's bin centres) are normalised. The policy
+        and training's evaluation both convert through here.
+        """
+        if output_space not in OUTPUT_SPACES:
+            raise ValueError(f'output_space={output_space!r}: expected one of {OUTPUT_SPACES}')
+        if output_space == 'raw':
+            actions = np.asarray(predicted, dtype=np.float64)
+            return actions, self.normalize_actions(actions).astype(np.float32)
+        normalized = np.asarray(predicted)
+        return self.unnormalize_actions(normalized), normalized.astype(np.float32)

@@ -6,7 +6,8 @@
     policy.save_pretrained(out_dir)
 
 ``from_pretrained`` reads our own format and upstream VLA-Adapter run directories (those load in
-the 'upstream_compat' layout automatically).
+the 'upstream_compat' layout automatically), from a local directory or a Hugging Face Hub repo id
+such as 'VLA-Adapter/LIBERO-Spatial-Pro' (see :mod:`vla_adapter_core.checkpoint_source`).
 """
 
 from __future__ import annotations
@@ -17,18 +18,13 @@ import os
 import numpy as np
 import torch
 
-from vla_adapter_core.checkpoint import (
-    is_own_checkpoint,
-    load_own_checkpoint,
-    pickle_only_error,
-    save_checkpoint,
-)
+from vla_adapter_core.checkpoint import save_checkpoint
+from vla_adapter_core.checkpoint_source import KIND_OWN, KIND_UPSTREAM, load_policy_source
 from vla_adapter_core.config import PolicyConfig
 from vla_adapter_core.modeling import VLAAdapterModel
 from vla_adapter_core.normalization import Normalizer
 from vla_adapter_core.processor import VLAProcessor
 from vla_adapter_core.prompt import load_tokenizer
-from vla_adapter_core.upstream import is_upstream_checkpoint, load_upstream_checkpoint
 
 DTYPES = {'float32': torch.float32, 'fp32': torch.float32, 'bfloat16': torch.bfloat16,
           'bf16': torch.bfloat16, 'float16': torch.float16, 'fp16': torch.float16}
@@ -70,39 +66,25 @@ class VLAPolicy:
         self.normalizer: Normalizer = self.processor.normalizer
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = 'cpu',
-                        dtype: str | torch.dtype = 'auto', unnorm_key: str | None = None,
-                        **upstream_options) -> VLAPolicy:
-        """Load our checkpoint format or an upstream run directory.
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike,
+                        device: str | torch.device = 'cpu', dtype: str | torch.dtype = 'auto',
+                        unnorm_key: str | None = None, *, revision: str | None = None,
+                        cache_dir: str | os.PathLike | None = None,
+                        local_files_only: bool = False, **upstream_options) -> VLAPolicy:
+        """Load our checkpoint format or an upstream run, from a directory or a Hub repo id.
 
-        ``unnorm_key`` selects another dataset of ``dataset_statistics.json``.
-        ``upstream_options`` (upstream directories only) go to
-        :func:`vla_adapter_core.upstream.load_upstream_checkpoint` (``overrides``,
-        ``camera_names``, ``prompt_style``, ``center_crop_fraction``).
+        ``unnorm_key`` selects another dataset of ``dataset_statistics.json``. ``revision``,
+        ``cache_dir``, ``local_files_only``: the Hugging Face Hub download of a repo id.
+        ``upstream_options`` (upstream runs only): ``camera_names``, ``overrides``,
+        ``prompt_style``, ``center_crop_fraction`` (see
+        :func:`vla_adapter_core.upstream.load_upstream_checkpoint`).
         """
-        path = str(path)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f'checkpoint directory not found: {path!r}')
-        if is_own_checkpoint(path):
-            if upstream_options:
-                raise ValueError(f'options {sorted(upstream_options)} apply only to upstream '
-                                 'checkpoints')
-            config, state, statistics = load_own_checkpoint(path)
-        elif is_upstream_checkpoint(path):
-            upstream = load_upstream_checkpoint(path, unnorm_key=unnorm_key, **upstream_options)
-            config, state, statistics = upstream.config, upstream.state_dict, upstream.statistics
-        else:
-            raise pickle_only_error(path) or ValueError(
-                f'{path!r} is neither a vla_adapter_core checkpoint (config.json with "format": '
-                '"vla_adapter_core") nor an upstream VLA-Adapter run directory')
-        if unnorm_key is not None and unnorm_key != config.normalization.unnorm_key:
-            config = dataclasses.replace(config, normalization=dataclasses.replace(
-                config.normalization, unnorm_key=unnorm_key))
-        if config.normalization.unnorm_key not in statistics:
-            raise ValueError(f'unnorm_key={config.normalization.unnorm_key!r} is not in the '
-                             f'dataset statistics (available: {sorted(statistics)})')
-        model = VLAAdapterModel.from_state_dict(config, state, path)
-        return cls(model, load_tokenizer(path), statistics, device=device, dtype=dtype)
+        source = load_policy_source(path_or_repo_id, unnorm_key=unnorm_key, revision=revision,
+                                    cache_dir=cache_dir, local_files_only=local_files_only,
+                                    kinds=(KIND_OWN, KIND_UPSTREAM), **upstream_options)
+        model = VLAAdapterModel.from_state_dict(source.config, source.state, source.directory)
+        return cls(model, load_tokenizer(source.tokenizer_dir), source.statistics, device=device,
+                   dtype=dtype)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write our own format (safetensors + config.json + statistics + tokenizer)."""
@@ -122,12 +104,8 @@ class VLAPolicy:
     def outputs_to_actions(self, predicted: torch.Tensor) -> PolicyPrediction:
         """Head predictions (B, chunk, A) -> un-normalised and normalised numpy actions."""
         values = predicted.detach().float().cpu().numpy()
-        if self.model.action_head.output_space == 'raw':
-            actions = values.astype(np.float64)
-            normalized = self.normalizer.normalize_actions(actions).astype(np.float32)
-        else:
-            normalized = values
-            actions = self.normalizer.unnormalize_actions(values)
+        actions, normalized = self.normalizer.actions_from_head(
+            values, self.model.action_head.output_space)
         return PolicyPrediction(actions=actions, normalized_actions=normalized)
 
     @torch.inference_mode()

@@ -11,9 +11,13 @@ A Prismatic VLM directory (e.g. ``prism-qwen25-extra-dinosiglip-224px-0_5b``) ho
   tensor state dict of that sub-module (projector ``projector.{0,2,4}.*``, LLM ``llm.model.*`` and
   ``llm.lm_head.weight``, vision ``dino_featurizer.*`` / ``siglip_featurizer.*``). Training saves
   only the modules it trained, so the vision towers are normally absent: upstream takes them from
-  timm's pretrained weights. Here they must come from a local file instead
-  (``vision_backbone.safetensors`` in the directory, the towers' timm state dicts at the VLM's
-  image size under those two prefixes); nothing is downloaded.
+  timm's pretrained weights, and so do we, through timm's own pretrained loading (its checkpoint
+  filter resamples the position embeddings to the VLM's image size; the load is strict). By
+  default timm reads the Hugging Face Hub through its cache (huggingface_hub honours
+  HF_HUB_OFFLINE); ``tower_weights={'dino': PATH, 'siglip': PATH}`` gives local files instead
+  (each tower's timm state dict, safetensors or a weights-only torch file), and a
+  ``vision_backbone.safetensors`` in the directory (both towers under the two prefixes) is used
+  when present.
 
 The checkpoint holds no LLM architecture or tokenizer: both come from ``tokenizer_dir``, which
 needs the Qwen2.5 tokenizer and a ``config.json`` with the Qwen2 text config (upstream
@@ -49,7 +53,9 @@ from vla_adapter_core.upstream import (
     find_overrides,
     llm_config_from_text_config,
     tower_kwargs_from_weights,
+    tower_overrides,
 )
+from vla_adapter_core.vision import build_pretrained_tower
 
 CONFIG_FILE = 'config.json'
 CHECKPOINT_DIR = 'checkpoints'
@@ -58,11 +64,18 @@ VISION_WEIGHTS_FILE = 'vision_backbone.safetensors'
 STEP_PATTERN = re.compile(r'^step-(\d+)-epoch-(\d+)-loss=.*\.pt$')
 REQUIRED_MODEL_FIELDS = ('model_id', 'vision_backbone_id', 'llm_backbone_id', 'arch_specifier')
 TOWER_PREFIXES = ('dino_featurizer.', 'siglip_featurizer.')
+TOWER_NAMES = ('dino', 'siglip')  # the keys of ``tower_weights``, in tower order
+# Prismatic's HF-exported VLMs rename timm's LayerScale ``gamma`` to ``scale_factor``.
+LAYER_SCALE_KEY = re.compile(r'\.(ls[12])\.scale_factor$')
 # Prismatic's fused DINOv2 + SigLIP backbones: (image size, timm ids of the two towers).
 VISION_BACKBONES = {
     'dinosiglip-vit-so-224px': (224, (DINOV2_TIMM_ID, 'vit_so400m_patch14_siglip_224')),
     'dinosiglip-vit-so-384px': (384, (DINOV2_TIMM_ID, 'vit_so400m_patch14_siglip_384')),
 }
+# The pretrained weights Prismatic's towers started from (timm 0.9's default tags; timm 1.x makes
+# SigLIP 2 'v2_webli' the default of the 224 px id).
+PRETRAINED_TAGS = {'vit_so400m_patch14_siglip_224': 'webli',
+                   'vit_so400m_patch14_siglip_384': 'webli'}
 # FusedMLPProjector's nn.Sequential indices -> our FusedGeluMLPProjector layers.
 PROJECTOR_LAYERS = (('projector.0.', 'fc1.'), ('projector.2.', 'fc2.'), ('projector.4.', 'fc3.'))
 LLM_PREFIX = 'llm.model.'
@@ -79,6 +92,7 @@ class PrismaticVLM:
     model_id: str
     checkpoint_path: str
     ignored_keys: list
+    tower_sources: list = dataclasses.field(default_factory=list)  # where each tower came from
 
 
 def _model_entry(directory: str | os.PathLike) -> dict | None:
@@ -221,17 +235,106 @@ def llm_config_for_weights(tokenizer_dir: str, weights: dict) -> LLMConfig:
     return llm
 
 
-def _vision_weights(directory: str, modules: dict, vision_weights: str | None,
-                    model_ids: tuple) -> dict:
-    if 'vision_backbone' in modules:
-        return modules['vision_backbone']
-    path = vision_weights or os.path.join(directory, VISION_WEIGHTS_FILE)
+def normalize_tower_keys(state: dict, prefix: str = '') -> dict:
+    """The tensors under ``prefix`` in timm's names.
+
+    ``prefix`` and DDP's ``module.`` are stripped, LayerScale ``scale_factor`` becomes ``gamma``.
+    """
+    tensors = {}
+    for key, value in state.items():
+        key = key.removeprefix('module.')
+        if not key.startswith(prefix):
+            continue
+        tensors[LAYER_SCALE_KEY.sub(r'.\1.gamma', key[len(prefix):])] = value
+    return tensors
+
+
+def read_tower_weights(path: str | os.PathLike) -> dict:
+    """One tower's timm state dict from a safetensors file or a weights-only torch file."""
+    path = str(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f'the Prismatic checkpoint of {directory!r} holds no vision_backbone (upstream '
-            f'loads timm pretrained {list(model_ids)}), and {path!r} does not exist: save the '
-            f"towers' timm state dicts under {list(TOWER_PREFIXES)} to that safetensors file")
-    return load_file(path, device='cpu')
+        raise FileNotFoundError(f'vision tower weights file not found: {path!r}')
+    if path.endswith('.safetensors'):
+        state = load_file(path, device='cpu')
+    else:
+        state = torch_load_weights_only(path)
+        state = state.get('state_dict', state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(value, torch.Tensor) for value in state.values()):
+        raise ValueError(f'{path!r} is not a tensor state dict of a vision tower')
+    return normalize_tower_keys(state)
+
+
+def parse_tower_weights(items) -> dict:
+    """``['dino=PATH', 'siglip=PATH']`` (a command line's form) -> ``tower_weights``."""
+    weights = {}
+    for item in items or ():
+        name, sep, path = str(item).partition('=')
+        if not sep or name not in TOWER_NAMES or not path:
+            raise ValueError(f'vision weights {item!r}: expected NAME=PATH with NAME one of '
+                             f'{list(TOWER_NAMES)}')
+        weights[name] = path
+    return weights
+
+
+def _local_tower_states(directory: str, tower_weights: dict | None,
+                        vision_weights: str | None) -> list:
+    """Per tower: ``(state dict, source description)`` from local files, or None (timm's own)."""
+    tower_weights = dict(tower_weights or {})
+    unknown = sorted(set(tower_weights) - set(TOWER_NAMES))
+    if unknown:
+        raise ValueError(f'tower_weights has unknown towers {unknown}: expected keys among '
+                         f'{list(TOWER_NAMES)}')
+    combined_path = vision_weights or os.path.join(directory, VISION_WEIGHTS_FILE)
+    if vision_weights is not None and not os.path.isfile(vision_weights):
+        raise FileNotFoundError(f'vision weights file not found: {vision_weights!r}')
+    combined = load_file(combined_path, device='cpu') if os.path.isfile(combined_path) else None
+    states = []
+    for name, prefix in zip(TOWER_NAMES, TOWER_PREFIXES):
+        if name in tower_weights:
+            path = str(tower_weights[name])
+            states.append((read_tower_weights(path), f'file {path}'))
+        elif combined is not None:
+            state = normalize_tower_keys(combined, prefix)
+            if not state:
+                raise ValueError(f'{combined_path!r} holds no {prefix}* tensors')
+            states.append((state, f'{prefix}* of {combined_path}'))
+        else:
+            states.append(None)
+    return states
+
+
+def pretrained_tower_weights(directory: str, model_ids: tuple, image_size: int,
+                             overrides: dict, tower_weights: dict | None = None,
+                             vision_weights: str | None = None,
+                             cache_dir: str | None = None) -> tuple[dict, list]:
+    """Both towers built by timm with pretrained weights: (prefixed state dict, sources).
+
+    Sizes come from a local file's shapes (plus head counts from ``overrides``) or, for timm's
+    registered weights, from the model id and ``overrides``.
+    """
+    local = _local_tower_states(directory, tower_weights, vision_weights)
+    weights, sources = {}, []
+    for model_id, prefix, entry in zip(model_ids, TOWER_PREFIXES, local):
+        pretrained_id = (f'{model_id}.{PRETRAINED_TAGS[model_id]}'
+                         if model_id in PRETRAINED_TAGS else model_id)
+        state, source = entry if entry is not None else (None, f'timm pretrained {pretrained_id}')
+        if state is not None and 'patch_embed.proj.weight' not in state:
+            raise ValueError(f'the vision weights ({source}) lack patch_embed.proj.weight')
+        kwargs = (tower_kwargs_from_weights(state, '', model_id, overrides)[0]
+                  if state is not None else tower_overrides(model_id, overrides))
+        try:
+            tower = build_pretrained_tower(pretrained_id, image_size, kwargs, state, cache_dir)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f'the Prismatic checkpoint of {directory!r} holds no vision_backbone, and '
+                f"{error}. Give the towers' timm state dicts as local files: tower_weights="
+                f"{{'dino': PATH, 'siglip': PATH}} or {VISION_WEIGHTS_FILE} in the directory"
+            ) from error
+        weights.update({prefix + key: value.detach().clone()
+                        for key, value in tower.state_dict().items()})
+        sources.append(source)
+    return weights, sources
 
 
 def _vision_config(weights: dict, image_size: int, model_ids: tuple,
@@ -252,27 +355,36 @@ def _vision_config(weights: dict, image_size: int, model_ids: tuple,
 
 def load_prismatic_vlm(directory: str | os.PathLike, tokenizer_dir: str | os.PathLike,
                        vision_weights: str | None = None, camera_names=None,
-                       overrides: str | dict | None = None) -> PrismaticVLM:
+                       overrides: str | dict | None = None, tower_weights: dict | None = None,
+                       cache_dir: str | None = None) -> PrismaticVLM:
     """Read a Prismatic VLM directory into a base PolicyConfig ('aligned') and VLM weights.
 
     ``tokenizer_dir``: Qwen2.5 tokenizer + text config (see the module docstring).
-    ``vision_weights``: safetensors file with the towers' weights when the checkpoint has none
-    (default ``<directory>/vision_backbone.safetensors``). ``overrides``: a
-    ``tiny_overrides.json``-style dict or path for timm kwargs (num_heads) of non-standard
-    towers; by default one is looked up next to the directory.
+    When the checkpoint holds no vision towers, timm loads their pretrained weights: from
+    ``tower_weights`` (``{'dino': PATH, 'siglip': PATH}``, either or both), else from
+    ``vision_weights`` (one safetensors file with both towers under the Prismatic prefixes;
+    default ``<directory>/vision_backbone.safetensors`` when it exists), else from the Hugging
+    Face Hub through timm's cache (``cache_dir``). ``overrides``: a ``tiny_overrides.json``-style
+    dict or path for timm kwargs (num_heads) of non-standard towers; by default one is looked up
+    next to the directory.
     """
     directory, tokenizer_dir = str(directory), str(tokenizer_dir)
     model = read_model_config(directory)
     image_size, model_ids = VISION_BACKBONES[model['vision_backbone_id']]
     checkpoint_path = find_vlm_checkpoint(directory)
     modules = load_vlm_checkpoint(checkpoint_path)
-    modules['vision_backbone'] = _vision_weights(directory, modules, vision_weights, model_ids)
-    state, ignored = map_prismatic_keys(modules)
     if overrides is None:
         overrides = find_overrides(directory)
     if isinstance(overrides, (str, os.PathLike)):
         overrides = read_json(overrides)
-    vision = _vision_config(modules['vision_backbone'], image_size, model_ids, overrides or {})
+    overrides = overrides or {}
+    sources = ['checkpoint'] * len(model_ids)
+    if 'vision_backbone' not in modules:
+        modules['vision_backbone'], sources = pretrained_tower_weights(
+            directory, model_ids, image_size, overrides, tower_weights, vision_weights,
+            cache_dir)
+    state, ignored = map_prismatic_keys(modules)
+    vision = _vision_config(modules['vision_backbone'], image_size, model_ids, overrides)
     llm = llm_config_for_weights(tokenizer_dir, state)
     head = ActionHeadConfig(hidden_dim=llm.hidden_size, num_blocks=llm.num_hidden_layers)
     config = PolicyConfig(
@@ -281,7 +393,7 @@ def load_prismatic_vlm(directory: str | os.PathLike, tokenizer_dir: str | os.Pat
         action_head=head, camera_names=list(camera_names or ['cam_high']),
         layout=LAYOUT_ALIGNED)
     return PrismaticVLM(config, state, tokenizer_dir, str(model['model_id']), checkpoint_path,
-                        ignored)
+                        ignored, sources)
 
 
 def save_prismatic_vlm(directory: str | os.PathLike, state: dict, model_config: dict,

@@ -12,6 +12,7 @@ upstream's evaluation does), optionally centre-cropped to an area fraction and r
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -77,8 +78,16 @@ class VLAProcessor:
         self.num_towers = len(vision.timm_model_ids)
 
     @classmethod
-    def from_config(cls, config: PolicyConfig, tokenizer, statistics: dict | None) -> VLAProcessor:
-        """Processor for ``config`` with its prompt style and the statistics' normaliser."""
+    def from_config(cls, config: PolicyConfig, tokenizer, statistics: dict | None,
+                    center_crop: bool = True) -> VLAProcessor:
+        """Processor for ``config`` with its prompt style and the statistics' normaliser.
+
+        ``center_crop=False`` gives the training variant: no centre crop, because the training
+        augmentation took a random crop of the same area already.
+        """
+        if not center_crop:
+            config = dataclasses.replace(config, processor=dataclasses.replace(
+                config.processor, center_crop_fraction=1.0))
         options = config.processor
         builder = PromptBuilder(tokenizer, options.prompt_style, options.lowercase_instruction,
                                 options.max_prompt_tokens)

@@ -36,7 +36,9 @@ from vla_adapter_core.heads import convert_upstream_head_state_dict, infer_upstr
 from vla_adapter_core.normalization import STATISTICS_FILE, load_statistics
 
 OVERRIDES_FILE = 'tiny_overrides.json'
-HEAD_PATTERN = re.compile(r'^action_head--(\d+)_checkpoint\.pt$')
+# action_head--<step>_checkpoint.pt as training saves it; the released Hub repos (e.g.
+# VLA-Adapter/LIBERO-Spatial) hold action_head--checkpoint.pt without the step.
+HEAD_PATTERN = re.compile(r'^action_head--(?:(\d+)_)?checkpoint\.pt$')
 TOWER_PREFIXES = ('vision_backbone.featurizer.', 'vision_backbone.fused_featurizer.')
 DROPPED_TEXT_KEYS = ('model_type', 'torch_dtype', 'use_mrope')
 
@@ -76,7 +78,7 @@ def is_upstream_checkpoint(directory: str | os.PathLike) -> bool:
     config_path = os.path.join(directory, 'config.json')
     if os.path.isfile(config_path) and read_json(config_path).get('model_type') == 'openvla':
         return True
-    return bool(glob.glob(os.path.join(directory, 'action_head--*_checkpoint.pt')))
+    return bool(glob.glob(os.path.join(directory, 'action_head--*checkpoint.pt')))
 
 
 def find_overrides(directory: str | os.PathLike) -> str | None:
@@ -97,15 +99,17 @@ def load_torch_state(path: str) -> dict:
 
 
 def _step_files(directory: str) -> tuple[str, str | None]:
-    steps = {}
-    for path in glob.glob(os.path.join(directory, 'action_head--*_checkpoint.pt')):
+    steps = {}  # step (-1: unnumbered) -> path
+    for path in glob.glob(os.path.join(directory, 'action_head--*checkpoint.pt')):
         match = HEAD_PATTERN.match(os.path.basename(path))
         if match:
-            steps[int(match.group(1))] = path
+            steps[int(match.group(1) or -1)] = path
     if not steps:
-        raise FileNotFoundError(f'{directory!r} has no action_head--<step>_checkpoint.pt')
+        raise FileNotFoundError(f'{directory!r} has no action_head--<step>_checkpoint.pt (nor '
+                                'action_head--checkpoint.pt)')
     step = max(steps)
-    proprio = os.path.join(directory, f'proprio_projector--{step}_checkpoint.pt')
+    tag = '' if step < 0 else f'{step}_'
+    proprio = os.path.join(directory, f'proprio_projector--{tag}checkpoint.pt')
     return steps[step], proprio if os.path.isfile(proprio) else None
 
 
@@ -130,6 +134,19 @@ def llm_config_from_text_config(text_config: dict) -> LLMConfig:
     return LLMConfig(**fields)
 
 
+def tower_overrides(model_id: str, overrides: dict) -> dict:
+    """Timm kwargs the overrides give one tower (head counts are not in weight shapes).
+
+    Its ``create_model_kwargs_override`` plus the ``num_heads`` of its ``resulting`` entry.
+    """
+    tower = overrides.get('timm', {}).get(model_id, {})
+    kwargs = dict(tower.get('create_model_kwargs_override', {}))
+    resulting = tower.get('resulting', {})
+    if 'num_heads' not in kwargs and 'num_heads' in resulting:
+        kwargs['num_heads'] = resulting['num_heads']
+    return kwargs
+
+
 def tower_kwargs_from_weights(weights: dict, prefix: str, model_id: str, overrides: dict) -> tuple:
     """Timm kwargs (sizes from weight shapes, num_heads from overrides) and the embed dim."""
     patch = weights[prefix + 'patch_embed.proj.weight']  # (d, 3, p, p)
@@ -137,11 +154,7 @@ def tower_kwargs_from_weights(weights: dict, prefix: str, model_id: str, overrid
     depth = len({key[len(prefix):].split('.')[1] for key in weights
                  if key.startswith(prefix + 'blocks.')})
     mlp_hidden = int(weights[prefix + 'blocks.0.mlp.fc1.weight'].shape[0])
-    tower = overrides.get('timm', {}).get(model_id, {})
-    kwargs = dict(tower.get('create_model_kwargs_override', {}))
-    resulting = tower.get('resulting', {})
-    if 'num_heads' not in kwargs and 'num_heads' in resulting:
-        kwargs['num_heads'] = resulting['num_heads']
+    kwargs = tower_overrides(model_id, overrides)
     kwargs.update(embed_dim=embed_dim, depth=depth,
                   mlp_ratio=mlp_ratio_for_hidden(embed_dim, mlp_hidden))
     if prefix + 'reg_token' in weights:  # (1, R, d): DINOv2-reg towers

@@ -26,6 +26,36 @@ def build_tower(model_id: str, image_size: int, overrides: dict) -> nn.Module:
                          f'{error!r}') from error
 
 
+def build_pretrained_tower(model_id: str, image_size: int, overrides: dict,
+                           state_dict: dict | None = None,
+                           cache_dir: str | None = None) -> nn.Module:
+    """One timm ViT with pretrained weights, loaded by timm's own pretrained loading.
+
+    ``state_dict`` (timm names) is given to timm as its in-memory weights override
+    (``pretrained_cfg_overlay``); without it timm takes the model id's registered weights from
+    the Hugging Face Hub through its cache (``cache_dir``; huggingface_hub honours
+    HF_HUB_OFFLINE). Either way timm's checkpoint filter runs (DINOv2 conversion, position
+    embeddings resampled to ``image_size``) and the load is strict.
+    """
+    kwargs = {'pretrained': True, 'num_classes': 0, 'img_size': image_size, 'act_layer': None,
+              'cache_dir': cache_dir}
+    if state_dict is not None:
+        kwargs['pretrained_cfg_overlay'] = {'state_dict': dict(state_dict)}
+    kwargs.update(overrides)
+    source = 'the given weights' if state_dict is not None else 'the Hugging Face Hub cache'
+    try:
+        return timm.create_model(model_id, **kwargs)
+    except (AssertionError, TypeError) as error:  # e.g. heads not dividing dim
+        raise ValueError(f'timm cannot build {model_id!r} with {overrides}: {error!r}') from error
+    except RuntimeError as error:  # a strict load that does not fit, or no registered weights
+        raise ValueError(f'timm cannot load pretrained weights for {model_id!r} from {source}: '
+                         f'{error}') from error
+    except OSError as error:  # huggingface_hub: not cached and offline / unreachable
+        raise FileNotFoundError(
+            f"timm's pretrained weights for {model_id!r} are not in the Hugging Face Hub cache "
+            f'and cannot be downloaded (HF_HUB_OFFLINE set or no network): {error}') from error
+
+
 class FusedVisionBackbone(nn.Module):
     """One or two timm ViT towers whose patch features are concatenated per patch."""
 

@@ -85,9 +85,21 @@ def test_single_arm_seven_dimensional_episode(tmp_path):
     rng = np.random.default_rng(1)
     images, qpos, action = _random_episode(rng, steps=4, dim=7, cameras=['cam_wrist'])
     write_aloha_hdf5(tmp_path / 'arm.hdf5', images, qpos, action, instruction='push')
-    config = _config(tmp_path, camera_names=['cam_wrist'], proprio_dim=7, action_dim=7)
+    config = _config(tmp_path, camera_names=['cam_wrist'], robot='wx250s')
+    assert (config.proprio_dim, config.action_dim) == (7, 7)  # from the robot description
     [episode] = load_episodes(config)
     assert episode.actions.shape == (4, 7)
+
+
+def test_episode_of_another_robot_names_file_field_and_sizes(tmp_path):
+    rng = np.random.default_rng(2)
+    images, qpos, action = _random_episode(rng, steps=3)  # 14-d ALOHA
+    write_aloha_hdf5(tmp_path / 'aloha.hdf5', images, qpos, action, instruction='push')
+    config = _config(tmp_path, robot='wx250')  # 5DOF single arm: 6 values per step
+    with pytest.raises(EpisodeError, match=r'aloha\.hdf5: /observations/qpos: shape \(3, 14\), '
+                                           r'expected \(T, 6\): the proprio_dim of --robot '
+                                           r'wx250'):
+        load_episodes(config)
 
 
 def test_instruction_sources_and_precedence(tmp_path):
@@ -170,3 +182,6 @@ def test_config_errors_name_field_and_value():
         DatasetConfig(chunk_size=0)
     with pytest.raises(ValueError, match=r'DatasetConfig.action_topic=None'):
         DatasetConfig(action_source='topic')
+    with pytest.raises(ValueError, match=r"DatasetConfig.robot='aloha3': robot 'aloha3'.*"
+                                         r"built-in: \[.*'wx250s'"):
+        DatasetConfig(robot='aloha3')

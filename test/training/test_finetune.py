@@ -128,7 +128,7 @@ def test_l1_head_learns_with_the_default_augmentation(block_dataset, policy_json
 @pytest.mark.slow
 def test_discrete_head_reaches_90_percent_bin_accuracy(block_dataset, policy_json, tmp_path):
     config = make_config(block_dataset, policy_json, tmp_path / 'run', max_steps=600,
-                         batch_size=16, val_every=100, log_every=100, use_discrete_head=True)
+                         batch_size=16, val_every=100, log_every=100, head_kind='discrete')
     train(config)
     val = read_metrics(tmp_path / 'run', 'val')
     print('validation accuracy:', [(e['step'], round(e['action_accuracy'], 3)) for e in val])
@@ -137,7 +137,7 @@ def test_discrete_head_reaches_90_percent_bin_accuracy(block_dataset, policy_jso
 
 
 def test_discrete_head_logs_accuracy_and_saves_its_bins(block_dataset, policy_json, tmp_path):
-    config = make_config(block_dataset, policy_json, tmp_path / 'run', use_discrete_head=True,
+    config = make_config(block_dataset, policy_json, tmp_path / 'run', head_kind='discrete',
                          n_action_bins=32, val_every=2)
     result = train(config)
     train_log, val = read_metrics(tmp_path / 'run', 'train'), read_metrics(tmp_path / 'run', 'val')
@@ -180,6 +180,8 @@ def test_resume_continues_the_same_loss_curve(block_dataset, policy_json, tmp_pa
                     stop_at_step=4)
     assert sorted(p.name for p in (tmp_path / 'a' / 'checkpoints').iterdir()) == [
         'step_0000003', 'step_0000006']
+    step_config = tmp_path / 'a' / 'checkpoints' / 'step_0000003' / 'train_config.json'
+    assert TrainConfig.from_dict(json.loads(step_config.read_text())).lora_rank == 4
     assert stopped.step == 4 and stopped.final_checkpoint is None
     assert latest_resumable(tmp_path / 'b').name == 'step_0000004'
     resumed = train(make_config(block_dataset, policy_json, tmp_path / 'b', resume=True,
@@ -251,7 +253,10 @@ def test_cli_trains_dual_arm_and_the_checkpoint_loads(tmp_path):
     record = json.loads((tmp_path / 'run' / 'final' / 'training_record.json').read_text())
     assert record['step'] == 2 and 'git_revision' in record
     saved = json.loads((tmp_path / 'run' / 'train_config.json').read_text())
-    assert saved['use_dual_arm'] and saved['data']['instruction'] == 'hand over the block'
+    assert saved['head_kind'] == 'dual_arm'
+    assert saved['data']['instruction'] == 'hand over the block'
+    # Every checkpoint carries the resolved config, readable and usable as --config.
+    assert json.loads((tmp_path / 'run' / 'final' / 'train_config.json').read_text()) == saved
     assert dataclasses.asdict(TrainConfig.from_dict(saved).augmentation)['crop_area'] == 0.9
 
 

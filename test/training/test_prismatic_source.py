@@ -2,15 +2,22 @@
 
 The tiny VLM directory is written in Prismatic's layout (config.json 'model' entry,
 checkpoints/latest-checkpoint.pt, vision towers in vision_backbone.safetensors); the format
-itself is pinned by test/vla_adapter_core/test_prismatic.py.
+itself is pinned by test/vla_adapter_core/test_prismatic.py. The same VLM also sits in a
+Hugging Face Hub cache laid out by the test, named by its Hub repo id and without
+vision_backbone.safetensors: timm then loads the towers from its own Hub repos in that cache.
 """
 
+import hashlib
 import json
+import os
+import pathlib
 import shutil
 
 from episode_writers import write_aloha_hdf5
+import huggingface_hub
 import numpy as np
 import pytest
+from safetensors.torch import save_file
 import torch
 
 from training.data_config import DatasetConfig
@@ -28,6 +35,26 @@ MODEL_ENTRY = {'model_id': 'prism-qwen25-extra-dinosiglip-224px+0_5b',
                'arch_specifier': 'no-align+fused-gelu-mlp',
                'vision_backbone_id': 'dinosiglip-vit-so-224px',
                'llm_backbone_id': 'qwen25-0_5b-extra', 'image_resize_strategy': 'resize-naive'}
+VLM_REPO_ID = 'Stanford-ILIAD/prism-qwen25-extra-dinosiglip-224px-0_5b'
+TIMM_REPOS = ('timm/vit_large_patch14_reg4_dinov2.lvd142m',
+              'timm/vit_so400m_patch14_siglip_224.webli')
+TINY_TOWERS = {DINOV2_TIMM_ID: {'embed_dim': 32, 'depth': 2, 'num_heads': 2},
+               SIGLIP_TIMM_ID: {'embed_dim': 24, 'depth': 2, 'num_heads': 2}}
+
+
+def write_hub_snapshot(cache_dir: pathlib.Path, repo_id: str, files: dict) -> None:
+    """Lay out ``{name in repo: bytes}`` as huggingface_hub's cache holds a model repo."""
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    repo = cache_dir / ('models--' + repo_id.replace('/', '--'))
+    (repo / 'refs').mkdir(parents=True)
+    (repo / 'refs' / 'main').write_text(commit)
+    (repo / 'blobs').mkdir()
+    for name, data in files.items():
+        blob = repo / 'blobs' / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = repo / 'snapshots' / commit / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
 
 
 @pytest.fixture(scope='module')
@@ -67,7 +94,10 @@ def test_policy_source_from_a_prismatic_vlm(prismatic_setup):
     config = TrainConfig(data=data, output_dir='unused', pretrained=str(vlm_dir),
                          tokenizer_dir=str(tokenizer_dir))
     source = load_policy_source(config)
-    assert source.description == f'Prismatic VLM {vlm_dir}'
+    assert source.kind == 'prismatic_vlm'
+    assert source.description == (f'Prismatic VLM {vlm_dir} (vision towers: dino_featurizer.* of '
+                                  f'{vlm_dir}/vision_backbone.safetensors, siglip_featurizer.* '
+                                  f'of {vlm_dir}/vision_backbone.safetensors)')
     assert source.config.layout == 'aligned'
     assert source.tokenizer('pick up the cup').input_ids  # the real Qwen2.5 tokenizer
     for name, value in state.items():
@@ -92,3 +122,34 @@ def test_vla_adapter_train_starts_from_a_prismatic_vlm(prismatic_setup, tmp_path
         if name.startswith(('vision.', 'llm.')):  # frozen: exactly the Prismatic weights
             torch.testing.assert_close(tuned[name], value, rtol=0, atol=0, msg=name)
     assert not torch.equal(tuned['projector.fc1.weight'], state['projector.fc1.weight'])
+
+
+def test_policy_source_from_a_hub_repo_id_with_timm_towers(prismatic_setup, tmp_path,
+                                                           monkeypatch):
+    """The VLM by its Hub repo id; no tower file anywhere: timm's Hub repos in the cache."""
+    vlm_dir, tokenizer_dir, state, data_dir = prismatic_setup
+    cache = tmp_path / 'hub'
+    files = {str(path.relative_to(vlm_dir)): path.read_bytes()
+             for path in sorted(vlm_dir.rglob('*')) if path.is_file()
+             and path.name not in ('vision_backbone.safetensors', 'tiny_overrides.json')}
+    overrides = {'timm': {model_id: {'create_model_kwargs_override': kwargs}
+                          for model_id, kwargs in TINY_TOWERS.items()}}
+    files['tiny_overrides.json'] = json.dumps(overrides).encode()
+    write_hub_snapshot(cache, VLM_REPO_ID, files)
+    for index, repo_id in enumerate(TIMM_REPOS):
+        prefix = f'vision.towers.{index}.'
+        tower = {name[len(prefix):]: value for name, value in state.items()
+                 if name.startswith(prefix)}
+        save_file(tower, tmp_path / 'tower.safetensors')
+        write_hub_snapshot(cache, repo_id,
+                           {'model.safetensors': (tmp_path / 'tower.safetensors').read_bytes()})
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(cache))  # the default
+    data = DatasetConfig(paths=[str(data_dir)], camera_names=CAMERAS, chunk_size=4)
+    source = load_policy_source(TrainConfig(data=data, output_dir='unused', pretrained=VLM_REPO_ID,
+                                            tokenizer_dir=str(tokenizer_dir)))
+    assert source.description.startswith(f'Prismatic VLM {VLM_REPO_ID} (Hugging Face Hub')
+    assert source.description.endswith(f'(vision towers: timm pretrained {DINOV2_TIMM_ID}, '
+                                       f'timm pretrained {SIGLIP_TIMM_ID}.webli)')
+    assert source.config.camera_names == CAMERAS
+    for name, value in state.items():
+        torch.testing.assert_close(source.state[name], value, rtol=0, atol=0, msg=name)

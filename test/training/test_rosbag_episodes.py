@@ -135,10 +135,24 @@ def test_recorded_action_topic(tmp_path):
     np.testing.assert_allclose(episode.actions[step], expected, atol=1e-5)
 
 
+def write_description(path, text):
+    """A robot description written only for a test (no code change needed for a robot)."""
+    path.write_text(text)
+    return str(path)
+
+
 def test_single_arm_bag_with_raw_grippers(tmp_path):
     write_episode(tmp_path / 'bags' / 'episode_0')
-    config = _config(tmp_path, follower_names=['follower_right'], leader_names=['leader_right'],
-                     proprio_dim=7, action_dim=7, camera_names=['cam_high'], gripper_mode='raw')
+    robot = write_description(tmp_path / 'right_arm.yaml', """
+extends: aloha
+name: aloha_right_arm
+followers:
+  arms: [{namespace: follower_right, side: right}]
+leaders:
+  arms: [{namespace: leader_right, side: right}]
+""")
+    config = _config(tmp_path, robot=robot, camera_names=['cam_high'], gripper_mode='raw')
+    assert (config.proprio_dim, config.action_dim) == (7, 7)
     [episode] = load_episodes(config)
     assert episode.proprio.shape[1] == 7 and episode.actions.shape[1] == 7
     stamp = T0 + 7 * MS
@@ -181,11 +195,40 @@ def test_episode_shorter_than_one_step(tmp_path):
 
 def test_joint_names_are_checked(tmp_path):
     write_episode(tmp_path / 'bags' / 'episode_0')
-    config = _config(tmp_path, joint_names=['waist', 'shoulder', 'elbow', 'forearm_roll',
-                                            'wrist_angle', 'wrist_rotate', 'gripper_joint'])
-    with pytest.raises(EpisodeError, match=r"/follower_left/joint_states: joint_states lack "
+    limits = '{lower: -3.0, upper: 3.0, max_speed: 3.0}'
+    joints = ', '.join(f'{name}: {limits}' for name in ('waist', 'shoulder', 'elbow',
+                                                        'forearm_roll', 'wrist_angle',
+                                                        'wrist_rotate'))
+    robot = write_description(tmp_path / 'renamed.yaml', f"""
+extends: aloha
+leaders:
+  model:
+    joints: {{{joints}}}
+    gripper: {{joint: gripper_joint, max_speed: 3.0, finger_joints: [left_finger, right_finger],
+              finger_range: [0.015, 0.037]}}
+""")
+    with pytest.raises(EpisodeError, match=r"/leader_left/joint_states: joint_states lack "
                                            r"joints \['gripper_joint'\]"):
-        load_episodes(config)
+        load_episodes(_config(tmp_path, robot=robot))
+
+
+def test_bags_need_the_robot_sizes_and_leaders(tmp_path):
+    with pytest.raises(ValueError, match=r"proprio_dim=\(8, 7\): rosbag episodes of robot "
+                                         r"'aloha' have proprio_dim=14"):
+        _config(tmp_path, proprio_dim=8, action_dim=7).check_rosbag_robot()
+    with pytest.raises(ValueError, match=r"action_source='leader_joint_states': robot 'wx250s' "
+                                         r'has no leader arms'):
+        _config(tmp_path, robot='wx250s').check_rosbag_robot()
+
+
+def test_cache_key_follows_the_description_file(tmp_path):
+    write_episode(tmp_path / 'bags' / 'episode_0')
+    path = tmp_path / 'robot.yaml'
+    robot = write_description(path, 'extends: aloha\n')
+    before = cache_path_for(tmp_path / 'bags' / 'episode_0', _config(tmp_path, robot=robot))
+    assert before == cache_path_for(tmp_path / 'bags' / 'episode_0',
+                                    _config(tmp_path, robot=robot))
+    assert before != cache_path_for(tmp_path / 'bags' / 'episode_0', _config(tmp_path))
 
 
 def test_compressed_image_topics(tmp_path):

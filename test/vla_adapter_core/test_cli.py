@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from vla_adapter_core.cli import main
+from vla_adapter_core.cli import build_parser, main
 from vla_adapter_core.testing import build_tiny_policy, random_observation
 
 CAMERAS = ['cam_high', 'cam_left_wrist']
@@ -106,3 +106,15 @@ def test_cli_refuses_pickle_only_checkpoint(checkpoint, tmp_path, capsys):
     inputs = _write_inputs(tmp_path / 'inputs.npz', random_observation(policy, seed=1))
     assert _run(pickled, inputs, tmp_path / 'out.npz') == 2
     assert 'only pickled weights' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('spelling', ['--unnorm_key', '--unnorm-key'])
+def test_underscore_flags_with_the_dashed_spelling_as_alias(spelling):
+    parser = build_parser()
+    args = parser.parse_args(['--checkpoint', 'c', '--inputs', 'i', '--output', 'o', spelling,
+                              'towel', '--prompt_style', 'qwen_chat', '--upstream-overrides',
+                              'tiny.json'])
+    assert (args.unnorm_key, args.prompt_style, args.upstream_overrides) == (
+        'towel', 'qwen_chat', 'tiny.json')
+    for action in parser._actions:  # the first spelling of every flag uses underscores
+        assert '-' not in action.option_strings[0].lstrip('-'), action.option_strings

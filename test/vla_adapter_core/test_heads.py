@@ -12,6 +12,8 @@ from vla_adapter_core.heads import (
     DualArmActionHead,
     L1RegressionActionHead,
     build_action_head,
+    head_class,
+    head_kinds,
 )
 
 BATCH, BLOCKS, WIDTH, CHUNK, ACTION_DIM = 2, 3, 16, 4, 6
@@ -80,6 +82,21 @@ def test_build_action_head_types():
     assert isinstance(tiny_head('dual_arm'), DualArmActionHead)
     with pytest.raises(ValueError, match='bins'):
         build_action_head(tiny_config('l1'), bins=tiny_bins())
+
+
+def test_head_registry_names_unknown_kinds():
+    assert head_kinds() == ('discrete', 'dual_arm', 'l1')
+    assert head_class('dual_arm') is DualArmActionHead
+    message = (r"unknown action head kind 'diffusion'; known kinds: "
+               r"\['discrete', 'dual_arm', 'l1'\]")
+    with pytest.raises(ValueError, match=message):
+        head_class('diffusion')
+    config = tiny_config('l1')
+    config.kind = 'diffusion'  # bypassing the validation of the config
+    with pytest.raises(ValueError, match=message):
+        build_action_head(config)  # never silently another head
+    with pytest.raises(ValueError, match=r'ActionHeadConfig.kind: ' + message):
+        tiny_config('diffusion')
 
 
 @pytest.mark.parametrize('kind', ('l1', 'discrete'))

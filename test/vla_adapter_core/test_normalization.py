@@ -89,3 +89,17 @@ def test_bounds_mode_without_masks_uses_min_max_everywhere():
     proprio = np.array([2.5, 5.0])  # min/max [0, 10], [-4, 4]; the second one clips
     np.testing.assert_allclose(normalizer.normalize_proprio(proprio),
                                [2 * 2.5 / (10 + 1e-8) - 1, 1.0], rtol=0, atol=1e-12)
+
+
+def test_head_actions_convert_from_either_output_space():
+    normalizer = _normalizer('bounds')
+    normalized = np.array([[-1.0, 0.0, 0.3], [1.0, 0.5, -0.7]], dtype=np.float32)  # (T, A)
+    raw, again = normalizer.actions_from_head(normalized, 'normalized')
+    assert raw.dtype == np.float64 and again.dtype == np.float32
+    np.testing.assert_array_equal(raw, normalizer.unnormalize_actions(normalized))
+    np.testing.assert_array_equal(again, normalized)
+    raw_back, renormalized = normalizer.actions_from_head(raw, 'raw')  # the discrete head
+    np.testing.assert_array_equal(raw_back, raw)
+    np.testing.assert_allclose(renormalized, normalized, atol=1e-6)
+    with pytest.raises(ValueError, match="output_space='logits'"):
+        normalizer.actions_from_head(normalized, 'logits')

@@ -2,11 +2,14 @@
 
 The directories are written here in Prismatic's on-disk format with tiny real towers and a tiny
 Qwen2: ``torch.save({'model': {'projector': ..., 'llm_backbone': ...}})`` of plain tensor dicts
-named as Prismatic's modules name them.
+named as Prismatic's modules name them. The vision towers, absent from such checkpoints, come
+through timm's pretrained loading: from local files, or from timm's Hub repos in a Hugging Face
+cache the tests lay out themselves (HF_HUB_OFFLINE=1; nothing is downloaded).
 """
 
 import argparse
 import collections
+import hashlib
 import json
 import os
 import pathlib
@@ -14,14 +17,17 @@ import shutil
 
 import pytest
 from safetensors.torch import save_file
+import timm
 import torch
 
 from vla_adapter_core.config import DINOV2_TIMM_ID, SIGLIP_TIMM_ID
 from vla_adapter_core.modeling import VLAAdapterModel
+from vla_adapter_core.policy import VLAPolicy
 from vla_adapter_core.prismatic import (
     find_vlm_checkpoint,
     is_prismatic_vlm,
     load_prismatic_vlm,
+    parse_tower_weights,
     save_prismatic_vlm,
 )
 from vla_adapter_core.testing import build_tiny_config, default_tokenizer_dir, randomize_for_tests
@@ -38,6 +44,14 @@ MODEL_ENTRY = {
 }
 TINY_HEADS = {'timm': {DINOV2_TIMM_ID: {'resulting': {'num_heads': 2}},
                        SIGLIP_TIMM_ID: {'resulting': {'num_heads': 2}}}}
+# The tiny towers of build_tiny_config, for timm's registered (Hub) weights of these ids.
+TINY_TOWERS = {'timm': {
+    DINOV2_TIMM_ID: {'create_model_kwargs_override': {'embed_dim': 32, 'depth': 2,
+                                                      'num_heads': 2}},
+    SIGLIP_TIMM_ID: {'create_model_kwargs_override': {'embed_dim': 24, 'depth': 2,
+                                                      'num_heads': 2}}}}
+TIMM_HUB_REPOS = ('timm/vit_large_patch14_reg4_dinov2.lvd142m',
+                  'timm/vit_so400m_patch14_siglip_224.webli')
 
 
 @pytest.fixture(scope='module')
@@ -80,12 +94,13 @@ def prismatic_modules(state: dict) -> tuple[dict, dict]:
 
 
 def write_vlm_dir(folder: pathlib.Path, state: dict, checkpoint_name='latest-checkpoint.pt',
-                  vision_in_checkpoint=False, model_entry=None) -> pathlib.Path:
+                  vision_in_checkpoint=False, model_entry=None,
+                  vision_file=True) -> pathlib.Path:
     (folder / 'checkpoints').mkdir(parents=True)
     modules, vision = prismatic_modules(state)
     if vision_in_checkpoint:
         modules['vision_backbone'] = vision
-    else:
+    elif vision_file:
         save_file(vision, folder / 'vision_backbone.safetensors')
     torch.save({'model': modules}, folder / 'checkpoints' / checkpoint_name)
     config = {'model': model_entry or MODEL_ENTRY, 'dataset': {'type': 'llava-lvis4v-lrv'},
@@ -153,13 +168,114 @@ def test_step_checkpoint_and_vision_towers_inside_the_checkpoint(source_model, t
     assert_vlm_weights_equal(vlm.state_dict, state)
 
 
+def tower_state(state: dict, index: int) -> dict:
+    """One tower's weights of a VLAAdapterModel state dict, in timm's names."""
+    prefix = f'vision.towers.{index}.'
+    return {name[len(prefix):]: value.clone() for name, value in state.items()
+            if name.startswith(prefix)}
+
+
+def write_hub_snapshot(cache_dir: pathlib.Path, repo_id: str, files: dict) -> pathlib.Path:
+    """Lay out ``{name in repo: bytes}`` as huggingface_hub's cache holds a model repo."""
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    repo = cache_dir / ('models--' + repo_id.replace('/', '--'))
+    (repo / 'refs').mkdir(parents=True)
+    (repo / 'refs' / 'main').write_text(commit)
+    (repo / 'blobs').mkdir()
+    for name, data in files.items():
+        blob = repo / 'blobs' / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = repo / 'snapshots' / commit / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    return repo / 'snapshots' / commit
+
+
+def test_towers_from_local_files_through_timm(source_model, tmp_path):
+    """Per-tower files, in either LayerScale naming, replace vision_backbone.safetensors."""
+    state = source_model.state_dict()
+    vlm_dir = write_vlm_dir(tmp_path / 'vlm', state, vision_file=False)
+    tokenizer_dir = write_tokenizer_dir(tmp_path / 'tok', source_model.config.llm)
+    dino = tower_state(state, 0)
+    assert 'blocks.0.ls1.gamma' in dino  # DINOv2 towers carry LayerScale
+    # As Prismatic's HF export names them: LayerScale 'scale_factor', a DDP 'module.' prefix.
+    exported = {'module.' + name.replace('.gamma', '.scale_factor'): value
+                for name, value in dino.items()}
+    save_file(exported, tmp_path / 'dino.safetensors')
+    torch.save(tower_state(state, 1), tmp_path / 'siglip.pt')
+    weights = {'dino': str(tmp_path / 'dino.safetensors'), 'siglip': str(tmp_path / 'siglip.pt')}
+    vlm = load_prismatic_vlm(vlm_dir, tokenizer_dir, tower_weights=weights)
+    assert vlm.tower_sources == [f'file {weights["dino"]}', f'file {weights["siglip"]}']
+    assert_vlm_weights_equal(vlm.state_dict, state)
+    assert parse_tower_weights([f'dino={weights["dino"]}', f'siglip={weights["siglip"]}']) \
+        == weights
+    with pytest.raises(ValueError, match=r"tower_weights has unknown towers \['clip'\]"):
+        load_prismatic_vlm(vlm_dir, tokenizer_dir, tower_weights={'clip': weights['dino']})
+    with pytest.raises(ValueError, match="'siglip:x': expected NAME=PATH"):
+        parse_tower_weights(['siglip:x'])
+    with pytest.raises(ValueError, match="timm cannot load pretrained weights for "
+                       f"'{DINOV2_TIMM_ID}' from the given weights"):
+        load_prismatic_vlm(vlm_dir, tokenizer_dir, tower_weights={'dino': weights['siglip']})
+
+
+def test_timm_resamples_tower_position_embeddings(source_model, tmp_path):
+    """A tower file at another image size is fitted to the VLM's 224 px by timm's filter."""
+    state = source_model.state_dict()
+    vlm_dir = write_vlm_dir(tmp_path / 'vlm', state)
+    tokenizer_dir = write_tokenizer_dir(tmp_path / 'tok', source_model.config.llm)
+    small = timm.create_model(DINOV2_TIMM_ID, pretrained=False, num_classes=0, img_size=112,
+                              embed_dim=32, depth=2, num_heads=2)
+    save_file(small.state_dict(), tmp_path / 'dino_112.safetensors')
+    vlm = load_prismatic_vlm(vlm_dir, tokenizer_dir,
+                             tower_weights={'dino': str(tmp_path / 'dino_112.safetensors')})
+    assert small.pos_embed.shape == (1, 8 * 8, 32)
+    assert vlm.state_dict['vision.towers.0.pos_embed'].shape == (1, 16 * 16, 32)
+    for name, value in small.state_dict().items():
+        if name != 'pos_embed':
+            torch.testing.assert_close(vlm.state_dict['vision.towers.0.' + name], value,
+                                       rtol=0, atol=0, msg=name)
+    # The other tower still comes from the directory's vision_backbone.safetensors.
+    assert vlm.tower_sources[1].startswith('siglip_featurizer.* of ')
+    for name, value in tower_state(state, 1).items():
+        torch.testing.assert_close(vlm.state_dict['vision.towers.1.' + name], value,
+                                   rtol=0, atol=0, msg=name)
+
+
+def test_towers_from_timm_hub_repos_in_the_cache(source_model, tmp_path):
+    """Without local files timm reads its own Hub repos, here from a cache laid out offline."""
+    state = source_model.state_dict()
+    vlm_dir = write_vlm_dir(tmp_path / 'vlm', state, vision_file=False)
+    (vlm_dir / 'tiny_overrides.json').write_text(json.dumps(TINY_TOWERS))
+    tokenizer_dir = write_tokenizer_dir(tmp_path / 'tok', source_model.config.llm)
+    cache = tmp_path / 'hub'
+    for index, repo_id in enumerate(TIMM_HUB_REPOS):
+        save_file(tower_state(state, index), tmp_path / 'tower.safetensors')
+        write_hub_snapshot(cache, repo_id,
+                           {'model.safetensors': (tmp_path / 'tower.safetensors').read_bytes()})
+    vlm = load_prismatic_vlm(vlm_dir, tokenizer_dir, cache_dir=str(cache))
+    # SigLIP: the 'webli' weights Prismatic trained with, not timm 1.x's default 'v2_webli'.
+    assert vlm.tower_sources == [f'timm pretrained {DINOV2_TIMM_ID}',
+                                 f'timm pretrained {SIGLIP_TIMM_ID}.webli']
+    assert_vlm_weights_equal(vlm.state_dict, state)
+
+
 def test_missing_vision_towers_are_an_error_never_random(source_model, tmp_path):
-    vlm_dir = write_vlm_dir(tmp_path / 'vlm', source_model.state_dict())
-    os.remove(vlm_dir / 'vision_backbone.safetensors')
+    vlm_dir = write_vlm_dir(tmp_path / 'vlm', source_model.state_dict(), vision_file=False)
+    (vlm_dir / 'tiny_overrides.json').write_text(json.dumps(TINY_TOWERS))
     tokenizer_dir = write_tokenizer_dir(tmp_path / 'tok', source_model.config.llm)
     with pytest.raises(FileNotFoundError, match='holds no vision_backbone.*'
-                       'vit_large_patch14_reg4_dinov2.*vision_backbone.safetensors'):
-        load_prismatic_vlm(vlm_dir, tokenizer_dir)
+                       'vit_large_patch14_reg4_dinov2.*not in the Hugging Face Hub cache.*'
+                       'HF_HUB_OFFLINE.*tower_weights=.*vision_backbone.safetensors'):
+        load_prismatic_vlm(vlm_dir, tokenizer_dir, cache_dir=str(tmp_path / 'empty_cache'))
+    with pytest.raises(FileNotFoundError, match='vision tower weights file not found'):
+        load_prismatic_vlm(vlm_dir, tokenizer_dir,
+                           tower_weights={'dino': str(tmp_path / 'absent.safetensors')})
+
+
+def test_a_prismatic_vlm_is_no_policy(source_model, tmp_path):
+    vlm_dir = write_vlm_dir(tmp_path / 'vlm', source_model.state_dict())
+    with pytest.raises(ValueError, match='is a Prismatic VLM.*no action head.*fine-tune it'):
+        VLAPolicy.from_pretrained(vlm_dir)
 
 
 def test_tokenizer_dir_must_carry_a_matching_llm_config(source_model, tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vla_adapter_core.config import DINOV2_MEAN_BF16, DINOV2_STD_BF16
-from vla_adapter_core.processor import center_crop_image, resize_image
+from vla_adapter_core.processor import VLAProcessor, center_crop_image, resize_image
 from vla_adapter_core.prompt import PromptBuilder, load_tokenizer
 from vla_adapter_core.testing import build_tiny_policy, default_tokenizer_dir, random_observation
 
@@ -104,3 +104,15 @@ def test_observation_list_is_required(policy):
         policy.processor(random_observation(policy))
     with pytest.raises(ValueError, match=r"observations\[0\]\['images'\]"):
         policy.processor([{'images': None, 'proprio': np.zeros(4), 'instruction': 'x'}])
+
+
+def test_training_variant_skips_only_the_center_crop():
+    cropped = build_tiny_policy(camera_names=['cam'], seed=0, center_crop_fraction=0.9)
+    plain = build_tiny_policy(camera_names=['cam'], seed=0)
+    training = VLAProcessor.from_config(cropped.config, cropped.tokenizer, cropped.statistics,
+                                        center_crop=False)
+    assert training.config.processor.center_crop_fraction == 1.0
+    assert cropped.config.processor.center_crop_fraction == 0.9  # the policy's is unchanged
+    observation = random_observation(plain, seed=3)
+    torch.testing.assert_close(training([observation])['pixel_values'],
+                               plain.processor([observation])['pixel_values'], rtol=0, atol=0)

@@ -28,6 +28,7 @@ from vla_adapter_core.heads.l1 import (
     infer_upstream_head_config,
     masked_l1_loss,
 )
+from vla_adapter_core.heads.registry import head_class, head_kinds, register_head
 
 __all__ = [
     'ActionBins',
@@ -38,23 +39,25 @@ __all__ = [
     'bins_file_name',
     'build_action_head',
     'convert_upstream_head_state_dict',
+    'head_class',
+    'head_kinds',
     'infer_upstream_head_config',
     'masked_l1_loss',
+    'register_head',
 ]
 
 
 def build_action_head(config: ActionHeadConfig, bins: ActionBins | None = None) -> nn.Module:
-    """Build the head named by ``config.kind``.
+    """Build the head registered for ``config.kind`` (an unknown kind raises ValueError).
 
     Args:
         config: the head configuration.
-        bins: adaptive bins for ``kind='discrete'`` (optional there: a trained head's state dict
-            also carries them); must be None for the other kinds.
+        bins: adaptive bins for heads that use them (``kind='discrete'``; optional there: a
+            trained head's state dict also carries them); must be None for the other kinds.
     """
-    if config.kind != 'discrete' and bins is not None:
+    cls = head_class(config.kind)
+    if getattr(cls, 'uses_bins', False):
+        return cls(config, bins=bins)
+    if bins is not None:
         raise ValueError(f'bins are only used by kind="discrete", got kind={config.kind!r}')
-    if config.kind == 'l1':
-        return L1RegressionActionHead(config)
-    if config.kind == 'discrete':
-        return DiscreteActionHead(config, bins=bins)
-    return DualArmActionHead(config)
+    return cls(config)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-HEAD_KINDS = ('l1', 'discrete', 'dual_arm')
+from vla_adapter_core.heads.registry import head_class
+
 BLOCK_TYPES = ('pro', 'original')
 
 
@@ -66,10 +67,10 @@ class ActionHeadConfig:
     train_input_noise_std: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind not in HEAD_KINDS:
-            raise ValueError(
-                f'ActionHeadConfig.kind must be one of {HEAD_KINDS}, got {self.kind!r}'
-            )
+        try:
+            head_class(self.kind)
+        except ValueError as error:
+            raise ValueError(f'ActionHeadConfig.kind: {error}') from None
         if self.block_type not in BLOCK_TYPES:
             raise ValueError(
                 f'ActionHeadConfig.block_type must be one of {BLOCK_TYPES}, '

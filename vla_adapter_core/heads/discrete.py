@@ -14,8 +14,10 @@ from torch.nn import functional
 from vla_adapter_core.heads.bins import ActionBins
 from vla_adapter_core.heads.config import ActionHeadConfig
 from vla_adapter_core.heads.l1 import BridgeActionHead, MLPResNet, masked_l1_loss
+from vla_adapter_core.heads.registry import register_head
 
 
+@register_head('discrete')
 class DiscreteActionHead(BridgeActionHead):
     """Per-dimension classification over adaptive bins; holds its ``ActionBins`` as ``self.bins``.
 
@@ -28,6 +30,7 @@ class DiscreteActionHead(BridgeActionHead):
 
     target_space = 'raw'  # loss targets: batch['raw_actions']
     output_space = 'raw'  # predict_actions output is final; do not un-normalise it
+    uses_bins = True  # build_action_head passes the adaptive bins
 
     def __init__(self, config: ActionHeadConfig, bins: ActionBins | None = None) -> None:
         if config.kind != 'discrete':

@@ -24,8 +24,10 @@ import torch
 
 from vla_adapter_core.heads.config import ActionHeadConfig
 from vla_adapter_core.heads.l1 import BridgeActionHead, MLPResNet, masked_l1_loss
+from vla_adapter_core.heads.registry import register_head
 
 
+@register_head('dual_arm')
 class DualArmActionHead(BridgeActionHead):
     """Two arm streams with inter-arm cross-attention in every block; normalised actions out."""
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from vla_adapter_core.heads.attention import build_bridge_block
 from vla_adapter_core.heads.config import ActionHeadConfig
+from vla_adapter_core.heads.registry import register_head
 
 UPSTREAM_PREFIX = 'module.'
 # Upstream's Pro block owns a FiLM generator that its forward never uses; its weights are in every
@@ -176,6 +177,7 @@ def masked_l1_loss(
     return errors.sum() / count.clamp(min=1.0)
 
 
+@register_head('l1')
 class L1RegressionActionHead(BridgeActionHead):
     """Continuous head: normalised actions (B, chunk, action_dim), trained with masked L1.
 
