@@ -29,8 +29,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from training.augmentation import AugmentationConfig, ImageAugmenter  # noqa: E402
-from training.data_config import ALOHA_CAMERAS, DatasetConfig  # noqa: E402
+from training.data_config import DatasetConfig  # noqa: E402
 from training.dataset import EpisodeDataset, SeededSampler, load_episodes  # noqa: E402
+from vla_adapter_core.robot_description import load_robot_description  # noqa: E402
+
+ALOHA = load_robot_description('aloha')
+ALOHA_CAMERAS = ALOHA.cameras
 
 
 def synthetic_frame(rng: np.random.Generator, step: int) -> np.ndarray:
@@ -65,7 +69,7 @@ def write_dataset(folder: Path, episodes: int, steps: int, seed: int = 0) -> Non
                     padded[step, : len(data)] = np.frombuffer(data, dtype=np.uint8)
                 root.create_dataset(f'observations/images/{camera}', data=padded,
                                     chunks=(1, padded.shape[1]))
-            state = rng.normal(size=(steps, 14)).astype(np.float32)
+            state = rng.normal(size=(steps, ALOHA.action_dim)).astype(np.float32)
             root.create_dataset('observations/qpos', data=state)
             root.create_dataset('action', data=state)
             root.create_dataset('compress_len', data=lengths.astype(np.float32))
@@ -78,17 +82,19 @@ def training_collate(episodes) -> object:
     normalisation) on the augmented samples.
     """
     from training.compute_dataset_statistics import compute_statistics
-    from training.finetune import TrainingCollate, make_processor
+    from training.finetune import TrainingCollate
     from vla_adapter_core.config import NormalizationConfig, PolicyConfig, ProcessorConfig
     from vla_adapter_core.heads import ActionHeadConfig
+    from vla_adapter_core.processor import VLAProcessor
     from vla_adapter_core.prompt import load_tokenizer
-    config = PolicyConfig(camera_names=list(ALOHA_CAMERAS),
-                          action_head=ActionHeadConfig(chunk_size=25, action_dim=14),
+    config = PolicyConfig(camera_names=list(ALOHA_CAMERAS), proprio_dim=ALOHA.proprio_dim,
+                          action_head=ActionHeadConfig(chunk_size=25, action_dim=ALOHA.action_dim),
                           normalization=NormalizationConfig(mode='bounds'),
                           processor=ProcessorConfig(center_crop_fraction=0.9))
     tokenizer = load_tokenizer(REPO / 'test' / 'fixtures' / 'qwen2_5_tokenizer')
-    return TrainingCollate(make_processor(config, tokenizer, compute_statistics(episodes),
-                                          center_crop=False))
+    return TrainingCollate(VLAProcessor.from_config(config, tokenizer,
+                                                    compute_statistics(episodes),
+                                                    center_crop=False))
 
 
 def stack_images(samples: list[dict]) -> dict[str, torch.Tensor]:

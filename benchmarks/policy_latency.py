@@ -43,7 +43,7 @@ from vla_adapter_core.testing import (  # noqa: E402
 )
 
 STAGES = ('preprocess', 'vision', 'llm', 'head', 'postprocess', 'total')
-ALOHA_CAMERAS = ['cam_high', 'cam_left_wrist', 'cam_right_wrist', 'cam_low']
+CAMERA_NAMES = [f'camera_{index}' for index in range(4)]  # labels only: up to 4 images
 
 
 def real_config(cameras: int, chunk_size: int = 25, action_dim: int = 14) -> PolicyConfig:
@@ -51,7 +51,7 @@ def real_config(cameras: int, chunk_size: int = 25, action_dim: int = 14) -> Pol
     head = ActionHeadConfig(hidden_dim=896, num_blocks=24, chunk_size=chunk_size,
                             action_dim=action_dim)
     return PolicyConfig(vision=VisionConfig(), llm=LLMConfig(), projector=ProjectorConfig(),
-                        action_head=head, camera_names=ALOHA_CAMERAS[:cameras],
+                        action_head=head, camera_names=CAMERA_NAMES[:cameras],
                         proprio_dim=action_dim)
 
 
@@ -179,7 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f'torch {torch.__version__}, {args.threads} CPU thread(s), cameras={args.cameras}')
-    tiny = build_tiny_policy(camera_names=ALOHA_CAMERAS[:args.cameras], chunk_size=25, seed=0)
+    tiny = build_tiny_policy(camera_names=CAMERA_NAMES[:args.cameras], chunk_size=25, seed=0)
     tiny_config = tiny.config
     print(f'tiny config: LLM {tiny_config.llm.num_hidden_layers} layers x '
           f'{tiny_config.llm.hidden_size}, towers {tiny_config.vision.embed_dims}, head '

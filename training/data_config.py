@@ -17,7 +17,6 @@ from vla_adapter_core.config import ConfigDictMixin
 from vla_adapter_core.robot_description import RobotDescription, load_robot_description
 
 # Kept for benchmarks/data_throughput.py; the robot descriptions are the source of camera names.
-ALOHA_CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
 LAYOUTS = ('auto', 'aloha_hdf5', 'rosbag2')
 JPEG_CHANNEL_ORDERS = ('bgr', 'rgb')
 TIMESTAMP_SOURCES = ('header', 'bag')
