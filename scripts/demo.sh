@@ -9,6 +9,6 @@ scripts/build_test_interfaces.sh >/dev/null
 # shellcheck disable=SC1091
 source scripts/ros_env.sh
 args=(--robot "${ROBOT:-aloha}" --duration "${DURATION:-15}" --device "${DEVICE:-cpu}"
-      --work-dir build/demo)
+      --work_dir build/demo)
 if [ -n "${CHECKPOINT:-}" ]; then args+=(--checkpoint "$CHECKPOINT"); fi
 exec python -m vla_adapter_ros.demo "${args[@]}"

@@ -10,7 +10,7 @@ holding ``checkpoint/``; each a local directory or a Hugging Face Hub repo id (e
 ``VLA-Adapter/LIBERO-Spatial-Pro``, read through the Hub cache; HF_HUB_OFFLINE=1 uses only the
 cache). For upstream runs the camera order is the inputs' image order (named by
 ``image_keys`` or ``image_<i>``), and ``tiny_overrides.json`` is read from beside the run
-directory or its parent unless ``--upstream-overrides`` names another file.
+directory or its parent unless ``--upstream_overrides`` names another file.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def load_policy(args: argparse.Namespace, inputs: dict):
     """The policy for ``args.checkpoint`` (upstream ones take their camera names from inputs).
 
     An upstream run directory's ``tiny_overrides.json`` is found beside it or in its parent
-    (the fixture layout) unless ``--upstream-overrides`` names one.
+    (the fixture layout) unless ``--upstream_overrides`` names one.
     """
     from vla_adapter_core.policy import VLAPolicy
 
@@ -133,7 +133,7 @@ def load_policy(args: argparse.Namespace, inputs: dict):
         if args.upstream_overrides:
             options['overrides'] = args.upstream_overrides
     elif args.prompt_style or args.upstream_overrides:
-        raise ValueError('--prompt-style and --upstream-overrides apply only to upstream '
+        raise ValueError('--prompt_style and --upstream_overrides apply only to upstream '
                          'checkpoints')
     return VLAPolicy.from_pretrained(args.checkpoint, device=args.device, dtype=args.dtype,
                                      unnorm_key=unnorm_key, **options)

@@ -134,10 +134,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--instruction', default=DEFAULT_INSTRUCTION)
     parser.add_argument('--duration', type=float, default=15.0,
                         help='seconds to run after the first chunk arrived')
-    parser.add_argument('--startup-timeout', type=float, default=180.0,
+    parser.add_argument('--startup_timeout', '--startup-timeout', type=float, default=180.0,
                         help='seconds to wait for the first chunk (model loading)')
     parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cuda'")
-    parser.add_argument('--work-dir', default='', help='where logs and the demo policy go')
+    parser.add_argument('--work_dir', '--work-dir', default='',
+                        help='where logs and the demo policy go')
     return parser.parse_args(argv)
 
 
