@@ -25,6 +25,7 @@ from vla_adapter_core.config import (
 )
 from vla_adapter_core.heads import ActionBins
 from vla_adapter_core.modeling import VLAAdapterModel
+from vla_adapter_core.prismatic import parse_tower_weights
 from vla_adapter_core.prompt import load_tokenizer
 
 LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
@@ -54,7 +55,8 @@ def load_policy_source(config: TrainConfig) -> PolicySource:
         return PolicySource(policy, None, load_tokenizer(config.tokenizer_dir),
                             f'config {config.policy_config}')
     source = load_checkpoint_source(config.pretrained, camera_names=config.data.camera_names,
-                                    tokenizer_dir=config.tokenizer_dir)
+                                    tokenizer_dir=config.tokenizer_dir,
+                                    tower_weights=parse_tower_weights(config.vision_weights))
     return PolicySource(source.config, source.state, load_tokenizer(source.tokenizer_dir),
                         source.description, source.kind)
 

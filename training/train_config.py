@@ -40,9 +40,15 @@ class TrainConfig(ConfigDictMixin):
     # --- the policy ----------------------------------------------------------------------------
     pretrained: str | None = option(
         None, metavar='DIR',
-        help='starting point: our checkpoint, an upstream VLA-Adapter run directory, or a '
-             'Prismatic VLM directory (prism-qwen25-...; needs --tokenizer_dir and the vision '
-             'towers in <dir>/vision_backbone.safetensors); give it or --policy_config')
+        help='starting point: our checkpoint, an upstream VLA-Adapter run directory, a '
+             'Prismatic VLM directory (prism-qwen25-...; needs --tokenizer_dir; its vision '
+             "towers come from timm's pretrained weights or --vision_weights), or a Hugging "
+             'Face Hub repo id of any of them; give it or --policy_config')
+    vision_weights: list[str] | None = option(
+        None, metavar='TOWER=FILE',
+        help="Prismatic VLM only: local files of the vision towers instead of timm's "
+             'download/cache, e.g. dino=dinov2.safetensors siglip=siglip.safetensors '
+             '(offline machines)')
     policy_config: str | None = option(
         None, metavar='JSON', help='PolicyConfig JSON to build a fresh policy from')
     tokenizer_dir: str | None = option(

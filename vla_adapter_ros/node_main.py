@@ -21,6 +21,11 @@ from rclpy.node import Node
 def run_node(make_node: Callable[[], Node], node_name: str, args: list[str] | None = None,
              on_shutdown: Callable[[Node], None] | None = None) -> int:
     """Run ``make_node()`` until shutdown; return the process exit status."""
+    # rclpy's own handlers (installed by init) end the spin on SIGINT / SIGTERM and then call the
+    # handler that was there before: ignoring the signals at Python level first means no
+    # KeyboardInterrupt can surface mid-clean-up when a second signal arrives.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     rclpy.init(args=args)
     try:
         node = make_node()
@@ -39,8 +44,6 @@ def run_node(make_node: Callable[[], Node], node_name: str, args: list[str] | No
         if rclpy.ok():
             raise
     finally:
-        for number in (signal.SIGINT, signal.SIGTERM):  # the clean-up runs to its end
-            signal.signal(number, signal.SIG_IGN)
         if on_shutdown is not None:
             on_shutdown(node)
         executor.shutdown()

@@ -20,10 +20,11 @@ import pytest
 from safetensors.torch import save_file
 import torch
 
+from training.config_cli import parse_config
 from training.data_config import DatasetConfig
 from training.finetune import main
 from training.model_setup import load_policy_source
-from training.train_config import TrainConfig
+from training.train_config import TrainConfig, build_parser
 from vla_adapter_core.config import DINOV2_TIMM_ID, SIGLIP_TIMM_ID
 from vla_adapter_core.modeling import VLAAdapterModel
 from vla_adapter_core.policy import VLAPolicy
@@ -151,5 +152,29 @@ def test_policy_source_from_a_hub_repo_id_with_timm_towers(prismatic_setup, tmp_
     assert source.description.endswith(f'(vision towers: timm pretrained {DINOV2_TIMM_ID}, '
                                        f'timm pretrained {SIGLIP_TIMM_ID}.webli)')
     assert source.config.camera_names == CAMERAS
+    for name, value in state.items():
+        torch.testing.assert_close(source.state[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_vision_weights_flag_gives_the_towers_from_local_files(prismatic_setup, tmp_path):
+    """Offline machines: --vision_weights dino=FILE siglip=FILE, no vision_backbone file."""
+    vlm_dir, tokenizer_dir, state, data_dir = prismatic_setup
+    local_vlm = tmp_path / 'vlm'
+    shutil.copytree(vlm_dir, local_vlm)
+    (local_vlm / 'vision_backbone.safetensors').unlink()
+    files = []
+    for index, tower in enumerate(('dino', 'siglip')):
+        prefix = f'vision.towers.{index}.'
+        tower_state = {name[len(prefix):]: value.clone() for name, value in state.items()
+                       if name.startswith(prefix)}
+        save_file(tower_state, tmp_path / f'{tower}.safetensors')
+        files.append(f'{tower}={tmp_path / f"{tower}.safetensors"}')
+    config = parse_config(build_parser(), TrainConfig, [
+        '--data', str(data_dir), '--camera_names', *CAMERAS, '--chunk_size', '4',
+        '--pretrained', str(local_vlm), '--tokenizer_dir', str(tokenizer_dir),
+        '--output_dir', str(tmp_path / 'run'), '--vision_weights', *files])
+    assert config.vision_weights == files
+    source = load_policy_source(config)
+    assert f'{tmp_path / "dino.safetensors"}' in source.description
     for name, value in state.items():
         torch.testing.assert_close(source.state[name], value, rtol=0, atol=0, msg=name)
