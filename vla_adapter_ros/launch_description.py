@@ -124,6 +124,14 @@ class NodeSpec:
     output: str = 'screen'
 
 
+def exit_reason(name: str, returncode: int | None) -> str:
+    """The one-line reason a launch gives when node ``name`` exits (every node is critical)."""
+    if returncode == 0:
+        return f'{name} exited (status 0); stopping the other nodes'
+    return (f'{name} exited with status {returncode} (its last log line says why); stopping the '
+            'other nodes')
+
+
 def ros_command_line(spec: NodeSpec) -> list[str]:
     """The arguments ``ros2 launch`` gives the executable of ``spec`` (after its own name).
 

@@ -25,6 +25,7 @@ from vla_adapter_ros.launch_description import (
     EXECUTABLES,
     NodeSpec,
     build_node_specs,
+    exit_reason,
     load_parameter_file,
     ros_command_line,
 )
@@ -58,35 +59,51 @@ def _imported_names(tree: ast.AST) -> dict[str, str]:
 
 @pytest.mark.parametrize(('file_name', 'mode'), LAUNCH_FILES.items())
 def test_launch_file_is_a_thin_wrapper_of_the_tested_function(file_name, mode):
-    source = (REPO / 'launch' / file_name).read_text()
-    tree = ast.parse(source)
+    tree = ast.parse((REPO / 'launch' / file_name).read_text())
     compile(tree, file_name, 'exec')
     assert ast.get_docstring(tree) and 'ros2 launch vla_adapter_ros' in ast.get_docstring(tree)
+    assert _imported_names(tree) == {'launch_description': 'vla_adapter_ros.launch_actions'}
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    assert [function.name for function in functions] == ['generate_launch_description']
+    call, = _calls(tree, 'launch_description')
+    assert ast.literal_eval(call.args[0]) == mode
+
+
+def test_launch_actions_declare_every_argument_and_make_every_node_critical():
+    """Launch / launch_ros are not installable here: the module is checked structurally."""
+    source = (REPO / 'vla_adapter_ros' / 'launch_actions.py').read_text()
+    tree = ast.parse(source)
+    compile(tree, 'launch_actions.py', 'exec')
     imports = _imported_names(tree)
     assert imports['LaunchDescription'] == 'launch'
-    assert imports['DeclareLaunchArgument'] == 'launch.actions'
-    assert imports['OpaqueFunction'] == 'launch.actions'
+    for name in ('DeclareLaunchArgument', 'OpaqueFunction', 'RegisterEventHandler', 'EmitEvent'):
+        assert imports[name] == 'launch.actions'
+    assert imports['OnProcessExit'] == 'launch.event_handlers'
+    assert imports['Shutdown'] == 'launch.events'
     assert imports['LaunchConfiguration'] == 'launch.substitutions'
     assert imports['Node'] == 'launch_ros.actions'
-    assert imports['build_node_specs'] == 'vla_adapter_ros.launch_description'
-    assert imports['ROBOT_ARGUMENTS'] == 'vla_adapter_ros.launch_description'
-    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-    assert 'generate_launch_description' in functions
-    assignments = {target.id: node.value for node in tree.body if isinstance(node, ast.Assign)
-                   for target in node.targets}
-    assert ast.literal_eval(assignments['MODE']) == mode
+    for name in ('build_node_specs', 'ROBOT_ARGUMENTS', 'exit_reason'):
+        assert imports[name] == 'vla_adapter_ros.launch_description'
     declarations = _calls(tree, 'DeclareLaunchArgument')
     assert declarations and all(
         {k.arg for k in call.keywords} >= {'description'} for call in declarations)
     assert any('default_value' in {k.arg for k in call.keywords} for call in declarations)
-    opaque = _calls(tree, 'OpaqueFunction')
-    assert len(opaque) == 1 and opaque[0].keywords[0].arg == 'function'
-    assert len(_calls(tree, 'build_node_specs')) == 1
-    assert len(_calls(tree, 'perform')) == 1
-    node_calls = _calls(tree, 'Node')
-    assert len(node_calls) == 1
+    assert len(_calls(tree, 'build_node_specs')) == 1 and len(_calls(tree, 'perform')) == 1
+    node_call, = _calls(tree, 'Node')
     # Every NodeSpec field reaches launch_ros.actions.Node under the same keyword.
-    assert {k.arg for k in node_calls[0].keywords} == set(NodeSpec.__dataclass_fields__)
+    assert {k.arg for k in node_call.keywords} == set(NodeSpec.__dataclass_fields__)
+    # Each node gets an OnProcessExit handler emitting Shutdown with exit_reason.
+    handler, = _calls(tree, 'OnProcessExit')
+    assert {k.arg for k in handler.keywords} == {'target_action', 'on_exit'}
+    shutdown, = _calls(tree, 'Shutdown')
+    assert shutdown.keywords[0].arg == 'reason'
+    assert 'exit_reason' in ast.unparse(shutdown)
+
+
+def test_exit_reason_is_one_line_naming_the_node_and_status():
+    reason = exit_reason('vla_inference', 1)
+    assert reason.startswith('vla_inference exited with status 1') and '\n' not in reason
+    assert 'status 0' in exit_reason('chunk_executor', 0)
 
 
 def test_launch_files_differ_only_in_mode_and_wording():
