@@ -3,17 +3,17 @@
 The executor node runs in this process as `vla-adapter-executor` runs it (a single-threaded
 rclpy executor, SCHED_FIFO ticking thread when the OS grants it). Child processes:
 - a fake Interbotix driver (test/vla_adapter_ros/fake_interbotix_driver.py, ALOHA description);
-- a flood publisher: valid ActionChunks of `max_chunk_steps` steps per arm at --chunk-rate-hz,
-  every --oversized-every-th one a 100,000-step chunk (rejected by size, never decoded), and an
-  e-stop (std_msgs/Bool true) every --estop-period-s, released through ~/reset_estop 0.1 s
+- a flood publisher: valid ActionChunks of `max_chunk_steps` steps per arm at __chunk_rate_hz,
+  every __oversized_every_th one a 100,000-step chunk (rejected by size, never decoded), and an
+  e-stop (std_msgs/Bool true) every __estop_period_s, released through ~/reset_estop 0.1 s
   later;
-- --cpu-load busy-loop processes.
+- __cpu_load busy-loop processes.
 The latency is measured inside the executor: e-stop callback entered -> first hold command
 published (ChunkExecutorNode.estop_latencies_s). Printed: p50 / p99 / max of that latency, the
 tick error of the same run and the chunk counters.
 
     source scripts/ros_env.sh
-    python benchmarks/estop_latency.py [--duration-s 30] [--cpu-load 2] [--fifo-priority 50]
+    python benchmarks/estop_latency.py [__duration_s 30] [__cpu_load 2] [__fifo_priority 50]
 """
 
 import argparse
@@ -154,12 +154,13 @@ def main() -> None:
     """Parse the options, run, print one line of numbers."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--duration-s', type=float, default=30.0)
-    parser.add_argument('--cpu-load', type=int, default=2, help='busy-loop processes')
-    parser.add_argument('--chunk-rate-hz', type=float, default=50.0)
-    parser.add_argument('--oversized-every', type=int, default=25)
-    parser.add_argument('--estop-period-s', type=float, default=0.3)
-    parser.add_argument('--fifo-priority', type=int, default=50)
+    parser.add_argument('--duration_s', '--duration-s', type=float, default=30.0)
+    parser.add_argument('--cpu_load', '--cpu-load',
+                        type=int, default=2, help='busy-loop processes')
+    parser.add_argument('--chunk_rate_hz', '--chunk-rate-hz', type=float, default=50.0)
+    parser.add_argument('--oversized_every', '--oversized-every', type=int, default=25)
+    parser.add_argument('--estop_period_s', '--estop-period-s', type=float, default=0.3)
+    parser.add_argument('--fifo_priority', '--fifo-priority', type=int, default=50)
     args = parser.parse_args()
     result = run(args)
     print(f'e-stop latency (received -> first hold published), {result["estops"]} e-stops, '

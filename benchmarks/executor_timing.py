@@ -12,8 +12,8 @@ of the executor's tick starts: p50, p99, max (ms), the number of ticks, the chun
 the inference rate of the load.
 
     source scripts/ros_env.sh
-    python benchmarks/executor_timing.py [--duration-s 10] [--loads 0 1 2]
-        [--executors single multi] [--fifo-priority 50]
+    python benchmarks/executor_timing.py [__duration_s 10] [--loads 0 1 2]
+        [--executors single multi] [__fifo_priority 50]
 """
 
 import argparse
@@ -158,13 +158,13 @@ def measure(executor_kind: str, loads: int, duration_s: float, fifo_priority: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--duration-s', type=float, default=10.0)
+    parser.add_argument('--duration_s', '--duration-s', type=float, default=10.0)
     parser.add_argument('--loads', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--executors', nargs='+', default=['single', 'multi'],
                         choices=['single', 'multi'])
-    parser.add_argument('--fifo-priority', type=int, default=0,
+    parser.add_argument('--fifo_priority', '--fifo-priority', type=int, default=0,
                         help='run the executor under SCHED_FIFO at this priority (root; 0: off)')
-    parser.add_argument('--load-worker', type=float, metavar='DURATION_S',
+    parser.add_argument('--load_worker', '--load-worker', type=float, metavar='DURATION_S',
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load_worker is not None:

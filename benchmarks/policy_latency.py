@@ -10,7 +10,7 @@ Stages: preprocess (processor + host-to-device), vision (towers + projector), ll
 sequence assembly, Qwen2, window gathering), head (proprio projector + action head),
 postprocess (device-to-host + un-normalisation).
 
-    .venv/bin/python benchmarks/policy_latency.py [--runs 20] [--cameras 3] [--skip-real]
+    .venv/bin/python benchmarks/policy_latency.py [--runs 20] [--cameras 3] [__skip_real]
 """
 
 import argparse
@@ -175,7 +175,8 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--cameras', type=int, default=3, choices=(1, 2, 3, 4))
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
-    parser.add_argument('--skip-real', action='store_true', help='skip the CUDA real-size run')
+    parser.add_argument('--skip_real', '--skip-real',
+                        action='store_true', help='skip the CUDA real-size run')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f'torch {torch.__version__}, {args.threads} CPU thread(s), cameras={args.cameras}')
@@ -194,7 +195,7 @@ def main() -> None:
         report(f'real sizes, {name}, {policy.dtype}, 480x640 input images',
                measure(policy, args.runs, args.warmup, (480, 640, 3)))
     else:
-        print('\nno CUDA device (or --skip-real): real-size latency not measured')
+        print('\nno CUDA device (or __skip_real): real-size latency not measured')
 
 
 if __name__ == '__main__':

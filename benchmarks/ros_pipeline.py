@@ -5,7 +5,7 @@ Processes (as `ros2 launch vla_adapter_ros aloha.launch.py` runs them, one node 
 - drivers: test/vla_adapter_ros/fake_interbotix_driver.py, both ALOHA arms' Interbotix interface
   (robot description 'aloha': joint_states at 100 Hz following the commands from the start pose,
   set_operating_modes);
-- executor: this script with --executor-child, the chunk executor (ChunkExecutorNode in a
+- executor: this script with __executor_child, the chunk executor (ChunkExecutorNode in a
   SingleThreadedExecutor, like `vla-adapter-executor`) streaming Interbotix commands at 50 Hz;
 - this process: the inference node (InferenceNode, SingleThreadedExecutor, inference worker
   thread) running the tiny dual-arm demo VLAPolicy (vla_adapter_ros.demo.demo_policy: real
@@ -13,7 +13,7 @@ Processes (as `ros2 launch vla_adapter_ros aloha.launch.py` runs them, one node 
   pose). The overhead excludes the model's
   own time, so the model's size does not enter it.
 
-Printed (milliseconds, after --warmup-s):
+Printed (milliseconds, after __warmup_s):
 - overhead = last input's arrival in the inference node's callback -> chunk published, minus
   the model's own time (p50, p99). It includes waiting for the worker when the previous
   inference is still running; `pipeline` excludes that wait (our code's own cost).
@@ -21,8 +21,8 @@ Printed (milliseconds, after --warmup-s):
 Targets (issue 5): overhead <= 2 ms p50 and <= 5 ms p99; tick error <= 2 ms p99.
 
     source scripts/ros_env.sh
-    python benchmarks/ros_pipeline.py [--duration-s 20] [--device cpu] [--cameras 3]
-        [--back-to-back] [--realtime-priority 50]
+    python benchmarks/ros_pipeline.py [__duration_s 20] [--device cpu] [--cameras 3]
+        [__back_to_back] [__realtime_priority 50]
 """
 
 import argparse
@@ -211,22 +211,23 @@ def report(args: argparse.Namespace, result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--duration-s', type=float, default=20.0)
-    parser.add_argument('--warmup-s', type=float, default=5.0)
+    parser.add_argument('--duration_s', '--duration-s', type=float, default=20.0)
+    parser.add_argument('--warmup_s', '--warmup-s', type=float, default=5.0)
     parser.add_argument('--cameras', type=int, default=3, choices=[1, 2, 3, 4])
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--width', type=int, default=640)
-    parser.add_argument('--camera-rate', type=float, default=30.0)
-    parser.add_argument('--back-to-back', action='store_true',
+    parser.add_argument('--camera_rate', '--camera-rate', type=float, default=30.0)
+    parser.add_argument('--back_to_back', '--back-to-back', action='store_true',
                         help='wait_for_fresh_observation:=false (infer at once on the newest '
                              'waiting observation; it may have waited for the busy model)')
-    parser.add_argument('--executor-log', help='write the executor child output to this file')
+    parser.add_argument('--executor_log', '--executor-log',
+                        help='write the executor child output to this file')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='float32')
-    parser.add_argument('--realtime-priority', type=int, default=0,
+    parser.add_argument('--realtime_priority', '--realtime-priority', type=int, default=0,
                         help="the executor's realtime_priority parameter (SCHED_FIFO, needs root "
                              'or an rtprio limit; 0 = off)')
-    parser.add_argument('--executor-child', type=float, metavar='DURATION_S',
+    parser.add_argument('--executor_child', '--executor-child', type=float, metavar='DURATION_S',
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.executor_child is not None:
