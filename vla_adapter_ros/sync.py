@@ -1,20 +1,35 @@
 """Approximate-time synchronisation of N message streams (pure Python, no rclpy).
 
-ROS 2 message_filters cannot be installed here, so this is our own implementation of the
-semantics of its ``ApproximateTimeSynchronizer``: every stream keeps a bounded queue
-(``queue_size`` newest messages, by header stamp) and a *set* is one message per stream whose
-stamps span at most ``slop_s`` (inclusive). Differences, chosen for a robot controller:
+Our own matcher in the spirit of message_filters' ``ApproximateTimeSynchronizer``, built for a
+policy that was trained on images, joint state and action taken at the same instant. A *set* is
+one message per stream whose stamps span at most ``slop_s`` (inclusive).
 
-- Each arrival looks for the **newest complete set** among all queued messages: the set whose
-  newest stamp is largest, every stream contributing its newest message not newer than that
-  stamp. A set is emitted as soon as it is complete (no waiting for a better match).
-- After a set is emitted, every queued message not newer than the one used from its stream is
-  dropped, and later arrivals not newer than it are ignored: emitted sets are strictly
-  increasing per stream, a message is never used twice, and nothing accumulates.
+- **Reference time.** One stream is the reference (``reference_stream``, by default the first:
+  the policy's first camera). Every reference message is a candidate; the set built on it holds,
+  from every other stream, the message **closest in time** to the reference stamp (a tie goes to
+  the newer one), and :attr:`SyncedSet.stamp_ns` -- the observation time, and so the chunk's
+  stamp -- is the reference stamp: the camera time, as in training.
+- **Decided sets only, no waiting beyond that.** A stream's closest message is known once it
+  has a message at or after the reference time, or when its newest message is within half its
+  period (the median of its recent stamp intervals) before it: the next one cannot be closer.
+  A stream whose period is not known yet (one message) counts as decided. A candidate is emitted
+  on the arrival that makes it decided and within the slop; nothing else delays it.
+- **Which set.** Among the decided candidates within the slop, the one whose OLDEST stamp is
+  newest is emitted (a tie goes to the newer reference stamp); older candidates are skipped.
+- **Never back in time.** After a set, reference messages up to its reference stamp and every
+  stream's messages older than the one it used are dropped, and later arrivals older than that
+  are ignored: reference stamps strictly increase from set to set, every stream's stamps never
+  decrease (a non-reference message may serve two sets when its stream has nothing closer).
+- **History by time.** Each stream keeps the messages of the last ``max_age_s + slop_s`` of its
+  own stamps (so a stream lagging the others by up to ``max_age_s`` still matches), and never
+  more than ``queue_size`` of them, so memory is bounded whatever arrives. Per arrival the work is
+  bounded: one sorted insert, a trim, and at most ``MAX_CANDIDATES`` candidates of ``N`` binary
+  searches each.
 - Only the newest set is kept (a single slot); :meth:`latest` returns it only while it is fresh:
-  ``now - oldest stamp in the set <= max_age_s``.
+  ``now - oldest stamp in the set <= max_age_s``; a camera outage never hands over an old set.
 - A stamp older than its stream's newest one by more than ``backward_jump_s`` means the clock
-  jumped back (a simulation or bag restarted): everything is forgotten and matching restarts.
+  jumped back (a simulation or bag restarted): everything stamped by the old clock is forgotten
+  (and the streams that sent it start afresh), so matching restarts on the new clock at once.
 - :meth:`diagnose` explains why no fresh set exists (stream never heard from, stream stale,
   no match within the slop), naming the streams, for the node's fault status.
 
@@ -22,11 +37,14 @@ Stamps are integer nanoseconds so that comparisons are exact.
 """
 
 import bisect
+from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 NANOSECONDS_PER_SECOND = 1_000_000_000
+PERIOD_WINDOW = 8  # stamp intervals in a stream's period estimate (their median)
+MAX_CANDIDATES = 16  # reference messages examined per arrival (bounded work)
 
 
 @dataclass(frozen=True)
@@ -34,17 +52,20 @@ class SyncConfig:
     """Parameters of :class:`ApproximateTimeSynchronizer`.
 
     stream_names: one name per input (camera names, arm names); at least one, unique.
-    queue_size: messages kept per stream (the newest ones), >= 1.
+    queue_size: hard cap on the messages kept per stream (history is by time), >= 1.
     slop_s: largest allowed stamp spread inside one set, seconds, >= 0.
-    max_age_s: a set whose oldest stamp is older than this (against the clock) is stale, > 0.
-    backward_jump_s: a stamp this much older than its stream's newest resets everything, > 0.
+    max_age_s: a set whose oldest stamp is older than this (against the clock) is stale, > 0;
+        each stream keeps ``max_age_s + slop_s`` of history (by its own stamps).
+    backward_jump_s: a stamp this much older than its stream's newest restarts matching, > 0.
+    reference_stream: the stream whose stamp is the observation time; None = the first name.
     """
 
     stream_names: tuple[Hashable, ...]
-    queue_size: int = 10
+    queue_size: int = 200
     slop_s: float = 0.05
     max_age_s: float = 0.5
     backward_jump_s: float = 1.0
+    reference_stream: Hashable | None = None
 
     def __post_init__(self) -> None:
         names = tuple(self.stream_names)
@@ -63,6 +84,11 @@ class SyncConfig:
         if not self.backward_jump_s > 0:
             raise ValueError(
                 f'SyncConfig.backward_jump_s={self.backward_jump_s!r}: must be > 0')
+        if self.reference_stream is None:
+            object.__setattr__(self, 'reference_stream', names[0])
+        elif self.reference_stream not in names:
+            raise ValueError(f'SyncConfig.reference_stream={self.reference_stream!r}: not one '
+                             f'of {names!r}')
 
     @property
     def slop_ns(self) -> int:
@@ -74,13 +100,22 @@ class SyncConfig:
         """The maximum age in integer nanoseconds."""
         return round(self.max_age_s * NANOSECONDS_PER_SECOND)
 
+    @property
+    def history_ns(self) -> int:
+        """Stamp span of history kept per stream: max_age_s + slop_s, in nanoseconds."""
+        return self.max_age_ns + self.slop_ns
+
 
 @dataclass(frozen=True)
 class SyncedSet:
-    """One message per stream; ``stamps_ns[name]`` and ``items[name]`` per stream name."""
+    """One message per stream; ``stamps_ns[name]`` and ``items[name]`` per stream name.
+
+    ``stamp_ns`` is the observation time: the reference stream's stamp (the camera time).
+    """
 
     stamps_ns: dict
     items: dict
+    stamp_ns: int
 
     @property
     def newest_stamp_ns(self) -> int:
@@ -99,19 +134,25 @@ class SyncedSet:
 
 
 @dataclass
-class _StreamQueue:
-    """Sorted stamps with their items, bounded to the newest ``capacity``."""
+class _StreamHistory:
+    """Sorted stamps with their items: the last ``span_ns`` of stamps, at most ``capacity``."""
 
     capacity: int
+    span_ns: int
     stamps: list = field(default_factory=list)
     items: list = field(default_factory=list)
-    floor_ns: int | None = None  # stamps <= floor were used or superseded by an emitted set
-    newest_seen_ns: int | None = None  # newest stamp ever received (for diagnostics)
+    floor_ns: int | None = None  # stamps below it (at or below when strict) are refused
+    strict_floor: bool = False
+    newest_seen_ns: int | None = None  # newest stamp ever received (diagnostics, clock jumps)
+    recent: deque = field(default_factory=lambda: deque(maxlen=PERIOD_WINDOW + 1))
+    period_ns: int | None = None  # median interval of the recent in-order stamps
 
     def insert(self, stamp_ns: int, item: Any) -> bool:
         if self.newest_seen_ns is None or stamp_ns > self.newest_seen_ns:
             self.newest_seen_ns = stamp_ns
-        if self.floor_ns is not None and stamp_ns <= self.floor_ns:
+            self._note_period(stamp_ns)
+        if self.floor_ns is not None and (
+                stamp_ns < self.floor_ns or (self.strict_floor and stamp_ns == self.floor_ns)):
             return False
         position = bisect.bisect_left(self.stamps, stamp_ns)
         if position < len(self.stamps) and self.stamps[position] == stamp_ns:
@@ -119,21 +160,53 @@ class _StreamQueue:
             return True
         self.stamps.insert(position, stamp_ns)
         self.items.insert(position, item)
-        if len(self.stamps) > self.capacity:
-            del self.stamps[0]
-            del self.items[0]
-        return True
+        cut = max(len(self.stamps) - self.capacity,
+                  bisect.bisect_left(self.stamps, self.stamps[-1] - self.span_ns))
+        if cut > 0:
+            del self.stamps[:cut]
+            del self.items[:cut]
+        return bool(self.stamps) and self.stamps[0] <= stamp_ns
 
-    def newest_not_after(self, stamp_ns: int) -> int | None:
-        """Index of the newest stamp <= stamp_ns, or None."""
-        position = bisect.bisect_right(self.stamps, stamp_ns) - 1
-        return position if position >= 0 else None
+    def _note_period(self, stamp_ns: int) -> None:
+        self.recent.append(stamp_ns)
+        if len(self.recent) >= 2:
+            stamps = list(self.recent)
+            intervals = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+            self.period_ns = intervals[len(intervals) // 2]
 
-    def drop_through(self, stamp_ns: int) -> None:
-        cut = bisect.bisect_right(self.stamps, stamp_ns)
+    def decided_until_ns(self) -> float:
+        """Reference stamps up to this have their closest message here already known."""
+        if not self.stamps:
+            return float('-inf')
+        if self.period_ns is None:
+            return float('inf')  # no period known yet: take what there is
+        return self.stamps[-1] + self.period_ns // 2
+
+    def closest(self, stamp_ns: int) -> int:
+        """Index of the stamp closest to stamp_ns (a tie goes to the newer); needs stamps."""
+        position = bisect.bisect_left(self.stamps, stamp_ns)
+        if position == len(self.stamps):
+            return position - 1
+        if position > 0 and stamp_ns - self.stamps[position - 1] < (
+                self.stamps[position] - stamp_ns):
+            return position - 1
+        return position
+
+    def forget_after(self, limit_ns: int) -> None:
+        """Drop stamps after limit_ns; a stream that had seen one starts afresh."""
+        cut = bisect.bisect_right(self.stamps, limit_ns)
+        del self.stamps[cut:]
+        del self.items[cut:]
+        if self.newest_seen_ns is not None and self.newest_seen_ns > limit_ns:
+            self.newest_seen_ns, self.period_ns, self.floor_ns = None, None, None
+            self.recent.clear()
+
+    def consume(self, stamp_ns: int, strict: bool) -> None:
+        """Drop stamps older than stamp_ns (through it when strict) and refuse them later."""
+        cut = (bisect.bisect_right if strict else bisect.bisect_left)(self.stamps, stamp_ns)
         del self.stamps[:cut]
         del self.items[:cut]
-        self.floor_ns = stamp_ns if self.floor_ns is None else max(self.floor_ns, stamp_ns)
+        self.floor_ns, self.strict_floor = stamp_ns, strict
 
 
 class ApproximateTimeSynchronizer:
@@ -144,43 +217,75 @@ class ApproximateTimeSynchronizer:
 
     def __init__(self, config: SyncConfig) -> None:
         self.config = config
-        self._queues = {name: _StreamQueue(config.queue_size) for name in config.stream_names}
+        self._queues: dict = {}
         self._latest: SyncedSet | None = None
         self.resets = 0  # backward clock jumps seen
+        self.reset()
 
     def add(self, stream: Hashable, stamp_ns: int, item: Any) -> SyncedSet | None:
-        """Queue one message; return the newly completed newest set, if this arrival made one."""
+        """Keep one message; return the set this arrival completed, if it completed one."""
         queue = self._queues.get(stream)
         if queue is None:
             raise ValueError(f'stream={stream!r} is not one of {self.config.stream_names!r}')
+        stamp_ns = int(stamp_ns)
         jump_ns = round(self.config.backward_jump_s * NANOSECONDS_PER_SECOND)
         if queue.newest_seen_ns is not None and queue.newest_seen_ns - stamp_ns > jump_ns:
-            self.reset()
-            self.resets += 1
-            queue = self._queues[stream]
-        if not queue.insert(int(stamp_ns), item):
+            self._clock_jumped(stamp_ns + jump_ns)
+        if not queue.insert(stamp_ns, item):
             return None
-        found = self._find_newest_set()
+        found = self._find_set()
         if found is None:
             return None
+        reference = self.config.reference_stream
         for name, stamp in found.stamps_ns.items():
-            self._queues[name].drop_through(stamp)
+            self._queues[name].consume(stamp, strict=name == reference)
         self._latest = found
         return found
 
-    def _find_newest_set(self) -> SyncedSet | None:
+    def _find_set(self) -> SyncedSet | None:
+        """The decided candidate within the slop whose oldest stamp is newest, or None."""
+        reference = self.config.reference_stream
         slop = self.config.slop_ns
-        anchors = sorted({s for q in self._queues.values() for s in q.stamps}, reverse=True)
-        for newest in anchors:
-            stamps, items = {}, {}
-            for name, queue in self._queues.items():
-                index = queue.newest_not_after(newest)
-                if index is None or newest - queue.stamps[index] > slop:
+        others = [(name, q) for name, q in self._queues.items() if name != reference]
+        horizon = min((q.decided_until_ns() for _, q in others), default=float('inf'))
+        ref_stamps = self._queues[reference].stamps
+        last = bisect.bisect_right(ref_stamps, horizon) - 1  # newest decided candidate
+        best, best_oldest = None, None
+        for index in range(last, max(last - MAX_CANDIDATES, -1), -1):
+            ref_ns = ref_stamps[index]
+            if best_oldest is not None and ref_ns <= best_oldest:
+                break  # its oldest stamp cannot be newer than the best one's
+            chosen = {reference: index}
+            oldest = newest = ref_ns
+            for name, queue in others:
+                at = queue.closest(ref_ns)
+                stamp = queue.stamps[at]
+                oldest, newest = min(oldest, stamp), max(newest, stamp)
+                if newest - oldest > slop:
                     break
-                stamps[name], items[name] = queue.stamps[index], queue.items[index]
+                chosen[name] = at
             else:
-                return SyncedSet(stamps_ns=stamps, items=items)
-        return None
+                if best_oldest is None or oldest > best_oldest:
+                    best, best_oldest = (ref_ns, chosen), oldest
+        if best is None:
+            return None
+        ref_ns, chosen = best
+        names = self.config.stream_names
+        stamps = {name: self._queues[name].stamps[chosen[name]] for name in names}
+        items = {name: self._queues[name].items[chosen[name]] for name in names}
+        return SyncedSet(stamps_ns=stamps, items=items, stamp_ns=ref_ns)
+
+    def _clock_jumped(self, limit_ns: int) -> None:
+        """Forget everything stamped after limit_ns: the clock that stamped it is gone.
+
+        Messages already stamped by the new clock (on streams that switched first) are kept, so
+        an old-clock message still in flight on another stream does not cost a second restart.
+        """
+        self.resets += 1
+        for queue in self._queues.values():
+            queue.forget_after(limit_ns)
+        if self._latest is not None and self._latest.newest_stamp_ns > limit_ns:
+            self._latest = None
 
     def latest(self, now_ns: int) -> SyncedSet | None:
         """The newest emitted set if its oldest stamp is at most max_age_s old, else None."""
@@ -189,12 +294,12 @@ class ApproximateTimeSynchronizer:
         return self._latest
 
     def queue_lengths(self) -> dict:
-        """Messages currently queued per stream."""
+        """Messages currently kept per stream."""
         return {name: len(queue.stamps) for name, queue in self._queues.items()}
 
     def reset(self) -> None:
         """Forget everything (e.g. after the clock jumped backwards)."""
-        self._queues = {name: _StreamQueue(self.config.queue_size)
+        self._queues = {name: _StreamHistory(self.config.queue_size, self.config.history_ns)
                         for name in self.config.stream_names}
         self._latest = None
 
