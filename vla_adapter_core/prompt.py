@@ -26,13 +26,19 @@ def load_tokenizer(directory: str | os.PathLike) -> Qwen2Tokenizer:
 
     ``AutoTokenizer`` is not used: upstream checkpoints name remote code in their configs, and
     remote code is never executed.
+
+    ``fix_mistral_regex=False``: transformers takes a directory whose ``config.json`` names no
+    ``model_type`` / ``transformers_version`` (ours: the PolicyConfig beside the tokenizer) for
+    an old Mistral checkpoint and warns that its pre-tokenizer regex is wrong. This is Qwen2's
+    own regex, which is right; the flag says so and keeps the tokenisation unchanged.
     """
     has_fast = os.path.isfile(os.path.join(directory, FAST_TOKENIZER_FILE))
     missing = [name for name in BPE_FILES if not os.path.isfile(os.path.join(directory, name))]
     if missing and not has_fast:
         raise FileNotFoundError(f'tokenizer directory {str(directory)!r} lacks '
                                 f'{FAST_TOKENIZER_FILE} and {missing}')
-    return Qwen2Tokenizer.from_pretrained(str(directory), local_files_only=True)
+    return Qwen2Tokenizer.from_pretrained(str(directory), local_files_only=True,
+                                          fix_mistral_regex=False)
 
 
 def check_instruction_text(instruction: str) -> str:

@@ -33,6 +33,9 @@ from vla_adapter_core.robot_description import Arm
 # Channels per pixel of every supported raw encoding.
 SUPPORTED_ENCODINGS: dict[str, int] = {'rgb8': 3, 'bgr8': 3, 'mono8': 1}
 SUPPORTED_COMPRESSED_FORMATS: tuple[str, ...] = ('jpeg', 'png')
+PIL_FORMATS = ('JPEG', 'PNG')  # the only decoders Pillow may try on a CompressedImage
+# Largest compressed frame decoded (8K UHD) when the node accepts any image size.
+MAX_COMPRESSED_IMAGE_PIXELS = 7680 * 4320
 NANOSECONDS_PER_SECOND = 1_000_000_000
 
 
@@ -107,10 +110,29 @@ def _compressed_kind(fmt: str) -> str | None:
     return None
 
 
+def _check_header(source: str, picture, kind: str, fmt: str,
+                  expected_hw: tuple[int, int] | None) -> None:
+    """Refuse a compressed image from its header alone, before any pixel is decoded."""
+    decoded_kind = (picture.format or '').lower()
+    if decoded_kind != kind:
+        raise ConversionError(f'{source}: format says {fmt!r} but the data is {decoded_kind!r}')
+    width, height = picture.size
+    _check_size(source, height, width, expected_hw)
+    if height * width > MAX_COMPRESSED_IMAGE_PIXELS:
+        raise ConversionError(
+            f'{source}: header size (height, width)=({height}, {width}) is {height * width} '
+            f'pixels, more than the {MAX_COMPRESSED_IMAGE_PIXELS} decoded for any camera')
+
+
 def compressed_image_to_rgb(message: CompressedImage,
                             expected_hw: tuple[int, int] | None = None,
                             source: str = 'compressed image') -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg or png) -> (H, W, 3) uint8 RGB (decoded with Pillow)."""
+    """sensor_msgs/CompressedImage (jpeg or png) -> (H, W, 3) uint8 RGB (decoded with Pillow).
+
+    The header is checked before decoding: its size must be ``expected_hw`` (when given) and at
+    most ``MAX_COMPRESSED_IMAGE_PIXELS``, so a header claiming a huge image allocates nothing.
+    Every decoder error (Pillow's DecompressionBombError included) is a ConversionError.
+    """
     kind = _compressed_kind(message.format)
     if kind is None:
         raise ConversionError(
@@ -120,17 +142,16 @@ def compressed_image_to_rgb(message: CompressedImage,
 
     data = bytes(message.data)
     try:
-        with PilImage.open(io.BytesIO(data)) as picture:
-            decoded_kind = (picture.format or '').lower()
+        # open() reads the header only; decoding happens in convert().
+        with PilImage.open(io.BytesIO(data), formats=PIL_FORMATS) as picture:
+            _check_header(source, picture, kind, message.format, expected_hw)
             rgb = np.array(picture.convert('RGB'), dtype=np.uint8)  # (H, W, 3), writable
-    except (OSError, ValueError, SyntaxError) as error:
+    except ConversionError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a decoder fed arbitrary bytes may raise anything
         raise ConversionError(
             f'{source}: cannot decode {len(data)} bytes as format {message.format!r}: '
-            f'{error}') from error
-    if decoded_kind != kind:
-        raise ConversionError(
-            f'{source}: format says {message.format!r} but the data is {decoded_kind!r}')
-    _check_size(source, rgb.shape[0], rgb.shape[1], expected_hw)
+            f'{type(error).__name__}: {error}') from error
     return rgb
 
 

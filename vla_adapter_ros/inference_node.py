@@ -16,7 +16,9 @@ Topics (names relative to the node's namespace)
          description, ``right`` = the second, empty for a single arm), ``action_chunk/left`` and
          ``action_chunk/right`` (trajectory_msgs/JointTrajectory, the same per arm; only
          ``left`` for a single arm), ``policy_status`` (vla_adapter_msgs/PolicyStatus, every
-         ``1 / status_rate_hz`` s and at once when a new fault appears).
+         ``1 / status_rate_hz`` s and at once when a new fault appears), ``/diagnostics``
+         (diagnostic_msgs/DiagnosticArray every ``1 / status_rate_hz`` s: state, fault reason,
+         observation rate, last inference time, latency p50 / p99, chunks, dropped observations).
     services: ``set_instruction`` (vla_adapter_msgs/SetInstruction), ``start`` and ``pause``
          (std_srvs/Trigger), and the parameter services (``ros2 param set``).
 
@@ -32,17 +34,22 @@ in use. ``status_rate_hz`` and ``wait_for_fresh_observation`` also apply at once
 ``ros2 param set``; every other parameter is read-only.
 
 Faults never crash the node and never produce a chunk: a bad message (encoding, size, NaN,
-unknown joints) is dropped and reported; a missing or stale stream, a policy exception or a
+unknown joints, a compressed header claiming a huge image, a stamp more than
+``max_future_stamp_s`` ahead of the node clock) is dropped and reported, and so is any unexpected
+exception while handling a message; a missing or stale stream, a policy exception or a
 non-finite policy output is reported in PolicyStatus (state FAULT, ``fault_reason`` naming the
 field and value). The fault clears when good data flows again. A checkpoint that does not fit the
-robot (layout, dimension or cameras) is refused at start-up with a ValueError naming both sides.
+robot (layout, dimension or cameras) is refused at start-up with a ValueError naming both sides;
+so are a ``device`` this machine lacks (no CUDA) and a checkpoint that cannot be loaded.
 """
 
 from collections import deque
 import dataclasses
 import threading
 import time
+import warnings
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -56,6 +63,7 @@ from vla_adapter_core.robot_description import Arm
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_msgs.srv import SetInstruction
 from vla_adapter_ros import conversions
+from vla_adapter_ros.health import DIAGNOSTICS_TOPIC, diagnostic_array
 from vla_adapter_ros.inference_settings import INFERENCE_PARAMETERS, InferenceSettings
 from vla_adapter_ros.node_main import run_node
 from vla_adapter_ros.observation import (
@@ -75,20 +83,67 @@ NODE_NAME = 'vla_inference'
 CHUNK_FIELDS = ('left', 'right')  # ActionChunk trajectory of the first / second arm
 POLICY_FRAME_ID = 'vla_adapter_policy'
 WARMUP_IMAGE_SIZE = 224  # image side for the warm-up when any image size is accepted
+TIMING_RECORDS = 1024  # ChunkTiming records kept (benchmarks read them); bounded memory
+LATENCY_WINDOW = 100  # chunks behind the latency percentiles in /diagnostics
+STATE_NAMES = {PolicyStatus.STATE_IDLE: 'IDLE', PolicyStatus.STATE_STARTING: 'STARTING',
+               PolicyStatus.STATE_RUNNING: 'RUNNING', PolicyStatus.STATE_PAUSED: 'PAUSED',
+               PolicyStatus.STATE_FAULT: 'FAULT'}
+
+
+def _single_line(text: str) -> str:
+    return ' '.join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _one_line(error: BaseException) -> str:
+    return f'{type(error).__name__}: {_single_line(str(error))}'
+
+
+def check_device(device: str) -> None:
+    """Raise ValueError naming the ``device`` parameter when torch cannot use it here."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f'parameter device={device!r} is not a torch device: '
+                         f'{_one_line(error)}') from error
+    if parsed.type == 'cuda':
+        with warnings.catch_warnings(record=True) as caught:  # e.g. a CUDA driver too old
+            warnings.simplefilter('always')
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        why = f' ({caught[0].message})' if caught else ''
+        if count == 0:
+            raise ValueError(f'parameter device={device!r}: no CUDA device is available on this '
+                             f'machine{why}; set device:=cpu or fix the CUDA installation')
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f'parameter device={device!r}: this machine has {count} CUDA '
+                             f'device(s), cuda:0 to cuda:{count - 1}')
+    elif parsed.type == 'mps' and not torch.backends.mps.is_available():
+        raise ValueError(f'parameter device={device!r}: no MPS device is available on this '
+                         'machine; set device:=cpu')
 
 
 def load_policy(settings: InferenceSettings) -> PolicyRunner:
-    """Load ``VLAPolicy`` from ``checkpoint`` (a directory or a Hub repo id; torch only here)."""
+    """Load ``VLAPolicy`` from ``checkpoint`` (a directory or a Hub repo id; torch only here).
+
+    Every failure is one ValueError naming the parameter (the node then exits with one line).
+    """
     if not settings.checkpoint:
         raise ValueError("parameter checkpoint='': name a checkpoint directory or a Hugging "
                          'Face Hub repo id')
+    check_device(settings.device)
     from vla_adapter_core import VLAPolicy
 
     try:
         return VLAPolicy.from_pretrained(settings.checkpoint, device=settings.device,
                                          dtype=settings.dtype)
+    except ValueError as error:  # names the file and the problem, maybe on several lines
+        raise ValueError(_single_line(str(error))) from error
     except OSError as error:  # FileNotFoundError: neither a directory nor a cached repo
         raise ValueError(f'parameter checkpoint={settings.checkpoint!r}: {error}') from error
+    except Exception as error:  # noqa: BLE001 - e.g. a corrupt weights file: one line, no trace
+        raise ValueError(f'parameter checkpoint={settings.checkpoint!r} cannot be loaded: '
+                         f'{_one_line(error)}') from error
 
 
 class InferenceNode(Node):
@@ -138,8 +193,11 @@ class InferenceNode(Node):
             self.settings = settings = settings.with_checked_instruction(self._check_instruction)
         self._instruction = settings.instruction
         self._warm_up()
-        # One record per published chunk (latency measurements, benchmarks/ros_pipeline.py).
-        self.timings: deque[ChunkTiming] = deque(maxlen=100_000)
+        # One record per published chunk, the last TIMING_RECORDS only (latency measurements,
+        # benchmarks/ros_pipeline.py); the latencies of /diagnostics in a preallocated ring.
+        self.timings: deque[ChunkTiming] = deque(maxlen=TIMING_RECORDS)
+        self._latencies_s = np.zeros(LATENCY_WINDOW)
+        self._latency_count = 0
         stream_names = [*self._policy_cameras, *self.robot.namespaces]
         self._sync = ApproximateTimeSynchronizer(SyncConfig(
             tuple(stream_names), settings.sync_queue_size, settings.sync_slop_s,
@@ -242,10 +300,27 @@ class InferenceNode(Node):
         self.create_service(SetInstruction, 'set_instruction', self._on_set_instruction)
         self.create_service(Trigger, 'start', self._on_start)
         self.create_service(Trigger, 'pause', self._on_pause)
+        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC,
+                                                            10)
         self._status_timer = self.create_timer(1.0 / settings.status_rate_hz,
                                                self._on_status_timer)
 
     # ------------------------------------------------------------------------- inputs
+    def _guarded(self, stream: str, source: str, callback):
+        """``callback`` reporting any unexpected exception as a fault of ``stream``.
+
+        No message may end the node: a conversion bug or an input nobody foresaw becomes a FAULT
+        naming the source and the exception, cleared by the stream's next good message.
+        """
+        def guarded(message) -> None:
+            try:
+                callback(message)
+            except Exception as error:  # noqa: BLE001 - reported as a fault, never raised
+                self._report_input_fault(
+                    stream, f'{source}: message not handled: {_one_line(error)}')
+
+        return guarded
+
     def _make_image_callback(self, camera: str, topic: str):
         expected_hw = self.settings.expected_image_hw
         source = f'camera {camera} ({topic})'
@@ -263,7 +338,7 @@ class InferenceNode(Node):
                 return
             self._accept(camera, stamp_ns, rgb, arrival_s)
 
-        return on_image
+        return self._guarded(camera, source, on_image)
 
     def _make_joint_state_callback(self, arm: Arm, topic: str):
         def on_joint_state(message: JointState) -> None:
@@ -276,13 +351,19 @@ class InferenceNode(Node):
                 return
             self._accept(arm.namespace, stamp_ns, state, arrival_s)
 
-        return on_joint_state
+        return self._guarded(arm.namespace, topic, on_joint_state)
 
-    @staticmethod
-    def _checked_stamp(message, source: str) -> int:
+    def _checked_stamp(self, message, source: str) -> int:
+        """The message's stamp (ns); ConversionError when unset or ahead of the node clock."""
         stamp_ns = conversions.stamp_to_nanoseconds(message.header.stamp)
         if stamp_ns <= 0:
             raise conversions.ConversionError(f'{source}: header.stamp is zero (unset)')
+        lead_s = (stamp_ns - self.get_clock().now().nanoseconds) * 1e-9
+        if lead_s > self.settings.max_future_stamp_s:
+            raise conversions.ConversionError(
+                f'{source}: header.stamp is {lead_s:.1f} s ahead of the node clock '
+                f'(max_future_stamp_s={self.settings.max_future_stamp_s}): the sensor clock '
+                'and this clock disagree')
         return stamp_ns
 
     def _accept(self, stream: str, stamp_ns: int, value, arrival_s: float) -> None:
@@ -295,7 +376,7 @@ class InferenceNode(Node):
         try:
             observation = build_observation(
                 synced.items, self._policy_cameras, self.robot.namespaces,
-                synced.newest_stamp_ns, arrival_s)
+                synced.stamp_ns, arrival_s)
         except ValueError as error:
             self._report_input_fault(stream, str(error))
             return
@@ -324,7 +405,10 @@ class InferenceNode(Node):
         return response
 
     def _on_instruction_topic(self, message: String) -> None:
-        reason = self._set_instruction_parameter(message.data)
+        try:
+            reason = self._set_instruction_parameter(message.data)
+        except Exception as error:  # noqa: BLE001 - no message may end the node
+            reason = f'message not handled: {_one_line(error)}'
         if reason:
             self.get_logger().warning(f'instruction topic: {reason}')
 
@@ -375,6 +459,11 @@ class InferenceNode(Node):
                 f'stale observation: {age_s:.3f} s old > max_observation_age_s='
                 f'{self.settings.max_observation_age_s}')
             return
+        if -age_s > self.settings.max_future_stamp_s:
+            self._set_policy_fault(
+                f'observation stamped {-age_s:.3f} s ahead of the node clock > '
+                f'max_future_stamp_s={self.settings.max_future_stamp_s}')
+            return
         model_start_s = time.perf_counter()
         try:
             raw = self.policy.predict_action_chunk(observation.as_policy_input(instruction))
@@ -392,6 +481,10 @@ class InferenceNode(Node):
         self.timings.append(ChunkTiming(
             arrival_s=observation.last_arrival_s, worker_free_s=worker_free_s,
             model_start_s=model_start_s, model_s=model_s, published_s=published_s))
+        with self._lock:
+            self._latencies_s[self._latency_count % LATENCY_WINDOW] = (
+                published_s - observation.last_arrival_s)
+            self._latency_count += 1
 
     def _set_policy_fault(self, reason: str) -> None:
         with self._lock:
@@ -445,7 +538,8 @@ class InferenceNode(Node):
         with self._lock:
             return float(sum(1 for t in self._set_times if now - t <= 1.0))
 
-    def _publish_status(self) -> None:
+    def _publish_status(self) -> PolicyStatus:
+        """Publish the current PolicyStatus now and return it."""
         now = self.get_clock().now()
         status = PolicyStatus()
         status.header.stamp = now.to_msg()
@@ -461,9 +555,35 @@ class InferenceNode(Node):
             self.get_logger().warning(f'fault: {fault}', throttle_duration_sec=1.0)
         self._reported_fault = fault
         self._status_publisher.publish(status)
+        return status
 
     def _on_status_timer(self) -> None:
-        self._publish_status()
+        self._publish_diagnostics(self._publish_status())
+
+    def _publish_diagnostics(self, status: PolicyStatus) -> None:
+        """The same status on /diagnostics, with latency and drop counts.
+
+        latency: arrival of the message that completed an observation to the publication of its
+        chunk, over the last LATENCY_WINDOW chunks.
+        """
+        with self._lock:
+            latencies_ms = self._latencies_s[:min(self._latency_count, LATENCY_WINDOW)] * 1e3
+            chunks = self._sequence
+        have = latencies_ms.size > 0
+        level = {PolicyStatus.STATE_FAULT: 'error', PolicyStatus.STATE_RUNNING: 'ok'}.get(
+            status.state, 'warn')
+        values = {
+            'state': STATE_NAMES.get(status.state, str(status.state)),
+            'fault_reason': status.fault_reason,
+            'observation_rate_hz': status.observation_rate_hz,
+            'last_inference_ms': status.last_inference_ms,
+            'latency_p50_ms': float(np.percentile(latencies_ms, 50)) if have else 0.0,
+            'latency_p99_ms': float(np.percentile(latencies_ms, 99)) if have else 0.0,
+            'chunks_published': chunks,
+            'dropped_observations': self.dropped_observations}
+        self._diagnostics_publisher.publish(diagnostic_array(
+            status.header.stamp, f'{self.get_name()}: policy inference', level,
+            status.fault_reason or values['state'], values))
 
     def destroy_node(self) -> None:
         """Stop the worker thread, then destroy the node."""

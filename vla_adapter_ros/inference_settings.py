@@ -49,12 +49,17 @@ INFERENCE_PARAMETERS = ParameterTable((
                   (0, MAX_IMAGE_SIDE)),
     ParameterSpec('image_width', 640, 'Expected image width in pixels; 0 accepts any width.',
                   (0, MAX_IMAGE_SIDE)),
-    ParameterSpec('sync_queue_size', 10,
-                  'Messages kept per input stream by the approximate-time sync.', (1, 1000)),
+    ParameterSpec('sync_queue_size', 200, 'Hard cap on the messages kept per input stream by '
+                  'the approximate-time sync, which keeps max_observation_age_s + sync_slop_s of '
+                  'each stream by stamp: at least the fastest rate times that (200: 100 Hz for '
+                  '2 s).', (1, 10000)),
     ParameterSpec('sync_slop_s', 0.05,
                   'Largest stamp spread inside one synchronised observation (s).', (0.0, 10.0)),
     ParameterSpec('max_observation_age_s', 0.5, 'Observations (and streams) older than this '
                   'against the node clock are stale (s).', (0.001, 60.0)),
+    ParameterSpec('max_future_stamp_s', 0.5, 'Messages stamped more than this (s) ahead of the '
+                  "node clock are rejected as a fault (the sensors' clock is off), as the "
+                  'chunk executor rejects such chunks.', (0.001, 60.0)),
     ParameterSpec('sensor_qos_reliability', 'best_effort', 'QoS reliability of the camera and '
                   "joint-state subscriptions: 'best_effort' or 'reliable'.",
                   choices=SENSOR_QOS_RELIABILITIES),
@@ -92,9 +97,10 @@ class InferenceSettings:
     camera_names: tuple[str, ...] = ()
     image_height: int = 480
     image_width: int = 640
-    sync_queue_size: int = 10
+    sync_queue_size: int = 200
     sync_slop_s: float = 0.05
     max_observation_age_s: float = 0.5
+    max_future_stamp_s: float = 0.5
     sensor_qos_reliability: str = 'best_effort'
     sensor_qos_depth: int = 5
     dt: float = 0.0

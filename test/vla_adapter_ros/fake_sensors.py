@@ -9,10 +9,14 @@ positions are constant (``joint_positions``), so a test can rebuild the exact ob
 names are published in reverse driver order to prove that consumers look them up by name.
 
 With --compressed the cameras publish lossless PNG sensor_msgs/CompressedImage on
-``.../image_rect_raw/compressed`` instead.
+``.../image_rect_raw/compressed`` instead. --stamp-offset-s shifts every stamp (e.g. 3600: an hour
+ahead of the clock).
 
 Fault injection (one at a time) for the fault-path tests:
   --fault encoding|size|stale|missing  on camera --fault-camera
+  --fault bomb                         with --compressed: camera --fault-camera sends, for
+                                       --fault-s seconds, a small PNG whose header claims
+                                       20000x20000 pixels, then good frames
   --fault nan|unknown                  on robot --fault-robot
 Runs until terminated (SIGTERM) or --duration seconds pass; prints 'sensors ready'.
 """
@@ -20,8 +24,10 @@ Runs until terminated (SIGTERM) or --duration seconds pass; prints 'sensors read
 import argparse
 import io
 import pathlib
+import struct
 import sys
 import time
+import zlib
 
 import numpy as np
 from PIL import Image as PilImage
@@ -36,6 +42,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ros_test_utils import spin_child_until  # noqa: E402
 
 STALE_OFFSET_NS = 2_000_000_000
+BOMB_SIDE = 20000  # the side a --fault bomb header claims
 
 
 def camera_frame(camera_index: int, height: int, width: int) -> np.ndarray:
@@ -58,6 +65,20 @@ def joint_positions(arm: Arm, arm_index: int) -> dict:
     return dict(zip(arm.driver_joint_names, values))
 
 
+def png_claiming_size(rgb: np.ndarray, height: int, width: int) -> bytes:
+    """A PNG of ``rgb`` whose IHDR header claims (height, width): a decompression bomb's header.
+
+    The IHDR chunk follows the 8-byte signature: length (4), 'IHDR' (4), width (4), height (4),
+    then 5 bytes of depth, colour type etc. and its CRC over type + data.
+    """
+    buffer = io.BytesIO()
+    PilImage.fromarray(rgb).save(buffer, format='PNG')
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack('>II', width, height)
+    data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
 def observed_state(arm: Arm, arm_index: int) -> np.ndarray:
     """The policy values (arm.dim,) an observer builds from ``joint_positions``."""
     positions = joint_positions(arm, arm_index)
@@ -77,7 +98,12 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument('--camera-rate', type=float, default=20.0)
     parser.add_argument('--joint-rate', type=float, default=50.0)
     parser.add_argument('--fault', default='',
-                        choices=['', 'encoding', 'size', 'stale', 'missing', 'nan', 'unknown'])
+                        choices=['', 'encoding', 'size', 'stale', 'missing', 'nan', 'unknown',
+                                 'bomb'])
+    parser.add_argument('--fault-s', type=float, default=2.0,
+                        help='how long a --fault bomb lasts before good frames follow (s)')
+    parser.add_argument('--stamp-offset-s', type=float, default=0.0,
+                        help='added to every stamp (s)')
     parser.add_argument('--fault-camera', default='cam_left_wrist')
     parser.add_argument('--fault-robot', default='follower_right')
     parser.add_argument('--compressed', action='store_true')
@@ -129,7 +155,7 @@ def main() -> None:
     if args.robots is not None:
         namespaces = [name for name in args.robots.split(',') if name]
         arms = robot.with_namespaces(namespaces).arms if namespaces else ()
-    image_streams = []
+    image_streams, bombs = [], {}
     for index, camera in enumerate(cameras):
         if camera == args.fault_camera and args.fault == 'missing':
             continue
@@ -138,6 +164,9 @@ def main() -> None:
             publisher = node.create_publisher(CompressedImage, f'{topic}/compressed',
                                               qos_profile_sensor_data)
             message = _compressed_message(args, camera, index)
+            if camera == args.fault_camera and args.fault == 'bomb':
+                bombs[id(message)] = (bytes(message.data), png_claiming_size(
+                    camera_frame(index, args.height, args.width), BOMB_SIDE, BOMB_SIDE))
         else:
             publisher = node.create_publisher(Image, topic, qos_profile_sensor_data)
             message = _image_message(args, camera, index)
@@ -148,11 +177,17 @@ def main() -> None:
                                qos_profile_sensor_data), _joint_message(args, arm, index))
         for index, arm in enumerate(arms)]
 
+    offset_ns = round(args.stamp_offset_s * 1e9)
+    bomb_until = time.monotonic() + args.fault_s
+
     def publish_images() -> None:
         if not rclpy.ok():
             return
-        now_ns = node.get_clock().now().nanoseconds
+        now_ns = node.get_clock().now().nanoseconds + offset_ns
         for publisher, message, offset in image_streams:
+            if id(message) in bombs:
+                good, bomb = bombs[id(message)]
+                message.data = bomb if time.monotonic() < bomb_until else good
             message.header.stamp.sec, message.header.stamp.nanosec = divmod(
                 now_ns - offset, 1_000_000_000)
             publisher.publish(message)
@@ -160,9 +195,10 @@ def main() -> None:
     def publish_joints() -> None:
         if not rclpy.ok():
             return
-        stamp = node.get_clock().now().to_msg()
+        now_ns = node.get_clock().now().nanoseconds + offset_ns
         for publisher, message in joint_streams:
-            message.header.stamp = stamp
+            message.header.stamp.sec, message.header.stamp.nanosec = divmod(
+                now_ns, 1_000_000_000)
             publisher.publish(message)
 
     node.create_timer(1.0 / args.camera_rate, publish_images)

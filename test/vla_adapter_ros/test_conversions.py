@@ -2,6 +2,10 @@
 
 import dataclasses
 import io
+import pathlib
+import struct
+import sys
+import warnings
 
 import numpy as np
 from PIL import Image as PilImage
@@ -11,6 +15,9 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from vla_adapter_core.robot_description import GripperCalibration, load_robot_description
 from vla_adapter_ros import conversions
 from vla_adapter_ros.conversions import ConversionError
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from fake_sensors import png_claiming_size  # noqa: E402
 
 
 def _rgb(height=6, width=5, seed=0) -> np.ndarray:
@@ -109,6 +116,46 @@ def test_bad_compressed_images_are_named():
         conversions.compressed_image_to_rgb(_compressed(rgb, 'JPEG', 'png'))
     with pytest.raises(ConversionError, match=r'\(8, 8\) does not match'):
         conversions.compressed_image_to_rgb(_compressed(rgb, 'PNG', 'png'), (480, 640))
+
+
+def _jpeg_claiming_size(rgb: np.ndarray, height: int, width: int) -> bytes:
+    """A JPEG of ``rgb`` whose SOF0 header claims (height, width)."""
+    data = bytearray(_compressed(rgb, 'JPEG', 'jpeg').data)
+    sof = data.index(b'\xff\xc0')  # marker, length (2), precision (1), height (2), width (2)
+    data[sof + 5:sof + 9] = struct.pack('>HH', height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(('height', 'width'), [(20000, 20000), (9000, 9000), (480, 640)])
+def test_a_header_claiming_a_huge_or_wrong_size_is_refused_before_decoding(height, width):
+    """Every failure is a ConversionError naming the source, whatever the header claims.
+
+    20000x20000 is over Pillow's own limit (its DecompressionBombError, raised while reading the
+    header), 9000x9000 passes Pillow's limit but not ours, 480x640 is plausible: decoding the
+    8x8 payload then fails as truncated (PNG) or ends in grey rows (JPEG).
+    """
+    rgb = _rgb(8, 8)
+    png = CompressedImage(format='png', data=png_claiming_size(rgb, height, width))
+    jpeg = CompressedImage(format='jpeg', data=_jpeg_claiming_size(rgb, height, width))
+    pixels = height * width
+    bomb = r'cannot decode \d+ bytes .*DecompressionBombError: Image size \(400000000 pixels\)'
+    for message in (png, jpeg):
+        with pytest.raises(ConversionError, match=bomb if pixels > 2 * PilImage.MAX_IMAGE_PIXELS
+                           else rf'camera x: .*\({height}, {width}\) does not match .*\(8, 8\)'):
+            conversions.compressed_image_to_rgb(message, (8, 8), 'camera x')
+        if pixels > 2 * PilImage.MAX_IMAGE_PIXELS:
+            expected = bomb
+        elif pixels > conversions.MAX_COMPRESSED_IMAGE_PIXELS:
+            expected = rf'\({height}, {width}\) is {pixels} pixels, more than'
+        elif message is png:
+            expected = r"cannot decode \d+ bytes as format 'png': OSError: .*truncated"
+        else:  # libjpeg ends a short stream with grey rows: a frame of the claimed size
+            assert conversions.compressed_image_to_rgb(message).shape == (height, width, 3)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', PilImage.DecompressionBombWarning)
+            with pytest.raises(ConversionError, match=expected):
+                conversions.compressed_image_to_rgb(message, None, 'camera x')
 
 
 ALOHA_ARM = load_robot_description('aloha').arms[0]
