@@ -27,15 +27,22 @@ def run_node(make_node: Callable[[], Node], node_name: str, args: list[str] | No
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_IGN)
     rclpy.init(args=args)
+    executor = SingleThreadedExecutor()  # before the node: a signal during start-up ends quietly
     try:
         node = make_node()
     except (ValueError, ParameterException) as error:  # a bad parameter: one line, no traceback
         rclpy.logging.get_logger(node_name).fatal(f'cannot start: {error}')
+        executor.shutdown()
         rclpy.try_shutdown()
         return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    except RuntimeError:
+        if rclpy.ok():
+            raise
+        executor.shutdown()  # SIGINT / SIGTERM while the node was being built
+        rclpy.try_shutdown()
+        return 0
     try:
+        executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
