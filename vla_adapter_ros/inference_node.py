@@ -12,7 +12,7 @@ Topics (names relative to the node's namespace)
          ``/compressed``), ``/<arm namespace>/<joint_states_topic>`` (sensor_msgs/JointState)
          per arm of the robot description, ``instruction`` (std_msgs/String).
     out: ``action_chunk`` (vla_adapter_msgs/ActionChunk; ``header.stamp`` = the observation
-         time = the NEWEST stamp of the synchronised set; ``left`` = the first arm of the
+         time = the camera time of the synchronised set (what training pairs with actions); ``left`` = the first arm of the
          description, ``right`` = the second, empty for a single arm), ``action_chunk/left`` and
          ``action_chunk/right`` (trajectory_msgs/JointTrajectory, the same per arm; only
          ``left`` for a single arm), ``policy_status`` (vla_adapter_msgs/PolicyStatus, every

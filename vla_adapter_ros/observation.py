@@ -104,7 +104,7 @@ def instruction_check(policy: Any) -> Callable[[str], str]:
 class Observation:
     """One synchronised observation ready for the policy.
 
-    stamp_ns: the observation time (the newest stamp of the synchronised set, which is the
+    stamp_ns: the observation time (the camera time of the synchronised set, which is the
         stamp published on the ActionChunk). last_arrival_s: time.perf_counter() when the message
         that completed the set arrived (for latency measurements).
     """
