@@ -13,7 +13,8 @@ Topics (names relative to the node's namespace)
          per arm of the robot description, ``instruction`` (std_msgs/String).
     out: ``action_chunk`` (vla_adapter_msgs/ActionChunk; ``header.stamp`` = the observation
          time = the camera time of the synchronised set, as training pairs it with actions;
-         ``left`` = the first arm of the description, ``right`` = the second, empty for a single arm), ``action_chunk/left`` and
+         ``left`` = the first arm of the description, ``right`` = the second, empty for a
+         single arm), ``action_chunk/left`` and
          ``action_chunk/right`` (trajectory_msgs/JointTrajectory, the same per arm; only
          ``left`` for a single arm), ``policy_status`` (vla_adapter_msgs/PolicyStatus, every
          ``1 / status_rate_hz`` s and at once when a new fault appears), ``/diagnostics``
