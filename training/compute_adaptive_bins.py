@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.config_cli import build_config_parser, option, parse_config
+from training.config_cli import build_config_parser, option, run_config_main
 from training.data_config import DatasetConfig
 from training.dataset import Episode, load_episodes
 from vla_adapter_core.heads import ActionBins, bins_file_name
@@ -49,11 +49,8 @@ class BinsConfig:
             raise ValueError(f'BinsConfig.margin={self.margin!r}: must be >= 0')
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``vla-adapter-bins --data DIR [--n_action_bins 256] [--output_dir .]``."""
-    parser = build_config_parser(BinsConfig, prog='vla-adapter-bins',
-                                 description=__doc__.splitlines()[0])
-    config = parse_config(parser, BinsConfig, argv)
+def write_bins(config: BinsConfig) -> int:
+    """Compute the bins of ``config.data`` and write them (checked: finite, low < high)."""
     bins = compute_bins(load_episodes(config.data), config.n_action_bins, config.margin)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -61,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     bins.to_json(output)
     print(f'{output}: {bins.action_dim} dimensions x {bins.n_bins} bins')
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``vla-adapter-bins --data DIR [--n_action_bins 256] [--output_dir .] [--debug]``."""
+    parser = build_config_parser(BinsConfig, prog='vla-adapter-bins',
+                                 description=__doc__.splitlines()[0])
+    return run_config_main(parser, BinsConfig, argv, write_bins)
 
 if __name__ == '__main__':
     raise SystemExit(main())

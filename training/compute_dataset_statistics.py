@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.config_cli import build_config_parser, option, parse_config
+from training.config_cli import build_config_parser, option, run_config_main
 from training.data_config import DatasetConfig
 from training.dataset import Episode, load_episodes
-from vla_adapter_core.normalization import STATISTICS_FILE, save_statistics
+from vla_adapter_core.normalization import STATISTICS_FILE, check_statistics, save_statistics
 
 
 def feature_statistics(values: np.ndarray) -> dict:
@@ -39,17 +39,23 @@ def feature_statistics(values: np.ndarray) -> dict:
 
 
 def compute_statistics(episodes: Sequence[Episode], unnorm_key: str = 'default') -> dict:
-    """Statistics over every step of ``episodes`` (one entry named ``unnorm_key``)."""
+    """Statistics over every step of ``episodes`` (one entry named ``unnorm_key``).
+
+    They are checked as a checkpoint's are (finite, ordered), so invalid statistics stop here,
+    before anything is written or trained.
+    """
     if not episodes:
         raise ValueError('compute_statistics: no episodes')
     actions = np.concatenate([episode.actions for episode in episodes])  # (N, A)
     proprio = np.concatenate([episode.proprio for episode in episodes])  # (N, P)
-    return {unnorm_key: {
+    statistics = {unnorm_key: {
         'action': feature_statistics(actions),
         'proprio': feature_statistics(proprio),
         'num_transitions': int(actions.shape[0]),
         'num_trajectories': len(episodes),
     }}
+    check_statistics(statistics, f'statistics of {len(episodes)} episodes')
+    return statistics
 
 
 @dataclass
@@ -67,19 +73,25 @@ class StatisticsConfig:
                 raise ValueError(f'StatisticsConfig.{name}={getattr(self, name)!r}: empty')
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``vla-adapter-stats --data DIR [--output dataset_statistics.json]``."""
-    parser = build_config_parser(StatisticsConfig, prog='vla-adapter-stats',
-                                 description=__doc__.splitlines()[0])
-    config = parse_config(parser, StatisticsConfig, argv)
+def write_statistics(config: StatisticsConfig) -> int:
+    """Compute the statistics of ``config.data`` and write them to ``config.output``."""
     statistics = compute_statistics(load_episodes(config.data), config.unnorm_key)
     output = Path(config.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    save_statistics(statistics, output)
+    notes = save_statistics(statistics, output)
     entry = statistics[config.unnorm_key]
     print(f'{output}: {entry["num_trajectories"]} episodes, '
           f'{entry["num_transitions"]} steps')
+    if notes:
+        print(f'note: constant dimensions (zero range): {"; ".join(notes)}')
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``vla-adapter-stats --data DIR [--output dataset_statistics.json] [--debug]``."""
+    parser = build_config_parser(StatisticsConfig, prog='vla-adapter-stats',
+                                 description=__doc__.splitlines()[0])
+    return run_config_main(parser, StatisticsConfig, argv, write_statistics)
 
 if __name__ == '__main__':
     raise SystemExit(main())

@@ -8,12 +8,16 @@ group named after the field. ``bool`` fields get ``--name`` / ``--no_name``.
 ``--config FILE`` (YAML or JSON, nested like ``to_dict()``, e.g. a run's saved
 ``train_config.json``) supplies values; flags given on the command line override the file; an
 unknown key in the file is a one-line error (exit code 2), as is an invalid value.
+
+Every such parser also has ``--debug`` (a flag of the tool, not a config field):
+:func:`run_config_main` reports an error in the data or a checkpoint on one line with exit code
+2, and ``--debug`` adds the traceback (``vla_adapter_core.cli_errors``).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 import dataclasses
 import difflib
 from pathlib import Path
@@ -22,6 +26,8 @@ import typing
 from typing import Any
 
 import yaml
+
+from vla_adapter_core.cli_errors import add_debug_flag, run_reporting_errors
 
 CONFIG_DEST = '_config_file'
 NO_PREFIX = '--no_'
@@ -183,9 +189,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, title: str)
 
 def build_config_parser(cls: type, prog: str, description: str,
                         title: str = 'options') -> argparse.ArgumentParser:
-    """An argument parser for ``cls`` (see :func:`add_config_arguments`)."""
+    """An argument parser for ``cls`` (see :func:`add_config_arguments`) with ``--debug``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_config_arguments(parser, cls, title)
+    add_debug_flag(parser)
     return parser
 
 
@@ -288,3 +295,17 @@ def parse_config(parser: argparse.ArgumentParser, cls: type,
                  argv: Sequence[str] | None) -> Any:
     """Parse ``argv`` (None: the process's arguments, read by argparse) into a ``cls``."""
     return config_from_args(parser, cls, parser.parse_args(argv))
+
+
+def run_config_main(parser: argparse.ArgumentParser, cls: type, argv: Sequence[str] | None,
+                    work: Callable[[Any], int | None]) -> int:
+    """A CLI's exit status: ``work(config)`` on the parsed ``cls``, user errors on one line.
+
+    A user error (a missing or malformed file, an invalid value: see
+    ``vla_adapter_core.cli_errors``) prints ``<prog>: error: <message>`` and returns 2;
+    ``--debug`` prints the traceback first.
+    """
+    args = parser.parse_args(argv)
+    config = config_from_args(parser, cls, args)
+    return run_reporting_errors(parser.prog, lambda: work(config),
+                                debug=getattr(args, 'debug', False))

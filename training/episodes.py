@@ -8,6 +8,7 @@ each error names the file and the field.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -35,6 +36,21 @@ class EpisodeError(ValueError):
         super().__init__(f'{path}: {field}: {problem}')
         self.path = str(path)
         self.field = field
+
+
+# What h5py raises for a damaged file: OSError (unreadable data), KeyError (an object that does
+# not open), RuntimeError (broken links or groups). Each becomes an EpisodeError naming the field.
+HDF5_ERRORS = (OSError, KeyError, RuntimeError)
+
+
+@contextlib.contextmanager
+def hdf5_errors(path: str | Path, field: str):
+    """Turn h5py's errors on a damaged file inside the block into an EpisodeError."""
+    try:
+        yield
+    except HDF5_ERRORS as error:
+        detail = error.args[0] if error.args else type(error).__name__
+        raise EpisodeError(path, field, f'damaged HDF5 file, cannot be read ({detail})') from None
 
 
 def decode_jpeg(data: bytes, channel_order: str, draft_size: int) -> np.ndarray:
@@ -121,14 +137,16 @@ class AlohaHdf5Episode:
             handle = h5py.File(self.path, 'r')
         except OSError as error:
             raise EpisodeError(self.path, 'file', f'not a readable HDF5 file ({error})') from None
-        with handle:
+        with handle, hdf5_errors(self.path, 'file'):
             missing = [key for key in (QPOS_KEY, ACTION_KEY) if key not in handle]
             if missing:
                 raise EpisodeError(self.path, ', '.join(missing),
                                    'unknown dataset layout: missing (expected the ALOHA '
                                    f'layout with {QPOS_KEY} and {ACTION_KEY})')
-            self.proprio = np.asarray(handle[QPOS_KEY][()], dtype=np.float32)  # (T, P)
-            self.actions = np.asarray(handle[ACTION_KEY][()], dtype=np.float32)  # (T, A)
+            with hdf5_errors(self.path, QPOS_KEY):
+                self.proprio = np.asarray(handle[QPOS_KEY][()], dtype=np.float32)  # (T, P)
+            with hdf5_errors(self.path, ACTION_KEY):
+                self.actions = np.asarray(handle[ACTION_KEY][()], dtype=np.float32)  # (T, A)
             check_state_arrays(self.path, self.proprio, self.actions, config, QPOS_KEY,
                                ACTION_KEY)
             self.compressed = self._check_images(handle)
@@ -153,7 +171,8 @@ class AlohaHdf5Episode:
             if key not in handle:
                 raise EpisodeError(self.path, key,
                                    f'missing camera {camera!r} (cameras in file: {available})')
-            dataset = handle[key]
+            with hdf5_errors(self.path, key):
+                dataset = handle[key]
             if dataset.dtype != np.uint8:
                 raise EpisodeError(self.path, key, f'dtype {dataset.dtype}, expected uint8')
             if dataset.shape[0] != steps:
@@ -193,7 +212,8 @@ class AlohaHdf5Episode:
         handle = self._handle()
         images = {}
         for camera in self.camera_names:
-            frame = handle[f'{IMAGES_GROUP}/{camera}'][step]
+            with hdf5_errors(self.path, f'{IMAGES_GROUP}/{camera}[{step}]'):
+                frame = handle[f'{IMAGES_GROUP}/{camera}'][step]
             if self.compressed[camera]:
                 # The JPEG ends with its EOI marker; ALOHA pads each row with zeros.
                 data = frame.tobytes().rstrip(b'\x00')

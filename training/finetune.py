@@ -27,7 +27,7 @@ from tqdm import tqdm
 from training.augmentation import ImageAugmenter
 from training.compute_adaptive_bins import compute_bins
 from training.compute_dataset_statistics import compute_statistics
-from training.config_cli import parse_config
+from training.config_cli import run_config_main
 from training.dataset import EpisodeDataset, SeededSampler, load_episodes, split_episodes
 from training.model_setup import (
     adapt_policy_config,
@@ -451,9 +451,8 @@ def context_from_environment(environ: dict) -> DistributedContext:
                               local_rank=int(environ.get('LOCAL_RANK', 0)))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point ``vla-adapter-train`` (single process or under torchrun)."""
-    config = parse_config(build_parser(), TrainConfig, argv)
+def run_training(config: TrainConfig) -> int:
+    """``train`` in this process (one rank under torchrun); prints the final checkpoint."""
     context = context_from_environment(dict(os.environ))
     if context.enabled:
         use_nccl = config.device != 'cpu' and torch.cuda.is_available()
@@ -468,6 +467,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if context.is_main:
         print(f'final checkpoint: {result.final_checkpoint}')
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point ``vla-adapter-train`` (single process or under torchrun).
+
+    An error in the data or a checkpoint is one line and exit code 2 (``--debug``: with the
+    traceback).
+    """
+    return run_config_main(build_parser(), TrainConfig, argv, run_training)
 
 
 if __name__ == '__main__':

@@ -25,13 +25,19 @@ import torch
 import transformers
 
 from vla_adapter_core.config import CONFIG_FORMAT, PolicyConfig
-from vla_adapter_core.heads import ActionBins, bins_file_name
-from vla_adapter_core.normalization import STATISTICS_FILE, load_statistics, save_statistics
+from vla_adapter_core.heads.bins import ActionBins, bins_file_name, check_limits
+from vla_adapter_core.normalization import (
+    STATISTICS_FILE,
+    check_statistics,
+    load_statistics,
+    save_statistics,
+)
 from vla_adapter_core.provenance import git_revision
 
 WEIGHTS_FILE = 'model.safetensors'
 CONFIG_FILE = 'config.json'
 PICKLE_PATTERNS = ('*.bin', '*.pt', '*.pth', '*.pkl', '*.ckpt')
+BINS_PREFIX = 'action_head.bins.'  # the discrete head's limits in the weights
 
 
 def read_json(path: str | os.PathLike) -> dict:
@@ -89,7 +95,17 @@ def pickle_only_error(directory: str | os.PathLike) -> ValueError | None:
 
 def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, config: PolicyConfig,
                     statistics: dict, tokenizer) -> None:
-    """Write ``model`` (a VLAAdapterModel) and everything needed to rebuild it to ``directory``."""
+    """Write ``model`` (a VLAAdapterModel) and everything needed to rebuild it to ``directory``.
+
+    The statistics and a discrete head's bins are checked first (finite, ordered): invalid ones
+    raise ValueError and nothing is written.
+    """
+    check_statistics(statistics, os.path.join(directory, STATISTICS_FILE))
+    head = config.action_head
+    if head.kind == 'discrete':
+        bins = model.action_head.bins
+        check_limits(bins.low.cpu().numpy(), bins.high.cpu().numpy(),
+                     os.path.join(directory, WEIGHTS_FILE), BINS_PREFIX)
     os.makedirs(directory, exist_ok=True)
     # Weights travel inside the checkpoint: never point back at a pretrained LLM directory.
     saved_config = dataclasses.replace(config, llm=dataclasses.replace(config.llm,
@@ -100,7 +116,6 @@ def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, config
     with open(os.path.join(directory, CONFIG_FILE), 'w', encoding='utf-8') as handle:
         json.dump(dict(saved_config.to_dict(), provenance=provenance()), handle, indent=2)
     save_statistics(statistics, os.path.join(directory, STATISTICS_FILE))
-    head = config.action_head
     if head.kind == 'discrete':
         model.action_head.bins.to_json(os.path.join(directory, bins_file_name(head.n_action_bins)))
     if tokenizer is not None:
@@ -108,7 +123,11 @@ def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, config
 
 
 def load_own_checkpoint(directory: str | os.PathLike) -> tuple[PolicyConfig, dict, dict]:
-    """Read ``(config, state_dict, statistics)`` of one of our checkpoints (weights on CPU)."""
+    """Read ``(config, state_dict, statistics)`` of one of our checkpoints (weights on CPU).
+
+    The statistics and a discrete head's bins are checked (finite, ordered; ValueError naming
+    the file, key and value); the weights themselves are not.
+    """
     config = PolicyConfig.from_dict(read_json(os.path.join(directory, CONFIG_FILE)))
     weights = os.path.join(directory, WEIGHTS_FILE)
     if not os.path.isfile(weights):
@@ -125,14 +144,17 @@ def load_own_checkpoint(directory: str | os.PathLike) -> tuple[PolicyConfig, dic
 
 
 def check_bins_file(directory: str | os.PathLike, n_bins: int, state: dict) -> None:
-    """The discrete head's bins file, when present, must hold the bins stored with the weights."""
+    """The bins in the weights must be valid, and the bins file, when present, hold the same."""
+    weights = os.path.join(directory, WEIGHTS_FILE)
+    limits = [state.get(BINS_PREFIX + name) for name in ('low', 'high')]
+    if any(limit is None for limit in limits):
+        raise ValueError(f'{weights}: lacks {BINS_PREFIX}low / high, needed by the discrete '
+                         'head')
+    check_limits(*(limit.float().numpy() for limit in limits), weights, BINS_PREFIX)
     path = os.path.join(directory, bins_file_name(n_bins))
     if not os.path.isfile(path):
         return  # the weights carry the bins (action_head.bins.low / .high)
-    try:
-        bins = ActionBins.from_json(path)
-    except (ValueError, json.JSONDecodeError) as error:
-        raise ValueError(f'{path!r} is not a valid bins file: {error}') from error
+    bins = ActionBins.from_json(path)  # errors name the file, the key and the value
     for name in ('low', 'high'):
         stored = state.get(f'action_head.bins.{name}')
         if stored is None or stored.shape != getattr(bins, name).shape or not torch.allclose(

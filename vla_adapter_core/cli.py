@@ -11,6 +11,10 @@ holding ``checkpoint/``; each a local directory or a Hugging Face Hub repo id (e
 cache). For upstream runs the camera order is the inputs' image order (named by
 ``image_keys`` or ``image_<i>``), and ``tiny_overrides.json`` is read from beside the run
 directory or its parent unless ``--upstream_overrides`` names another file.
+
+Errors in the inputs or the checkpoint, and a prediction that is not finite (NaN / inf, e.g. from
+broken weights), are one line on stderr and exit code 2; nothing is written then. ``--debug``
+adds the traceback.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 
 from vla_adapter_core.checkpoint import is_own_checkpoint
 from vla_adapter_core.checkpoint_source import resolve_pretrained_path
+from vla_adapter_core.cli_errors import add_debug_flag, run_reporting_errors
 
 IMAGE_KEY = re.compile(r'^image_(\d+)$')
 FIXTURE_CHECKPOINT_DIR = 'checkpoint'
@@ -50,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                         default=None, help='upstream checkpoints only (default openvla)')
     parser.add_argument('--upstream_overrides', '--upstream-overrides', default=None,
                         help='upstream checkpoints only: tiny_overrides.json-style file')
+    add_debug_flag(parser)
     return parser
 
 
@@ -139,25 +145,40 @@ def load_policy(args: argparse.Namespace, inputs: dict):
                                      unnorm_key=unnorm_key, **options)
 
 
-def main(argv: list | None = None) -> int:
-    """Entry point; returns the process exit status (0 ok, 2 bad input)."""
-    args = build_parser().parse_args(argv)
-    try:
-        inputs = read_inputs(args.inputs)
-        policy = load_policy(args, inputs)
-        observation = {'images': camera_mapping(policy.config.camera_names, inputs),
-                       'proprio': inputs['proprio'], 'instruction': inputs['instruction']}
-        prediction = policy.predict([observation])
-        output_dir = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(output_dir):
-            raise FileNotFoundError(f'output directory not found: {output_dir!r}')
-        np.savez(args.output, actions=prediction.actions[0],
-                 normalized_actions=prediction.normalized_actions[0])
-    except (FileNotFoundError, ValueError) as error:
-        print(f'vla-adapter-predict: error: {error}', file=sys.stderr)
-        return 2
-    print(f'wrote {args.output}: actions {prediction.actions[0].shape}')
+def check_finite(name: str, values: np.ndarray, checkpoint: str) -> None:
+    """ValueError naming the first non-finite value of a (chunk, A) prediction."""
+    bad = np.argwhere(~np.isfinite(values))
+    if bad.size:
+        step, dim = (int(index) for index in bad[0])
+        raise ValueError(f'the checkpoint {checkpoint!r} predicted non-finite {name}: '
+                         f'{len(bad)} of {values.size} values are NaN/inf, the first '
+                         f'{name}[{step}, {dim}] = {values[step, dim]}; nothing written')
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Read the inputs, predict, check the prediction is finite and write it."""
+    inputs = read_inputs(args.inputs)
+    policy = load_policy(args, inputs)
+    observation = {'images': camera_mapping(policy.config.camera_names, inputs),
+                   'proprio': inputs['proprio'], 'instruction': inputs['instruction']}
+    prediction = policy.predict([observation])
+    actions = prediction.actions[0]  # (chunk, A) raw
+    normalized = prediction.normalized_actions[0]  # (chunk, A)
+    check_finite('actions', actions, args.checkpoint)
+    check_finite('normalized_actions', normalized, args.checkpoint)
+    output_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(output_dir):
+        raise FileNotFoundError(f'output directory not found: {output_dir!r}')
+    np.savez(args.output, actions=actions, normalized_actions=normalized)
+    print(f'wrote {args.output}: actions {actions.shape}')
     return 0
+
+
+def main(argv: list | None = None) -> int:
+    """Entry point; returns the process exit status (0 ok, 2 bad input or checkpoint)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_reporting_errors(parser.prog, lambda: predict(args), debug=args.debug)
 
 
 if __name__ == '__main__':

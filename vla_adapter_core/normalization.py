@@ -3,12 +3,17 @@
 Statistics follow upstream's ``dataset_statistics.json``:
 ``{dataset: {'action': {mean, std, min, max, q01, q99, mask}, 'proprio': {...}}}``. Dimensions
 whose mask is false pass through unchanged (a missing mask means all true).
+
+Statistics are checked whenever they are read or written (:func:`check_statistics`): every value
+finite, ``min <= max``, ``q01 <= q99``, ``std >= 0``, one length per feature. A zero range
+(a constant dimension) is allowed and said once per load in a :class:`StatisticsWarning`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -19,21 +24,117 @@ BOUND_KEYS = {'bounds': ('min', 'max'), 'bounds_q99': ('q01', 'q99')}
 OUTPUT_SPACES = ('normalized', 'raw')  # what an action head's predict_actions returns
 
 
+FEATURES = ('action', 'proprio')
+VALUE_KEYS = ('mean', 'std', 'min', 'max', 'q01', 'q99')
+RANGE_KEYS = (('min', 'max'), ('q01', 'q99'))
+
+
+class StatisticsWarning(UserWarning):
+    """Statistics that load but deserve a word: constant (zero-range) dimensions."""
+
+
+def _vector(source: str, name: str, value, length: int | None) -> np.ndarray:
+    """``value`` as a 1-d float64 array of ``length`` values; ValueError naming ``name``."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f'{source}: {name} = {value!r}: not a list of numbers') from None
+    if array.ndim != 1 or array.size == 0 or length not in (None, array.size):
+        expected = 'a non-empty list' if length is None else f'{length} values'
+        raise ValueError(f'{source}: {name} has shape {array.shape}, expected {expected}')
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(f'{source}: {name}[{bad[0]}] = {array[bad[0]]}: not finite '
+                         f'({bad.size} non-finite values)')
+    return array
+
+
+def _check_feature(source: str, name: str, feature) -> list[str]:
+    """One feature's arrays (see :func:`check_statistics`); returns its zero-range notes."""
+    if not isinstance(feature, dict):
+        raise ValueError(f'{source}: {name} must be an object of per-dimension statistics, '
+                         f'got {type(feature).__name__}')
+    arrays, length = {}, None
+    for key in VALUE_KEYS:
+        if key in feature:
+            arrays[key] = _vector(source, f'{name}.{key}', feature[key], length)
+            length = arrays[key].size
+    mask = np.ones(length or 0, dtype=bool)
+    if feature.get('mask') is not None:
+        mask = np.asarray(feature['mask'])
+        if mask.dtype != bool or mask.ndim != 1 or length not in (None, mask.size):
+            raise ValueError(f'{source}: {name}.mask must be {length or "some"} booleans, got '
+                             f'{feature["mask"]!r}')
+    if 'std' in arrays and (arrays['std'] < 0).any():
+        index = int(np.flatnonzero(arrays['std'] < 0)[0])
+        raise ValueError(f'{source}: {name}.std[{index}] = {arrays["std"][index]}: negative')
+    notes, reported = [], ~mask  # masked-out dimensions are never reported
+    for low_key, high_key in RANGE_KEYS:
+        if low_key not in arrays or high_key not in arrays:
+            continue
+        low, high = arrays[low_key], arrays[high_key]
+        inverted = np.flatnonzero(low > high)
+        if inverted.size:
+            index = int(inverted[0])
+            raise ValueError(f'{source}: {name}.{low_key}[{index}] = {low[index]} > '
+                             f'{high_key}[{index}] = {high[index]}: inverted range')
+        constant = (low == high) & ~reported
+        if constant.any():
+            notes.append(f'{name}[{", ".join(map(str, np.flatnonzero(constant)))}] '
+                         f'({low_key} == {high_key})')
+        reported = reported | constant
+    return notes
+
+
+def check_statistics(statistics, source: str = 'statistics') -> list[str]:
+    """Check dataset statistics; return notes on zero-range (constant) dimensions.
+
+    Raises ValueError naming ``source`` (the file), the key (e.g. ``default.action.min[3]``)
+    and the value: a non-finite value, ``min > max`` or ``q01 > q99``, a negative std, arrays of
+    different lengths. Masked-out dimensions are checked too but never reported as constant.
+    """
+    if not isinstance(statistics, dict) or not statistics:
+        raise ValueError(f'{source}: expected a non-empty {{dataset: statistics}} object')
+    notes = []
+    for dataset, entry in statistics.items():
+        if not isinstance(entry, dict) or 'action' not in entry:
+            raise ValueError(f'{source}: {dataset} must be an object with an "action" entry')
+        for feature in FEATURES:
+            if feature in entry:
+                notes += _check_feature(source, f'{dataset}.{feature}', entry[feature])
+    return notes
+
+
 def load_statistics(path: str | os.PathLike) -> dict:
-    """Read a ``dataset_statistics.json`` file."""
+    """Read and check a ``dataset_statistics.json`` file (see :func:`check_statistics`).
+
+    Constant dimensions are named in one :class:`StatisticsWarning` per call.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'dataset statistics file not found: {str(path)!r}')
-    with open(path, encoding='utf-8') as handle:
-        statistics = json.load(handle)
-    if not isinstance(statistics, dict) or not statistics:
-        raise ValueError(f'{str(path)!r}: expected a non-empty {{dataset: statistics}} object')
+    try:
+        with open(path, encoding='utf-8') as handle:
+            statistics = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f'{os.fspath(path)}: not valid JSON ({error})') from None
+    notes = check_statistics(statistics, os.fspath(path))
+    if notes:
+        warnings.warn(f'{os.fspath(path)}: constant dimensions (zero range: they normalise to '
+                      f'-1 and restore to the constant): {"; ".join(notes)}', StatisticsWarning,
+                      stacklevel=2)
     return statistics
 
 
-def save_statistics(statistics: dict, path: str | os.PathLike) -> None:
-    """Write a ``dataset_statistics.json`` file."""
+def save_statistics(statistics: dict, path: str | os.PathLike) -> list[str]:
+    """Check, then write a ``dataset_statistics.json`` file; returns the zero-range notes.
+
+    Invalid statistics raise ValueError (see :func:`check_statistics`) and nothing is written.
+    """
+    statistics = _lists(statistics)
+    notes = check_statistics(statistics, os.fspath(path))
     with open(path, 'w', encoding='utf-8') as handle:
-        json.dump(_lists(statistics), handle, indent=2)
+        json.dump(statistics, handle, indent=2)
+    return notes
 
 
 def _lists(value):
@@ -74,6 +175,7 @@ class Normalizer:
             raise ValueError(f'unnorm_key={config.unnorm_key!r} is not in the dataset statistics '
                              f'(available: {sorted(statistics)})')
         entry = statistics[config.unnorm_key]
+        check_statistics({config.unnorm_key: entry}, 'dataset statistics')
         self.config = config
         self.statistics = statistics
         self.action = _Bounds(entry['action'], config.mode, 'action', action_dim)

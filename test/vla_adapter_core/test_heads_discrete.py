@@ -1,9 +1,11 @@
 """Adaptive bins and the discrete head: round trip, json, metrics, bins saved with the weights."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file, save_file
 import torch
 
 from vla_adapter_core.heads import (
@@ -201,3 +203,61 @@ def test_bins_stay_float32_in_a_bfloat16_head():
     torch.testing.assert_close(decoded, reference, rtol=0, atol=0)
     with torch.no_grad():
         head(*(tensor.to(torch.bfloat16) for tensor in tiny_inputs()))  # runs in bf16
+
+
+@pytest.mark.parametrize('low, high, message', [
+    ([0.0, float('nan')], [1.0, 1.0], r'low\[1\] = nan: not finite'),
+    ([0.0, 0.0], [1.0, float('inf')], r'high\[1\] = inf: not finite'),
+    ([0.0, 2.0], [1.0, 1.0], r'low\[1\] = 2\.0 >= high\[1\] = 1\.0: bins need low < high'),
+    ([0.0, 1.0], [1.0, 1.0], r'low\[1\] = 1\.0 >= high\[1\] = 1\.0'),  # zero width
+])
+def test_bins_file_errors_name_the_file_key_and_value(tmp_path, low, high, message):
+    path = tmp_path / bins_file_name(4)
+    path.write_text(json.dumps({'n_bins': 4, 'margin': 0.05, 'low': low, 'high': high}))
+    with pytest.raises(ValueError, match=f'{bins_file_name(4)}: {message}'):
+        ActionBins.from_json(path)
+
+
+def test_unset_or_degenerate_bins_are_never_written(tmp_path):
+    path = tmp_path / 'bins.json'
+    with pytest.raises(ValueError, match=r'bins.json: low\[0\] = nan: not finite'):
+        ActionBins.placeholder(ACTION_DIM, N_BINS).to_json(path)
+    assert not path.exists()
+    constant = np.array([[0.0, 1.0], [0.5, 1.0]])  # (N, A): dimension 1 never changes
+    with pytest.raises(ValueError, match=r'action dimensions \[1\] are constant and margin=0'):
+        ActionBins.from_data(constant, margin=0.0)
+    bins = ActionBins.from_data(constant, margin=0.05)  # [v - margin, v + margin]
+    np.testing.assert_allclose(bins.high.numpy() - bins.low.numpy(), [0.55, 0.1], rtol=1e-6)
+
+
+@pytest.fixture(scope='module')
+def discrete_checkpoint(tmp_path_factory):
+    from vla_adapter_core.testing import build_tiny_policy
+
+    policy = build_tiny_policy(action_dim=4, proprio_dim=3, chunk_size=2,
+                               camera_names=['cam_high'], head_kind='discrete', seed=5,
+                               n_action_bins=16)
+    directory = tmp_path_factory.mktemp('discrete')
+    policy.save_pretrained(directory)
+    return directory
+
+
+def test_discrete_checkpoint_with_invalid_bins_is_refused(discrete_checkpoint, tmp_path):
+    from vla_adapter_core.policy import VLAPolicy
+
+    VLAPolicy.from_pretrained(discrete_checkpoint)  # the saved one loads
+    nan_weights = shutil.copytree(discrete_checkpoint, tmp_path / 'nan_weights')
+    state = load_file(nan_weights / 'model.safetensors')
+    state['action_head.bins.low'][1] = float('nan')
+    save_file(state, nan_weights / 'model.safetensors', metadata={'format': 'vla_adapter_core'})
+    (nan_weights / bins_file_name(16)).unlink()  # the weights alone carry the bins
+    with pytest.raises(ValueError, match=r'model\.safetensors: action_head\.bins\.low\[1\] = '
+                                         r'nan: not finite'):
+        VLAPolicy.from_pretrained(nan_weights)
+    inverted = shutil.copytree(discrete_checkpoint, tmp_path / 'inverted')
+    path = inverted / bins_file_name(16)
+    data = json.loads(path.read_text())
+    data['low'][2], data['high'][2] = data['high'][2], data['low'][2]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=f'{bins_file_name(16)}: low\\[2\\] = '):
+        VLAPolicy.from_pretrained(inverted)

@@ -1,12 +1,19 @@
 """Normalizer: bounds and bounds_q99 with the per-dimension mask, as upstream computes them."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 
 from vla_adapter_core.config import NormalizationConfig
-from vla_adapter_core.normalization import Normalizer, load_statistics, save_statistics
+from vla_adapter_core.normalization import (
+    Normalizer,
+    StatisticsWarning,
+    check_statistics,
+    load_statistics,
+    save_statistics,
+)
 
 STATISTICS = {'robot': {
     'action': {'min': [-2.0, 0.0, -1.0], 'max': [2.0, 1.0, 1.0],
@@ -103,3 +110,66 @@ def test_head_actions_convert_from_either_output_space():
     np.testing.assert_allclose(renormalized, normalized, atol=1e-6)
     with pytest.raises(ValueError, match="output_space='logits'"):
         normalizer.actions_from_head(normalized, 'logits')
+
+
+def _statistics_with(feature='action', **values):
+    statistics = json.loads(json.dumps(STATISTICS))
+    statistics['robot'][feature].update(values)
+    return statistics
+
+
+@pytest.mark.parametrize('values, message', [
+    ({'min': [-2.0, 0.0, float('nan')]}, r'robot\.action\.min\[2\] = nan: not finite'),
+    ({'q99': [1.0, float('inf'), 0.5]}, r'robot\.action\.q99\[1\] = inf: not finite'),
+    ({'min': [-2.0, 3.0, -1.0]},
+     r'robot\.action\.min\[1\] = 3\.0 > max\[1\] = 1\.0: inverted range'),
+    ({'q01': [-1.0, 0.1, 0.6]},
+     r'robot\.action\.q01\[2\] = 0\.6 > q99\[2\] = 0\.5: inverted range'),
+    ({'std': [1.0, -0.1, 1.0]}, r'robot\.action\.std\[1\] = -0\.1: negative'),
+    ({'max': [2.0, 1.0]}, r'robot\.action\.max has shape \(2,\), expected 3 values'),
+    ({'min': ['a', 0.0, 0.0]}, r'robot\.action\.min = .*not a list of numbers'),
+])
+def test_invalid_statistics_name_the_file_key_and_value(tmp_path, values, message):
+    path = tmp_path / 'dataset_statistics.json'
+    path.write_text(json.dumps(_statistics_with(**values)))  # NaN / Infinity as JSON allows
+    with pytest.raises(ValueError, match=f'dataset_statistics.json: {message}'):
+        load_statistics(path)
+    with pytest.raises(ValueError, match=message):  # the normaliser checks what it is given
+        Normalizer(_statistics_with(**values), NormalizationConfig(unnorm_key='robot'), 3, 2)
+
+
+def test_invalid_statistics_are_never_written(tmp_path):
+    path = tmp_path / 'dataset_statistics.json'
+    with pytest.raises(ValueError, match=r'dataset_statistics.json: robot\.proprio\.max\[0\]'):
+        save_statistics(_statistics_with('proprio', max=[np.nan, 4.0]), path)
+    assert not path.exists()
+
+
+def test_constant_dimensions_load_with_one_warning_naming_them(tmp_path):
+    path = tmp_path / 'dataset_statistics.json'
+    constant = _statistics_with(min=[-2.0, 0.5, 0.3], max=[2.0, 0.5, 0.3],
+                                q01=[-1.0, 0.5, 0.3], q99=[1.0, 0.5, 0.3])
+    constant['robot']['proprio'].update(q01=[5.0, -3.0], q99=[5.0, 3.0])
+    assert save_statistics(constant, path) == ['robot.action[1] (min == max)',
+                                               'robot.proprio[0] (q01 == q99)']
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        assert load_statistics(path) == constant
+    messages = [str(item.message) for item in caught if item.category is StatisticsWarning]
+    assert len(messages) == 1, messages  # dim 2 is masked out: not reported
+    assert messages[0].startswith(f'{path}: constant dimensions')
+    assert 'robot.action[1] (min == max); robot.proprio[0] (q01 == q99)' in messages[0]
+    normalizer = Normalizer(constant, NormalizationConfig(mode='bounds', unnorm_key='robot'),
+                            3, 2)
+    restored = normalizer.unnormalize_actions(normalizer.normalize_actions([0.0, 0.5, 0.3]))
+    np.testing.assert_allclose(restored, [0.0, 0.5, 0.3], atol=1e-7)
+
+
+def test_upstream_statistics_layout_passes_the_check():
+    statistics = _statistics_with(mask=[True, True, False])
+    statistics['robot'].update(num_transitions=10, num_trajectories=2)
+    assert check_statistics(statistics, 'x.json') == []
+    with pytest.raises(ValueError, match=r'x.json: robot\.action\.mask must be 3 booleans'):
+        check_statistics(_statistics_with(mask=[1, 1, 0]), 'x.json')
+    with pytest.raises(ValueError, match=r'x.json: robot must be an object with an "action"'):
+        check_statistics({'robot': {'proprio': {}}}, 'x.json')

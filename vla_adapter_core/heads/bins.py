@@ -26,6 +26,26 @@ from torch import nn
 JSON_KEYS = ('n_bins', 'margin', 'low', 'high')
 
 
+def check_limits(low, high, source: str = 'ActionBins', prefix: str = '') -> None:
+    """Finite ``low < high`` per dimension, else ValueError naming the source, key and value.
+
+    ``source`` names the file (or object) and ``prefix`` the keys' prefix, e.g.
+    ``model.safetensors: action_head.bins.low[3] = nan: not finite``.
+    """
+    low = np.asarray(low, dtype=np.float64)
+    high = np.asarray(high, dtype=np.float64)
+    for name, values in (('low', low), ('high', high)):
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(f'{source}: {prefix}{name}[{bad[0]}] = {values[bad[0]]}: not '
+                             f'finite ({bad.size} non-finite values)')
+    wrong = np.flatnonzero(~(high > low))
+    if wrong.size:
+        index = int(wrong[0])
+        raise ValueError(f'{source}: {prefix}low[{index}] = {low[index]} >= {prefix}high[{index}]'
+                         f' = {high[index]}: bins need low < high in every dimension')
+
+
 def bins_file_name(n_bins: int) -> str:
     """Conventional checkpoint file name, e.g. ``dataset_statistics_256_bins.json``."""
     return f'dataset_statistics_{n_bins}_bins.json'
@@ -44,6 +64,7 @@ class ActionBins(nn.Module):
         high: widened upper limits, each > the matching ``low``.
         n_bins: bins per dimension (>= 2).
         margin: the widening fraction the limits were made with (kept for the record).
+        source: what the limits come from (a file name), named in errors.
     """
 
     def __init__(
@@ -52,25 +73,23 @@ class ActionBins(nn.Module):
         high: Sequence[float] | np.ndarray | torch.Tensor,
         n_bins: int = 256,
         margin: float = 0.05,
+        source: str = 'ActionBins',
     ) -> None:
         super().__init__()
         if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
-            raise ValueError(f'ActionBins.n_bins must be an int >= 2, got {n_bins!r}')
+            raise ValueError(f'{source}: n_bins must be an int >= 2, got {n_bins!r}')
         if not (isinstance(margin, (int, float)) and margin >= 0.0):
-            raise ValueError(f'ActionBins.margin must be a float >= 0, got {margin!r}')
+            raise ValueError(f'{source}: margin must be a float >= 0, got {margin!r}')
         low_t = torch.as_tensor(np.asarray(low, dtype=np.float64), dtype=torch.float32)
         high_t = torch.as_tensor(np.asarray(high, dtype=np.float64), dtype=torch.float32)
         if low_t.dim() != 1 or low_t.shape != high_t.shape or low_t.numel() == 0:
             raise ValueError(
-                f'ActionBins.low/high must be non-empty 1-d of equal length, '
+                f'{source}: low/high must be non-empty 1-d of equal length, '
                 f'got {tuple(low_t.shape)} and {tuple(high_t.shape)}'
             )
         placeholder = bool(torch.isnan(low_t).all() and torch.isnan(high_t).all())
-        if not placeholder and not bool((high_t > low_t).all() and torch.isfinite(low_t).all()):
-            raise ValueError(
-                f'ActionBins needs finite low < high per dimension, got low={low_t.tolist()} '
-                f'high={high_t.tolist()}'
-            )
+        if not placeholder:
+            check_limits(low_t.numpy(), high_t.numpy(), source)  # as stored: float32
         self.n_bins = n_bins
         self.margin = float(margin)
         self.register_buffer('low', low_t)  # (A,)
@@ -110,6 +129,11 @@ class ActionBins(nn.Module):
             raise ValueError('ActionBins.from_data: actions contain NaN or inf')
         lowest = values.min(axis=0)  # (A,)
         highest = values.max(axis=0)  # (A,)
+        constant = np.flatnonzero(highest == lowest)
+        if margin == 0 and constant.size:
+            raise ValueError(f'ActionBins.from_data: action dimensions {constant.tolist()} are '
+                             'constant and margin=0 leaves them a zero-width range: use a '
+                             'margin > 0')
         span = np.where(highest > lowest, highest - lowest, 1.0)  # (A,)
         return cls(lowest - margin * span, highest + margin * span, n_bins=n_bins, margin=margin)
 
@@ -173,21 +197,35 @@ class ActionBins(nn.Module):
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ActionBins:
-        """Inverse of ``to_dict``; missing or unknown keys raise ValueError."""
+    def from_dict(cls, data: dict[str, Any], source: str = 'ActionBins json') -> ActionBins:
+        """Inverse of ``to_dict``; missing or unknown keys, invalid limits raise ValueError."""
         if not isinstance(data, dict) or set(data) != set(JSON_KEYS):
             keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-            raise ValueError(f'ActionBins json must have exactly keys {JSON_KEYS}, got {keys}')
-        return cls(data['low'], data['high'], n_bins=data['n_bins'], margin=data['margin'])
+            raise ValueError(f'{source}: must have exactly keys {JSON_KEYS}, got {keys}')
+        for key in ('low', 'high'):
+            values = data[key]
+            if not isinstance(values, list) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise ValueError(f'{source}: {key} must be a list of numbers, got {values!r}')
+        return cls(data['low'], data['high'], n_bins=data['n_bins'], margin=data['margin'],
+                   source=source)
 
     def to_json(self, path: str | Path) -> None:
-        """Write the bins file (see module docstring for the format)."""
+        """Check the limits, then write the bins file (see module docstring for the format)."""
+        check_limits(self.low.cpu().numpy(), self.high.cpu().numpy(), str(path))
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + '\n', encoding='utf-8')
 
     @classmethod
     def from_json(cls, path: str | Path) -> ActionBins:
-        """Read a bins file written by ``to_json``."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding='utf-8')))
+        """Read and check a bins file written by ``to_json``."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f'bins file not found: {str(path)!r}')
+        try:
+            data = json.loads(path.read_text(encoding='utf-8'))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f'{path}: not valid JSON ({error})') from None
+        return cls.from_dict(data, source=str(path))
 
     def extra_repr(self) -> str:
         return f'action_dim={self.action_dim}, n_bins={self.n_bins}, margin={self.margin}'
