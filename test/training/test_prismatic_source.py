@@ -7,13 +7,11 @@ Hugging Face Hub cache laid out by the test, named by its Hub repo id and withou
 vision_backbone.safetensors: timm then loads the towers from its own Hub repos in that cache.
 """
 
-import hashlib
 import json
-import os
-import pathlib
 import shutil
 
 from episode_writers import write_aloha_hdf5
+from hub_cache import write_hub_snapshot
 import huggingface_hub
 import numpy as np
 import pytest
@@ -41,21 +39,6 @@ TIMM_REPOS = ('timm/vit_large_patch14_reg4_dinov2.lvd142m',
               'timm/vit_so400m_patch14_siglip_224.webli')
 TINY_TOWERS = {DINOV2_TIMM_ID: {'embed_dim': 32, 'depth': 2, 'num_heads': 2},
                SIGLIP_TIMM_ID: {'embed_dim': 24, 'depth': 2, 'num_heads': 2}}
-
-
-def write_hub_snapshot(cache_dir: pathlib.Path, repo_id: str, files: dict) -> None:
-    """Lay out ``{name in repo: bytes}`` as huggingface_hub's cache holds a model repo."""
-    commit = hashlib.sha1(repo_id.encode()).hexdigest()
-    repo = cache_dir / ('models--' + repo_id.replace('/', '--'))
-    (repo / 'refs').mkdir(parents=True)
-    (repo / 'refs' / 'main').write_text(commit)
-    (repo / 'blobs').mkdir()
-    for name, data in files.items():
-        blob = repo / 'blobs' / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        link = repo / 'snapshots' / commit / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
 
 
 @pytest.fixture(scope='module')

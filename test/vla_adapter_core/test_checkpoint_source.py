@@ -5,11 +5,10 @@ Nothing is downloaded: each test lays out a Hub cache itself, as huggingface_hub
 huggingface_hub reads it offline (test/conftest.py sets HF_HUB_OFFLINE=1).
 """
 
-import hashlib
-import os
 import pathlib
 import shutil
 
+from hub_cache import write_hub_snapshot
 import huggingface_hub
 import numpy as np
 import pytest
@@ -33,26 +32,8 @@ REPO_ID = 'acme/tiny-aloha'
 RELEASE_ID = 'VLA-Adapter/LIBERO-Spatial-Pro'
 
 
-def write_hub_snapshot(cache_dir: pathlib.Path, repo_id: str, files: dict,
-                       commit: str = COMMIT) -> pathlib.Path:
-    """Lay out ``{name in repo: local file}`` as huggingface_hub's cache holds a model repo."""
-    repo = cache_dir / ('models--' + repo_id.replace('/', '--'))
-    (repo / 'refs').mkdir(parents=True)
-    (repo / 'refs' / 'main').write_text(commit)
-    (repo / 'blobs').mkdir()
-    snapshot = repo / 'snapshots' / commit
-    for name, source in files.items():
-        data = pathlib.Path(source).read_bytes()
-        blob = repo / 'blobs' / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        link = snapshot / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    return snapshot
-
-
 def folder_files(folder: pathlib.Path) -> dict:
-    return {str(path.relative_to(folder)): path for path in sorted(folder.rglob('*'))
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob('*'))
             if path.is_file()}
 
 
@@ -64,7 +45,7 @@ def tiny_release(tmp_path_factory):
     directory = tmp_path_factory.mktemp('local')
     policy.save_pretrained(directory)
     cache = tmp_path_factory.mktemp('hub')
-    snapshot = write_hub_snapshot(cache, REPO_ID, folder_files(directory))
+    snapshot = write_hub_snapshot(cache, REPO_ID, folder_files(directory), COMMIT)
     return policy, directory, cache, snapshot
 
 
@@ -132,9 +113,9 @@ def upstream_release(tmp_path_factory):
     files = folder_files(FIXTURE / 'checkpoint')
     for kind in ('action_head', 'proprio_projector'):
         files[f'{kind}--checkpoint.pt'] = files.pop(f'{kind}--5000_checkpoint.pt')
-    files['tiny_overrides.json'] = FIXTURE / 'tiny_overrides.json'  # tiny towers' head counts
+    files['tiny_overrides.json'] = (FIXTURE / 'tiny_overrides.json').read_bytes()  # tiny heads
     cache = tmp_path_factory.mktemp('hub')
-    return cache, write_hub_snapshot(cache, RELEASE_ID, files)
+    return cache, write_hub_snapshot(cache, RELEASE_ID, files, COMMIT)
 
 
 def test_upstream_release_from_the_hub_cache_matches_the_run_directory(upstream_release):

@@ -9,12 +9,12 @@ cache the tests lay out themselves (HF_HUB_OFFLINE=1; nothing is downloaded).
 
 import argparse
 import collections
-import hashlib
 import json
 import os
 import pathlib
 import shutil
 
+from hub_cache import write_hub_snapshot
 import pytest
 from safetensors.torch import save_file
 import timm
@@ -173,22 +173,6 @@ def tower_state(state: dict, index: int) -> dict:
     prefix = f'vision.towers.{index}.'
     return {name[len(prefix):]: value.clone() for name, value in state.items()
             if name.startswith(prefix)}
-
-
-def write_hub_snapshot(cache_dir: pathlib.Path, repo_id: str, files: dict) -> pathlib.Path:
-    """Lay out ``{name in repo: bytes}`` as huggingface_hub's cache holds a model repo."""
-    commit = hashlib.sha1(repo_id.encode()).hexdigest()
-    repo = cache_dir / ('models--' + repo_id.replace('/', '--'))
-    (repo / 'refs').mkdir(parents=True)
-    (repo / 'refs' / 'main').write_text(commit)
-    (repo / 'blobs').mkdir()
-    for name, data in files.items():
-        blob = repo / 'blobs' / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        link = repo / 'snapshots' / commit / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    return repo / 'snapshots' / commit
 
 
 def test_towers_from_local_files_through_timm(source_model, tmp_path):
