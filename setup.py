@@ -35,6 +35,8 @@ setup(
             'vla-adapter-executor = vla_adapter_ros.executor_node:main',
             'vla-adapter-sim-robot = vla_adapter_ros.sim_robot_node:main',
             'vla-adapter-demo = vla_adapter_ros.demo:main',
+            'vla-adapter-record = vla_adapter_ros.recorder_node:main',
+            'vla-adapter-export-hdf5 = training.export_hdf5:main',
         ],
     },
 )

@@ -5,10 +5,13 @@ training reads every episode through :class:`training.episodes.AlohaHdf5Episode`
 access. Alignment: a grid at ``rate_hz`` from the latest first message to the earliest last message
 over all used topics; each topic contributes its latest message at or before each grid time (zero
 order hold). A topic silent for more than ``max_gap_s`` inside the grid is an error.
+A camera topic the bag lacks is read from ``<topic>/compressed`` (image_transport's name) when
+the bag has that.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 import hashlib
 import io
@@ -58,6 +61,17 @@ class TopicSeries:
     msgtype: str
     stamps: list[int] = field(default_factory=list)
     values: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class AlignedStates:
+    """A bag's topics on the alignment grid (pass 1 of :class:`RosbagAligner`)."""
+
+    series: dict[str, TopicSeries]
+    grid: np.ndarray  # (T,) grid times, ns
+    proprio: np.ndarray  # (T, P) float32
+    actions: np.ndarray  # (T, A) float32
+    instruction: str | None
 
 
 def _joint_positions(bag: Path, topic: str, message,
@@ -143,6 +157,10 @@ class RosbagAligner:
 
     def _read_series(self, reader: Reader) -> tuple[dict[str, TopicSeries], str | None]:
         """Pass 1: stamps of every used topic, values of the state/action topics."""
+        in_bag = {c.topic for c in reader.connections}
+        for camera, topic in self.camera_topics.items():
+            if topic not in in_bag and f'{topic}/compressed' in in_bag:
+                self.camera_topics[camera] = f'{topic}/compressed'  # image_transport's name
         wanted = set(self.camera_topics.values()) | set(self.proprio_topics)
         wanted |= set(self.action_topics)
         connections = [c for c in reader.connections if c.topic in wanted]
@@ -208,45 +226,71 @@ class RosbagAligner:
                  for topic in topics]
         return np.concatenate(parts, axis=1).astype(np.float32)  # (T, sum of dims)
 
-    def _encode_frames(self, reader: Reader, series: dict[str, TopicSeries],
-                       grid: np.ndarray) -> dict[str, list[bytes]]:
-        """Pass 2: camera -> JPEG bytes per grid step (each used message encoded once)."""
+    def selected_frames(self, reader: Reader, series: dict[str, TopicSeries],
+                        grid: np.ndarray) -> Iterator[tuple[str, list[int], np.ndarray]]:
+        """Pass 2: each camera message a grid step uses, in bag order.
+
+        Yields (camera, the grid steps showing it, its uint8 (H, W, 3) RGB frame); every
+        message is decoded once, however many steps show it.
+        """
         topic_camera = {topic: camera for camera, topic in self.camera_topics.items()}
-        needed = {topic: self._select(series[topic], grid) for topic in topic_camera}
-        wanted = {topic: set(index.tolist()) for topic, index in needed.items()}
-        encoded: dict[str, dict[int, bytes]] = {topic: {} for topic in topic_camera}
+        steps_of: dict[str, dict[int, list[int]]] = {topic: {} for topic in topic_camera}
+        for topic in topic_camera:
+            for step, position in enumerate(self._select(series[topic], grid).tolist()):
+                steps_of[topic].setdefault(position, []).append(step)
         counters = dict.fromkeys(topic_camera, 0)
         connections = [c for c in reader.connections if c.topic in topic_camera]
         for connection, _, raw in reader.messages(connections=connections):
             position = counters[connection.topic]
             counters[connection.topic] += 1
-            if position not in wanted[connection.topic]:
+            steps = steps_of[connection.topic].get(position)
+            if steps is None:
                 continue
             message = self.typestore.deserialize_cdr(raw, connection.msgtype)
             rgb = image_message_to_rgb(self.bag, connection.topic, message)  # (H, W, 3)
+            yield topic_camera[connection.topic], steps, rgb
+
+    def _encode_frames(self, reader: Reader, series: dict[str, TopicSeries],
+                       grid: np.ndarray) -> dict[str, list[bytes]]:
+        """Camera -> JPEG bytes per grid step (each used message encoded once)."""
+        frames = {camera: [b''] * len(grid) for camera in self.camera_topics}
+        for camera, steps, rgb in self.selected_frames(reader, series, grid):
             buffer = io.BytesIO()
             Image.fromarray(rgb).save(buffer, format='JPEG', quality=self.config.jpeg_quality)
-            encoded[connection.topic][position] = buffer.getvalue()
-        return {topic_camera[topic]: [encoded[topic][i] for i in index.tolist()]
-                for topic, index in needed.items()}
+            data = buffer.getvalue()
+            for step in steps:
+                frames[camera][step] = data
+        return frames
 
-    def write_cache(self, cache_path: Path) -> None:
-        """Align the bag and write it to ``cache_path`` (atomically) in the ALOHA layout."""
+    def open_reader(self) -> Reader:
+        """The bag opened with rosbags (the caller closes it); EpisodeError if unreadable."""
         try:
             reader = Reader(self.bag)
             reader.open()
         except Exception as error:  # rosbags raises several unrelated types for bad bags
             raise EpisodeError(self.bag, 'bag', f'not a readable rosbag2 ({error})') from None
+        return reader
+
+    def align_states(self, reader: Reader) -> AlignedStates:
+        """Pass 1 and the grid: the aligned, checked proprio and actions of an open bag."""
+        series, instruction = self._read_series(reader)
+        grid = self._grid(series)
+        proprio = self._stack(series, self.proprio_topics, grid)  # (T, P)
+        actions = self._stack(series, self.action_topics, grid)  # (T, A)
+        check_state_arrays(self.bag, proprio, actions, self.config,
+                           '+'.join(self.proprio_topics), '+'.join(self.action_topics))
+        return AlignedStates(series, grid, proprio, actions, instruction)
+
+    def write_cache(self, cache_path: Path) -> None:
+        """Align the bag and write it to ``cache_path`` (atomically) in the ALOHA layout."""
+        reader = self.open_reader()
         try:
-            series, instruction = self._read_series(reader)
-            grid = self._grid(series)
-            proprio = self._stack(series, self.proprio_topics, grid)  # (T, P)
-            actions = self._stack(series, self.action_topics, grid)  # (T, A)
-            check_state_arrays(self.bag, proprio, actions, self.config,
-                               '+'.join(self.proprio_topics), '+'.join(self.action_topics))
-            frames = self._encode_frames(reader, series, grid)
+            aligned = self.align_states(reader)
+            frames = self._encode_frames(reader, aligned.series, aligned.grid)
         finally:
             reader.close()
+        grid, proprio, actions = aligned.grid, aligned.proprio, aligned.actions
+        instruction = aligned.instruction
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_path.with_name(f'{cache_path.name}.{os.getpid()}.partial')
         with h5py.File(partial, 'w') as handle:

@@ -37,12 +37,14 @@ from vla_adapter_ros.sim_robot import SimRobotConfig
 
 PACKAGE = 'vla_adapter_ros'
 INFERENCE_NODE, EXECUTOR_NODE, SIM_NODE = 'vla_inference', 'chunk_executor', 'simulated_robot'
+RECORDER_NODE = 'episode_recorder'
 EXECUTABLES = {INFERENCE_NODE: 'vla-adapter-inference', EXECUTOR_NODE: 'vla-adapter-executor',
-               SIM_NODE: 'vla-adapter-sim-robot'}
+               SIM_NODE: 'vla-adapter-sim-robot', RECORDER_NODE: 'vla-adapter-record'}
 # setup.py console_scripts behind the executables (installed into lib/vla_adapter_ros).
 ENTRY_POINTS = {'vla-adapter-inference': 'vla_adapter_ros.inference_node:main',
                 'vla-adapter-executor': 'vla_adapter_ros.executor_node:main',
-                'vla-adapter-sim-robot': 'vla_adapter_ros.sim_robot_node:main'}
+                'vla-adapter-sim-robot': 'vla_adapter_ros.sim_robot_node:main',
+                'vla-adapter-record': 'vla_adapter_ros.recorder_node:main'}
 MODES = ('dual', 'single')
 DEFAULT_ROBOTS = {'dual': 'aloha', 'single': 'vx300s'}
 CONFIG_FILES = {'dual': 'aloha.yaml', 'single': 'single_arm.yaml'}

@@ -1,0 +1,134 @@
+"""Configuration of the episode recorder: one parameter table, one validated dataclass.
+
+Every field of :class:`RecorderConfig` is a ROS parameter of the recorder node with the same
+name, declared from :data:`RECORDER_PARAMETERS` (vla_adapter_ros/parameters.py). The robot's
+facts (arm namespaces, leader arms, cameras and their topic, joint names, the control rate)
+come from its robot description (``robot_description``: a built-in name or a YAML path) and are
+never repeated here. ``instruction`` is dynamic (``ros2 param set`` applies it to the next
+episode); the rest are read-only.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from vla_adapter_core.robot_description import RobotDescription, load_robot_description
+from vla_adapter_ros.parameters import ParameterSpec, ParameterTable
+
+STORAGES = ('mcap', 'sqlite3')
+ACTION_SOURCES = ('leader_joint_states', 'executor_commands', 'none')
+CAMERA_TRANSPORTS = ('raw', 'compressed')
+
+RECORDER_PARAMETERS = ParameterTable((
+    ParameterSpec('robot_description', 'aloha',
+                  "Robot description: a built-in name ('aloha', 'aloha_v1', 'vx300s', "
+                  "'wx250s', 'wx250') or the path of a description YAML."),
+    ParameterSpec('robot_names', (), 'Driver namespaces of the follower arms, in the '
+                  "description order (left first); empty = the description's.",
+                  element_type=str),
+    ParameterSpec('output_dir', '~/vla_adapter_episodes',
+                  'Folder of the bags: one rosbag2 directory <episode_prefix>_NNNN per episode.'),
+    ParameterSpec('episode_prefix', 'episode', 'Name of each bag directory before its number.'),
+    ParameterSpec('storage', 'mcap', "rosbag2 storage: 'mcap' or 'sqlite3'.", choices=STORAGES),
+    ParameterSpec('action_source', 'leader_joint_states',
+                  "'leader_joint_states' (teleoperation: the description's leader arms), "
+                  "'executor_commands' (the policy drives: each follower's "
+                  'commands/joint_group and commands/joint_single, plus their combination in '
+                  "policy units on commanded_action_topic) or 'none'.", choices=ACTION_SOURCES),
+    ParameterSpec('camera_transport', 'raw',
+                  "'raw': sensor_msgs/Image on the description's camera topics; 'compressed': "
+                  'sensor_msgs/CompressedImage on <camera topic>/compressed.',
+                  choices=CAMERA_TRANSPORTS),
+    ParameterSpec('jpeg_quality', 0, 'JPEG-compress raw images on the fly at this quality '
+                  "(1-100; 0 = store them as received). Compressed frames go to the camera's "
+                  '<topic>/compressed as image_transport names them.', (0, 100)),
+    ParameterSpec('joint_states_topic', 'joint_states',
+                  'sensor_msgs/JointState topic below each arm namespace.'),
+    ParameterSpec('commanded_action_topic', '/commanded_action',
+                  "Bag topic of the combined executor commands (std_msgs/Float64MultiArray, "
+                  "one value per action dimension, policy units) for 'executor_commands'."),
+    ParameterSpec('instruction', '', 'Instruction of the next episode (a String on '
+                  'instruction_topic replaces it).', dynamic=True),
+    ParameterSpec('instruction_topic', '/instruction',
+                  'std_msgs/String topic of the instruction; recorded into the bag.'),
+    ParameterSpec('max_episode_s', 0.0, 'Stop an episode after this long (s); 0 = only by '
+                  'service or topic.', (0.0, 86400.0)),
+    ParameterSpec('require_all_topics', True, 'Refuse to start an episode while a recorded '
+                  'topic has no publisher (the refusal names the topics).'),
+    ParameterSpec('queue_size', 2000, 'Messages waiting for the writer thread; beyond it new '
+                  'messages are dropped and counted (the callbacks never wait).', (1, 1000000)),
+    ParameterSpec('status_rate_hz', 2.0, '/diagnostics rate (Hz).', (0.1, 100.0)),
+))
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Settings of the episode recorder node (field names = ROS parameter names)."""
+
+    robot_description: str = 'aloha'
+    robot_names: tuple[str, ...] = ()
+    output_dir: str = '~/vla_adapter_episodes'
+    episode_prefix: str = 'episode'
+    storage: str = 'mcap'
+    action_source: str = 'leader_joint_states'
+    camera_transport: str = 'raw'
+    jpeg_quality: int = 0
+    joint_states_topic: str = 'joint_states'
+    commanded_action_topic: str = '/commanded_action'
+    instruction: str = ''
+    instruction_topic: str = '/instruction'
+    max_episode_s: float = 0.0
+    require_all_topics: bool = True
+    queue_size: int = 2000
+    status_rate_hz: float = 2.0
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name,
+                               RECORDER_PARAMETERS[field.name].coerce(getattr(self, field.name)))
+        for name in ('output_dir', 'episode_prefix', 'joint_states_topic', 'instruction_topic',
+                     'commanded_action_topic'):
+            if not getattr(self, name).strip():
+                RECORDER_PARAMETERS[name].fail(getattr(self, name), 'must not be empty')
+        if '/' in self.episode_prefix:
+            RECORDER_PARAMETERS['episode_prefix'].fail(self.episode_prefix, 'must not hold /')
+        if not self.commanded_action_topic.startswith('/'):
+            RECORDER_PARAMETERS['commanded_action_topic'].fail(
+                self.commanded_action_topic, 'must be absolute (it names a bag topic)')
+        try:
+            robot = load_robot_description(self.robot_description)
+            if self.robot_names:
+                robot = robot.with_namespaces(self.robot_names)
+        except ValueError as error:
+            raise ValueError(f'parameter robot_description={self.robot_description!r}: '
+                             f'{error}') from None
+        if self.action_source == 'leader_joint_states' and not robot.leaders:
+            RECORDER_PARAMETERS['action_source'].fail(
+                self.action_source, f'robot {robot.name!r} has no leader arms ({robot.source}); '
+                "use 'executor_commands' or 'none'")
+        if self.camera_transport == 'compressed' and self.jpeg_quality:
+            RECORDER_PARAMETERS['jpeg_quality'].fail(
+                self.jpeg_quality, "compresses raw images; camera_transport 'compressed' "
+                'already receives JPEG/PNG frames (set 0)')
+        object.__setattr__(self, '_robot', robot)
+
+    @property
+    def robot(self) -> RobotDescription:
+        """The robot description in use (namespaces overridden by robot_names)."""
+        return self._robot
+
+    @property
+    def output_path(self) -> Path:
+        """``output_dir`` with ``~`` expanded."""
+        return Path(self.output_dir).expanduser()
+
+    def to_dict(self) -> dict:
+        """Plain values (lists for tuples), as ROS parameters or YAML hold them."""
+        return {field.name: (list(value) if isinstance(value, tuple) else value)
+                for field in dataclasses.fields(self)
+                for value in (getattr(self, field.name),)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> 'RecorderConfig':
+        """Build from parameter values; unknown names and bad values raise ValueError."""
+        return cls(**RECORDER_PARAMETERS.resolve(values))
