@@ -37,6 +37,8 @@ setup(
             'vla-adapter-demo = vla_adapter_ros.demo:main',
             'vla-adapter-record = vla_adapter_ros.recorder_node:main',
             'vla-adapter-export-hdf5 = training.export_hdf5:main',
+            'vla-adapter-replay-eval = vla_adapter_ros.replay_eval:main',
+            'vla-adapter-play = vla_adapter_ros.bag_player:main',
         ],
     },
 )

@@ -1,11 +1,12 @@
 """The inference node: synchronised cameras + joint states in, action chunks out.
 
 Data flow
-    Subscription callbacks convert each message (conversions.py) and feed the approximate-time
-    synchroniser (sync.py). A completed set becomes an :class:`~vla_adapter_ros.observation.
-    Observation` in a single-slot buffer (never a queue). A worker thread takes the newest
-    observation, runs ``policy.predict_action_chunk`` and publishes; the ROS executor never
-    blocks on the model.
+    Subscription callbacks hand each message to the ObservationAssembler (observation.py: the
+    conversion of conversions.py, then the approximate-time synchroniser of sync.py; the offline
+    replay evaluation feeds bags through the same assembler). A completed set becomes an
+    :class:`~vla_adapter_ros.observation.Observation` in a single-slot buffer (never a queue).
+    A worker thread takes the newest observation, runs ``policy.predict_action_chunk`` and
+    publishes; the ROS executor never blocks on the model.
 
 Topics (names relative to the node's namespace)
     in:  each camera's image topic (sensor_msgs/Image, or CompressedImage for topics ending in
@@ -60,7 +61,6 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_adapter_core.robot_description import Arm
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_msgs.srv import SetInstruction
 from vla_adapter_ros import conversions
@@ -69,10 +69,11 @@ from vla_adapter_ros.inference_settings import INFERENCE_PARAMETERS, InferenceSe
 from vla_adapter_ros.node_main import run_node
 from vla_adapter_ros.observation import (
     ChunkTiming,
+    InputStream,
     LatestSlot,
     Observation,
+    ObservationAssembler,
     PolicyRunner,
-    build_observation,
     check_policy_matches_robot,
     instruction_check,
     validate_action_chunk,
@@ -200,9 +201,14 @@ class InferenceNode(Node):
         self._latencies_s = np.zeros(LATENCY_WINDOW)
         self._latency_count = 0
         stream_names = [*self._policy_cameras, *self.robot.namespaces]
-        self._sync = ApproximateTimeSynchronizer(SyncConfig(
-            tuple(stream_names), settings.sync_queue_size, settings.sync_slop_s,
-            settings.max_observation_age_s))
+        self._assembler = ObservationAssembler(
+            self.robot, settings.cameras, self._policy_cameras,
+            SyncConfig(tuple(stream_names), settings.sync_queue_size, settings.sync_slop_s,
+                       settings.max_observation_age_s),
+            expected_image_hw=settings.expected_image_hw,
+            max_future_stamp_s=settings.max_future_stamp_s,
+            joint_states_topic=settings.joint_states_topic)
+        self._sync = self._assembler.sync
         self._slot = LatestSlot()
         self._started_ns = self.get_clock().now().nanoseconds
         self._create_interfaces()
@@ -282,17 +288,15 @@ class InferenceNode(Node):
 
     def _create_interfaces(self) -> None:
         settings, qos = self.settings, self._sensor_qos()
-        for camera, topic in settings.cameras:
-            if camera not in self._policy_cameras:
-                self.get_logger().warning(f'camera {camera!r} ({topic}) is not used by the policy')
-                continue
-            message_type = CompressedImage if topic.endswith('/compressed') else Image
-            self.create_subscription(
-                message_type, topic, self._make_image_callback(camera, topic), qos)
-        for arm in self.robot.arms:
-            topic = f'/{arm.namespace}/{settings.joint_states_topic}'
-            self.create_subscription(
-                JointState, topic, self._make_joint_state_callback(arm, topic), qos)
+        for camera, topic in self._assembler.unused_cameras:
+            self.get_logger().warning(f'camera {camera!r} ({topic}) is not used by the policy')
+        for stream in self._assembler.streams.values():
+            if stream.arm is not None:
+                message_type = JointState
+            else:
+                message_type = CompressedImage if stream.compressed else Image
+            self.create_subscription(message_type, stream.topic,
+                                     self._make_input_callback(stream), qos)
         self.create_subscription(String, 'instruction', self._on_instruction_topic, 10)
         self._chunk_publisher = self.create_publisher(ActionChunk, 'action_chunk', 10)
         self._arm_publishers = [
@@ -322,64 +326,31 @@ class InferenceNode(Node):
 
         return guarded
 
-    def _make_image_callback(self, camera: str, topic: str):
-        expected_hw = self.settings.expected_image_hw
-        source = f'camera {camera} ({topic})'
-
-        def on_image(message) -> None:
+    def _make_input_callback(self, stream: InputStream):
+        """The subscription callback of one camera or joint-state stream."""
+        def on_message(message) -> None:
             arrival_s = time.perf_counter()
             try:
-                stamp_ns = self._checked_stamp(message, source)
-                if isinstance(message, CompressedImage):
-                    rgb = conversions.compressed_image_to_rgb(message, expected_hw, source)
-                else:
-                    rgb = conversions.image_to_rgb(message, expected_hw, source)
+                stamp_ns, value = self._assembler.convert(
+                    stream, message, self.get_clock().now().nanoseconds)
             except ValueError as error:
-                self._report_input_fault(camera, str(error))
+                self._report_input_fault(stream.name, str(error))
                 return
-            self._accept(camera, stamp_ns, rgb, arrival_s)
+            self._accept(stream, stamp_ns, value, arrival_s)
 
-        return self._guarded(camera, source, on_image)
+        return self._guarded(stream.name, stream.source, on_message)
 
-    def _make_joint_state_callback(self, arm: Arm, topic: str):
-        def on_joint_state(message: JointState) -> None:
-            arrival_s = time.perf_counter()
-            try:
-                stamp_ns = self._checked_stamp(message, topic)
-                state = conversions.arm_state_from_joint_state(message, arm, topic)
-            except ValueError as error:
-                self._report_input_fault(arm.namespace, str(error))
-                return
-            self._accept(arm.namespace, stamp_ns, state, arrival_s)
-
-        return self._guarded(arm.namespace, topic, on_joint_state)
-
-    def _checked_stamp(self, message, source: str) -> int:
-        """The message's stamp (ns); ConversionError when unset or ahead of the node clock."""
-        stamp_ns = conversions.stamp_to_nanoseconds(message.header.stamp)
-        if stamp_ns <= 0:
-            raise conversions.ConversionError(f'{source}: header.stamp is zero (unset)')
-        lead_s = (stamp_ns - self.get_clock().now().nanoseconds) * 1e-9
-        if lead_s > self.settings.max_future_stamp_s:
-            raise conversions.ConversionError(
-                f'{source}: header.stamp is {lead_s:.1f} s ahead of the node clock '
-                f'(max_future_stamp_s={self.settings.max_future_stamp_s}): the sensor clock '
-                'and this clock disagree')
-        return stamp_ns
-
-    def _accept(self, stream: str, stamp_ns: int, value, arrival_s: float) -> None:
+    def _accept(self, stream: InputStream, stamp_ns: int, value, arrival_s: float) -> None:
         with self._lock:
-            self._input_faults.pop(stream, None)
-            synced = self._sync.add(stream, stamp_ns, value)
+            self._input_faults.pop(stream.name, None)
+            synced = self._assembler.synchronise(stream, stamp_ns, value)
             if synced is None:
                 return
             self._set_times.append(time.monotonic())
         try:
-            observation = build_observation(
-                synced.items, self._policy_cameras, self.robot.namespaces,
-                synced.stamp_ns, arrival_s)
+            observation = self._assembler.observation(synced, arrival_s)
         except ValueError as error:
-            self._report_input_fault(stream, str(error))
+            self._report_input_fault(stream.name, str(error))
             return
         self._slot.put(observation)
 

@@ -37,7 +37,7 @@ def _launch_nodes(context, mode: str):
     for spec in specs:
         node = Node(package=spec.package, executable=spec.executable, name=spec.name,
                     parameters=spec.parameters, remappings=spec.remappings,
-                    arguments=spec.arguments, output=spec.output)
+                    arguments=spec.arguments, output=spec.output, namespace=spec.namespace)
         actions += [node, _shutdown_when_it_exits(node, spec.name)]
     return actions
 

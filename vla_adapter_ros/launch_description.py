@@ -9,7 +9,12 @@ Nodes started (package ``vla_adapter_ros``):
 - ``vla_inference`` (``vla-adapter-inference``): the policy, see inference_node.py;
 - ``chunk_executor`` (``vla-adapter-executor``): chunks -> Interbotix commands;
 - with ``use_sim:=true`` also ``simulated_robot`` (``vla-adapter-sim-robot``), a kinematic
-  stand-in for the Interbotix drivers and cameras of the same robot description.
+  stand-in for the Interbotix drivers and cameras of the same robot description;
+- with ``replay_bag:=PATH`` instead ``bag_player`` (``vla-adapter-play``) playing a recorded
+  episode with ``/clock`` (every node then runs with ``use_sim_time``), and the executor in the
+  ``replay`` namespace: its joint-state inputs are remapped to the bag's topics, its commands
+  go to ``/replay/<arm>/commands/...``, which no driver listens to, and it requests no gripper
+  mode. A replay can therefore never command a robot; the player never plays command topics.
 
 The robot: ``robot`` (a built-in description name) or ``robot_description`` (a description YAML
 path, which wins), optionally with other driver namespaces (``robot_names``). The launch loads
@@ -37,20 +42,23 @@ from vla_adapter_ros.sim_robot import SimRobotConfig
 
 PACKAGE = 'vla_adapter_ros'
 INFERENCE_NODE, EXECUTOR_NODE, SIM_NODE = 'vla_inference', 'chunk_executor', 'simulated_robot'
-RECORDER_NODE = 'episode_recorder'
+RECORDER_NODE, PLAYER_NODE = 'episode_recorder', 'bag_player'
 EXECUTABLES = {INFERENCE_NODE: 'vla-adapter-inference', EXECUTOR_NODE: 'vla-adapter-executor',
-               SIM_NODE: 'vla-adapter-sim-robot', RECORDER_NODE: 'vla-adapter-record'}
+               SIM_NODE: 'vla-adapter-sim-robot', RECORDER_NODE: 'vla-adapter-record',
+               PLAYER_NODE: 'vla-adapter-play'}
 # setup.py console_scripts behind the executables (installed into lib/vla_adapter_ros).
 ENTRY_POINTS = {'vla-adapter-inference': 'vla_adapter_ros.inference_node:main',
                 'vla-adapter-executor': 'vla_adapter_ros.executor_node:main',
                 'vla-adapter-sim-robot': 'vla_adapter_ros.sim_robot_node:main',
-                'vla-adapter-record': 'vla_adapter_ros.recorder_node:main'}
+                'vla-adapter-record': 'vla_adapter_ros.recorder_node:main',
+                'vla-adapter-play': 'vla_adapter_ros.bag_player:main'}
 MODES = ('dual', 'single')
 DEFAULT_ROBOTS = {'dual': 'aloha', 'single': 'vx300s'}
 CONFIG_FILES = {'dual': 'aloha.yaml', 'single': 'single_arm.yaml'}
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 DEFAULT_CHUNK_TOPIC = 'action_chunk'
 ARM_SIDES = ('left', 'right')
+REPLAY_NAMESPACE = 'replay'  # the executor's namespace in a replay: no driver listens there
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,11 @@ def _arguments(default_robot: str) -> tuple[LaunchArgument, ...]:
                        'the executor.'),
         LaunchArgument('log_level', 'info',
                        f'ROS log level of every node: one of {LOG_LEVELS}.'),
+        LaunchArgument('replay_bag', '',
+                       'A recorded rosbag2 episode to replay instead of the robot: the bag '
+                       'player (with /clock; use_sim_time everywhere) replaces drivers and '
+                       'cameras, and the executor commands /replay/<arm>/... only (recorded, '
+                       'never a driver). Exclusive with use_sim.'),
         LaunchArgument('config_file', '',
                        'YAML node settings; empty = the package config (aloha.yaml or '
                        'single_arm.yaml). Launch arguments override its values.'),
@@ -124,6 +137,7 @@ class NodeSpec:
     remappings: list = field(default_factory=list)  # (from, to) pairs
     arguments: list = field(default_factory=list)
     output: str = 'screen'
+    namespace: str = ''  # the node's namespace ('' = the root)
 
 
 def exit_reason(name: str, returncode: int | None) -> str:
@@ -143,6 +157,8 @@ def ros_command_line(spec: NodeSpec) -> list[str]:
     import json
 
     line = [*spec.arguments, '--ros-args', '-r', f'__node:={spec.name}']
+    if spec.namespace:
+        line += ['-r', f'__ns:=/{spec.namespace}']
     for parameters in spec.parameters:
         if isinstance(parameters, dict):
             for name, value in parameters.items():
@@ -283,7 +299,8 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
     """The nodes of one launch: ``values`` are launch-argument strings (missing = default).
 
     ``share_directory`` is the package share directory holding ``config/``. Returns
-    [inference, executor] plus the simulator when ``use_sim`` is true.
+    [inference, executor] plus the simulator when ``use_sim`` is true, or the bag player when
+    ``replay_bag`` is set (see :func:`_replay_specs`).
     """
     arguments = resolve_arguments(mode, values)
     config_file = arguments['config_file'].strip() or str(
@@ -327,7 +344,47 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
     if sim is not None:
         specs.append(NodeSpec(PACKAGE, EXECUTABLES[SIM_NODE], SIM_NODE, [config_file, sim], [],
                               list(ros_arguments)))
+    replay_bag = arguments['replay_bag'].strip()
+    if replay_bag:
+        if use_sim:
+            _fail('replay_bag', replay_bag, 'replays instead of the simulated robot: drop use_sim')
+        joint_states = {**file_parameters.get(EXECUTOR_NODE, {}), **executor}.get(
+            'joint_states_topic', 'joint_states')
+        specs = _replay_specs(specs, replay_bag, robot, joint_states, chunk_topic)
     return specs
+
+
+def _replay_specs(specs: list, bag: str, robot: RobotDescription, joint_states: str,
+                  chunk_topic: str) -> list:
+    """The nodes of a replay: the bag player instead of the robot.
+
+    Inference and executor run on the player's /clock; the executor in the replay namespace
+    (commands to /replay/<arm>/..., its joint-state inputs remapped to the bag's topics).
+    """
+    from training.rosbag_episodes import is_rosbag
+    from vla_adapter_ros.bag_player import PlayerConfig
+
+    path = pathlib.Path(bag).expanduser()
+    if not is_rosbag(path) or not path.exists():
+        _fail('replay_bag', bag, 'is not a rosbag2 bag (a directory with metadata.yaml, a .mcap '
+                                 'or .db3 file)')
+    player = {'bag': str(path.resolve()), 'publish_clock': True}
+    PlayerConfig.from_dict(player)
+    inference, executor = specs
+    sim_time = {'use_sim_time': True}
+    absolute_chunks = chunk_topic if chunk_topic.startswith('/') else f'/{chunk_topic}'
+    replayed_executor = {'chunk_topic': absolute_chunks, 'estop_topic': '/estop',
+                         'set_gripper_mode': False, **sim_time}
+    remappings = [(f'/{REPLAY_NAMESPACE}/{name}/{joint_states}', f'/{name}/{joint_states}')
+                  for name in robot.namespaces]
+    return [
+        NodeSpec(inference.package, inference.executable, inference.name,
+                 [*inference.parameters, sim_time], inference.remappings, inference.arguments),
+        NodeSpec(executor.package, executor.executable, executor.name,
+                 [*executor.parameters, replayed_executor], remappings, executor.arguments,
+                 namespace=REPLAY_NAMESPACE),
+        NodeSpec(PACKAGE, EXECUTABLES[PLAYER_NODE], PLAYER_NODE, [player], [],
+                 list(executor.arguments))]
 
 
 # Each node's validated config, built from its own parameter table (unknown names, types,
