@@ -10,6 +10,8 @@ Nodes started (package ``vla_adapter_ros``):
 - ``chunk_executor`` (``vla-adapter-executor``): chunks -> Interbotix commands;
 - with ``use_sim:=true`` also ``simulated_robot`` (``vla-adapter-sim-robot``), a kinematic
   stand-in for the Interbotix drivers and cameras of the same robot description;
+- with ``record:=true`` also ``episode_recorder`` (``vla-adapter-record``), recording the
+  executor's commands as the actions (``record_dir`` = where the bags go);
 - with ``replay_bag:=PATH`` instead ``bag_player`` (``vla-adapter-play``) playing a recorded
   episode with ``/clock`` (every node then runs with ``use_sim_time``), and the executor in the
   ``replay`` namespace: its joint-state inputs are remapped to the bag's topics, its commands
@@ -38,6 +40,7 @@ from vla_adapter_core.robot_description import (
 )
 from vla_adapter_ros.executor_config import ExecutorConfig
 from vla_adapter_ros.inference_settings import InferenceSettings
+from vla_adapter_ros.recorder_config import RecorderConfig
 from vla_adapter_ros.sim_robot import SimRobotConfig
 
 PACKAGE = 'vla_adapter_ros'
@@ -116,6 +119,14 @@ def _arguments(default_robot: str) -> tuple[LaunchArgument, ...]:
                        'player (with /clock; use_sim_time everywhere) replaces drivers and '
                        'cameras, and the executor commands /replay/<arm>/... only (recorded, '
                        'never a driver). Exclusive with use_sim.'),
+        LaunchArgument('record', 'false',
+                       'true: also start the episode recorder (vla-adapter-record), recording '
+                       "the cameras, joint states, the executor's commands as the action and the "
+                       'instruction; episodes start and stop through its ~/start_episode and '
+                       '~/stop_episode services. Not with replay_bag.'),
+        LaunchArgument('record_dir', '',
+                       "Folder of the recorded bags; empty = the recorder's default "
+                       '(~/vla_adapter_episodes).'),
         LaunchArgument('config_file', '',
                        'YAML node settings; empty = the package config (aloha.yaml or '
                        'single_arm.yaml). Launch arguments override its values.'),
@@ -344,14 +355,32 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
     if sim is not None:
         specs.append(NodeSpec(PACKAGE, EXECUTABLES[SIM_NODE], SIM_NODE, [config_file, sim], [],
                               list(ros_arguments)))
+    record = _parse_bool('record', arguments['record'])
+    if record:
+        specs.append(_recorder_spec(arguments, shared, ros_arguments))
     replay_bag = arguments['replay_bag'].strip()
     if replay_bag:
         if use_sim:
             _fail('replay_bag', replay_bag, 'replays instead of the simulated robot: drop use_sim')
         joint_states = {**file_parameters.get(EXECUTOR_NODE, {}), **executor}.get(
             'joint_states_topic', 'joint_states')
+        if record:
+            _fail('record', arguments['record'], 'records a live robot or simulation, not a '
+                  'replay (record the /replay commands with vla-adapter-record, see README)')
         specs = _replay_specs(specs, replay_bag, robot, joint_states, chunk_topic)
     return specs
+
+
+def _recorder_spec(arguments: dict, shared: dict, ros_arguments: list) -> NodeSpec:
+    """The episode recorder of a policy run: the executor's commands are the actions."""
+    recorder = {**shared, 'action_source': 'executor_commands'}
+    if arguments['instruction'].strip():
+        recorder['instruction'] = arguments['instruction']
+    if arguments['record_dir'].strip():
+        recorder['output_dir'] = arguments['record_dir'].strip()
+    RecorderConfig.from_dict(recorder)
+    return NodeSpec(PACKAGE, EXECUTABLES[RECORDER_NODE], RECORDER_NODE, [recorder], [],
+                    list(ros_arguments))
 
 
 def _replay_specs(specs: list, bag: str, robot: RobotDescription, joint_states: str,

@@ -223,3 +223,19 @@ def test_yaml_files_hold_only_declared_node_settings(config):
     SimRobotConfig.from_dict(sections['simulated_robot'])
     text = (REPO / 'config' / config).read_text()
     assert text.count('#') >= 10, 'parameters must be documented with comments'
+
+
+def test_record_adds_the_episode_recorder_with_the_executor_commands_as_actions(checkpoint,
+                                                                                 tmp_path):
+    specs = build_node_specs('single', {'checkpoint': checkpoint, 'robot': 'wx250',
+                                        'record': 'true', 'record_dir': str(tmp_path),
+                                        'instruction': 'pick it up'}, REPO)
+    recorder = _by_name(specs)['episode_recorder']
+    assert recorder.executable == 'vla-adapter-record'
+    wx250 = load_robot_description('wx250')
+    assert recorder.parameters == [{
+        'robot_description': str(ROBOTS / 'wx250.yaml'), 'robot_names': list(wx250.namespaces),
+        'action_source': 'executor_commands', 'instruction': 'pick it up',
+        'output_dir': str(tmp_path)}]
+    with pytest.raises(ValueError, match="launch argument record='maybe'"):
+        build_node_specs('single', {'checkpoint': checkpoint, 'record': 'maybe'}, REPO)
