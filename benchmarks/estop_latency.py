@@ -3,17 +3,17 @@
 The executor node runs in this process as `vla-adapter-executor` runs it (a single-threaded
 rclpy executor, SCHED_FIFO ticking thread when the OS grants it). Child processes:
 - a fake Interbotix driver (test/vla_adapter_ros/fake_interbotix_driver.py, ALOHA description);
-- a flood publisher: valid ActionChunks of `max_chunk_steps` steps per arm at __chunk_rate_hz,
-  every __oversized_every_th one a 100,000-step chunk (rejected by size, never decoded), and an
-  e-stop (std_msgs/Bool true) every __estop_period_s, released through ~/reset_estop 0.1 s
+- a flood publisher: valid ActionChunks of `max_chunk_steps` steps per arm at --chunk_rate_hz,
+  every --oversized_every_th one a 100,000-step chunk (rejected by size, never decoded), and an
+  e-stop (std_msgs/Bool true) every --estop_period_s, released through ~/reset_estop 0.1 s
   later;
-- __cpu_load busy-loop processes.
+- --cpu_load busy-loop processes.
 The latency is measured inside the executor: e-stop callback entered -> first hold command
 published (ChunkExecutorNode.estop_latencies_s). Printed: p50 / p99 / max of that latency, the
 tick error of the same run and the chunk counters.
 
     source scripts/ros_env.sh
-    python benchmarks/estop_latency.py [__duration_s 30] [__cpu_load 2] [__fifo_priority 50]
+    python benchmarks/estop_latency.py [--duration_s 30] [--cpu_load 2] [--fifo_priority 50]
 """
 
 import argparse

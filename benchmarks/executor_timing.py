@@ -12,8 +12,8 @@ of the executor's tick starts: p50, p99, max (ms), the number of ticks, the chun
 the inference rate of the load.
 
     source scripts/ros_env.sh
-    python benchmarks/executor_timing.py [__duration_s 10] [--loads 0 1 2]
-        [--executors single multi] [__fifo_priority 50]
+    python benchmarks/executor_timing.py [--duration_s 10] [--loads 0 1 2]
+        [--executors single multi] [--fifo_priority 50]
 """
 
 import argparse

@@ -5,7 +5,7 @@ Processes (as `ros2 launch vla_adapter_ros aloha.launch.py` runs them, one node 
 - drivers: test/vla_adapter_ros/fake_interbotix_driver.py, both ALOHA arms' Interbotix interface
   (robot description 'aloha': joint_states at 100 Hz following the commands from the start pose,
   set_operating_modes);
-- executor: this script with __executor_child, the chunk executor (ChunkExecutorNode in a
+- executor: this script with --executor_child, the chunk executor (ChunkExecutorNode in a
   SingleThreadedExecutor, like `vla-adapter-executor`) streaming Interbotix commands at 50 Hz;
 - this process: the inference node (InferenceNode, SingleThreadedExecutor, inference worker
   thread) running the tiny dual-arm demo VLAPolicy (vla_adapter_ros.demo.demo_policy: real
@@ -13,7 +13,7 @@ Processes (as `ros2 launch vla_adapter_ros aloha.launch.py` runs them, one node 
   pose). The overhead excludes the model's
   own time, so the model's size does not enter it.
 
-Printed (milliseconds, after __warmup_s):
+Printed (milliseconds, after --warmup_s):
 - overhead = last input's arrival in the inference node's callback -> chunk published, minus
   the model's own time (p50, p99). It includes waiting for the worker when the previous
   inference is still running; `pipeline` excludes that wait (our code's own cost).
@@ -21,8 +21,8 @@ Printed (milliseconds, after __warmup_s):
 Targets (issue 5): overhead <= 2 ms p50 and <= 5 ms p99; tick error <= 2 ms p99.
 
     source scripts/ros_env.sh
-    python benchmarks/ros_pipeline.py [__duration_s 20] [--device cpu] [--cameras 3]
-        [__back_to_back] [__realtime_priority 50]
+    python benchmarks/ros_pipeline.py [--duration_s 20] [--device cpu] [--cameras 3]
+        [--back_to_back] [--realtime_priority 50]
 """
 
 import argparse

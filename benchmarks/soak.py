@@ -2,15 +2,15 @@
 
 Starts the nodes `aloha.launch.py use_sim:=true` starts (simulated robot: 3 cameras 640x480 at
 30 Hz, both arms; inference node with the demo's tiny policy; chunk executor) as processes, as
-`make demo` does, and watches them for __duration_s seconds:
+`make demo` does, and watches them for --duration_s seconds:
 - RSS of every node process (/proc/<pid>/status VmRSS) once per --sample-s; growth between
-  __from_s (default minute 2) and the end, in % and MB/min;
+  --from_s (default minute 2) and the end, in % and MB/min;
 - faults: every PolicyStatus FAULT of either node (count and the distinct reasons);
 - the executor's own tick error as it publishes it on /diagnostics (last p50 / p99 / missed
   ticks over its 10 s window, and the worst p99 seen), chunks/s and commands/s.
 
     source scripts/ros_env.sh
-    python benchmarks/soak.py [__duration_s 600] [__from_s 120]
+    python benchmarks/soak.py [--duration_s 600] [--from_s 120]
 """
 
 import argparse
