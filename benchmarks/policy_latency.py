@@ -1,28 +1,44 @@
-"""Latency of VLAPolicy.predict_action_chunk with a per-stage breakdown.
+"""Latency of VLAPolicy.predict_action_chunk: before / after, batching, compile modes, real sizes.
 
-Prints median and p90 over repeated calls for:
-  * a tiny random policy on the CPU (always), and
-  * the real VLA-Adapter sizes (DINOv2-L + SigLIP-so400m, Qwen2.5-0.5B, 24-block head) with random
-    weights on CUDA in bf16, when a GPU is present;
-and the real-size parameter counts, built on the meta device (no memory, no weights).
+One run prints:
 
-Stages: preprocess (processor + host-to-device), vision (towers + projector), llm (embedding,
-sequence assembly, Qwen2, window gathering), head (proprio projector + action head),
-postprocess (device-to-host + un-normalisation).
+1. tiny policy, CPU, 1 thread, 3 cameras 480x640, float32: the code before the fast path against
+   the current code, calls interleaved (before, after, after, before, ...), medians: a single
+   observation, a batch of 4 (mixed prompt lengths, so prompts are padded) and 4 single calls.
+   "Before" is a copy of the pre-change ``vla_adapter_core`` taken from git (``git archive
+   --before_rev``) into a temporary package ``vla_adapter_core_before``, given the same weights;
+2. the per-stage breakdown of the current code (single observation);
+3. each compile mode (none / default / max) of the current code: first call (compile) time,
+   single and batch-of-4 medians interleaved with eager calls, max |difference| to eager;
+4. real sizes (DINOv2-L + SigLIP-so400m, Qwen2.5-0.5B, 24-block dual-arm head, 3 cameras) with
+   random weights on the CPU in bf16, 1 and 2 threads, before and after, a few calls;
+5. on CUDA when present: the same real-size policy in bf16, p50 / p99 and peak memory for each
+   compile mode plus the stage breakdown; otherwise it says that there is no GPU;
+6. the real-size parameter counts (meta device).
 
-    .venv/bin/python benchmarks/policy_latency.py [--runs 20] [--cameras 3] [__skip_real]
+    .venv/bin/python benchmarks/policy_latency.py [--runs 30] [--real_runs 3]
+        [--compile_modes none,default,max] [--skip_real] [--before_rev REV]
+
+The machine's load changes the numbers: check ``uptime`` and compare medians of the same run.
 """
 
 import argparse
+import importlib
+import io
 from pathlib import Path
+import re
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from vla_adapter_core.config import (  # noqa: E402
     LLMConfig,
@@ -31,6 +47,7 @@ from vla_adapter_core.config import (  # noqa: E402
     VisionConfig,
 )
 from vla_adapter_core.heads import ActionHeadConfig  # noqa: E402
+from vla_adapter_core.heads.attention import RotaryTables  # noqa: E402
 from vla_adapter_core.layout import assemble_sequence, gather_windows  # noqa: E402
 from vla_adapter_core.modeling import VLAAdapterModel  # noqa: E402
 from vla_adapter_core.policy import VLAPolicy  # noqa: E402
@@ -42,17 +59,106 @@ from vla_adapter_core.testing import (  # noqa: E402
     tiny_statistics,
 )
 
+# The last commit before the inference fast path (issue 12): the "before" code.
+BEFORE_REV = 'a7d9724bd7f9d4f886da3881100f18391f9d4faf'
+BEFORE_PACKAGE = 'vla_adapter_core_before'
+# Module paths only ('vla_adapter_core.x', 'import vla_adapter_core'), not the config format name.
+MODULE_PATH = re.compile(r'\bvla_adapter_core(?=\.|\s+import\b)')
 STAGES = ('preprocess', 'vision', 'llm', 'head', 'postprocess', 'total')
-CAMERA_NAMES = [f'camera_{index}' for index in range(4)]  # labels only: up to 4 images
+CAMERA_NAMES = ['cam_high', 'cam_left_wrist', 'cam_right_wrist', 'cam_low']
+INSTRUCTIONS = ('pick up the cube', 'open the top drawer and put the bowl inside it',
+                'push', 'stack the red block on the blue block next to the plate')
+IMAGE_SHAPE = (480, 640, 3)
 
 
-def real_config(cameras: int, chunk_size: int = 25, action_dim: int = 14) -> PolicyConfig:
-    """The paper's model sizes (ALOHA constants by default)."""
-    head = ActionHeadConfig(hidden_dim=896, num_blocks=24, chunk_size=chunk_size,
-                            action_dim=action_dim)
-    return PolicyConfig(vision=VisionConfig(), llm=LLMConfig(), projector=ProjectorConfig(),
-                        action_head=head, camera_names=CAMERA_NAMES[:cameras],
-                        proprio_dim=action_dim)
+# ----------------------------------------------------------------------------- helpers
+
+
+def load_before_package(rev: str):
+    """Import the ``vla_adapter_core`` of git revision ``rev`` as ``vla_adapter_core_before``.
+
+    Returns ``(package, None)`` or ``(None, reason)``.
+    """
+    try:
+        archive = subprocess.run(['git', '-C', str(ROOT), 'archive', rev, 'vla_adapter_core'],
+                                 check=True, capture_output=True).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        return None, f'git archive {rev} failed: {error}'
+    folder = Path(tempfile.mkdtemp(prefix='policy_latency_before_'))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith('.py'):
+                text = tar.extractfile(member).read().decode()
+                target = folder / member.name.replace('vla_adapter_core', BEFORE_PACKAGE, 1)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(MODULE_PATH.sub(BEFORE_PACKAGE, text))
+    sys.path.insert(0, str(folder))
+    return importlib.import_module(BEFORE_PACKAGE), None
+
+
+def before_policy(package, policy: VLAPolicy):
+    """The pre-change code's policy sharing ``policy``'s weights (no copy)."""
+    config_module = importlib.import_module(f'{BEFORE_PACKAGE}.config')
+    modeling = importlib.import_module(f'{BEFORE_PACKAGE}.modeling')
+    policy_module = importlib.import_module(f'{BEFORE_PACKAGE}.policy')
+    config = config_module.PolicyConfig.from_dict(policy.config.to_dict())
+    with torch.device('meta'):
+        model = modeling.VLAAdapterModel(config)
+    model.load_state_dict(policy.model.state_dict(), assign=True)
+    model.llm.rebuild_rotary_embedding(policy.device)
+    return policy_module.VLAPolicy(model, policy.tokenizer, policy.statistics,
+                                   device=policy.device, dtype=policy.dtype)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device (CUDA) so that wall-clock times are complete."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def observations(policy, count: int) -> list:
+    """``count`` random observations with different instructions (prompt lengths differ)."""
+    return [random_observation(policy, seed=index, image_shape=IMAGE_SHAPE,
+                               instruction=INSTRUCTIONS[index % len(INSTRUCTIONS)])
+            for index in range(count)]
+
+
+def interleaved(calls: dict, runs: int, device: torch.device) -> dict:
+    """Seconds per call for each named callable, alternating the order every round."""
+    samples = {name: [] for name in calls}
+    names = list(calls)
+    for round_index in range(runs):
+        order = names if round_index % 2 == 0 else names[::-1]
+        for name in order:
+            synchronize(device)
+            start = time.perf_counter()
+            calls[name]()
+            synchronize(device)
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def percentiles_ms(values: list) -> tuple:
+    """(p50, p90, p99) in milliseconds."""
+    ms = np.asarray(values) * 1e3
+    return float(np.median(ms)), float(np.percentile(ms, 90)), float(np.percentile(ms, 99))
+
+
+def print_rows(samples: dict, extra: dict | None = None) -> None:
+    """One line per entry: p50 / p90 / p99 ms (and an extra column when given)."""
+    print(f'    {"":<34}{"p50 ms":>10}{"p90 ms":>10}{"p99 ms":>10}')
+    for name, values in samples.items():
+        p50, p90, p99 = percentiles_ms(values)
+        note = f'   {extra[name]}' if extra and name in extra else ''
+        print(f'    {name:<34}{p50:>10.2f}{p90:>10.2f}{p99:>10.2f}{note}')
+
+
+def median_ms(values: list) -> float:
+    """Median in milliseconds."""
+    return statistics.median(values) * 1e3
+
+
+# ----------------------------------------------------------------------------- stages
 
 
 class StageTimer:
@@ -64,23 +170,19 @@ class StageTimer:
         self.last = 0.0
 
     def start(self) -> None:
-        self._sync()
+        synchronize(self.device)
         self.last = time.perf_counter()
 
     def mark(self, stage: str) -> None:
-        self._sync()
+        synchronize(self.device)
         now = time.perf_counter()
         self.times[stage] = now - self.last
         self.last = now
 
-    def _sync(self) -> None:
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-
 
 @torch.inference_mode()
 def timed_predict(policy: VLAPolicy, observation: dict) -> tuple[np.ndarray, dict]:
-    """One predict_action_chunk, stage by stage (same computation as VLAAdapterModel.forward)."""
+    """One eager predict_action_chunk, stage by stage (same computation as the model's)."""
     model = policy.model
     timer = StageTimer(policy.device)
     timer.start()
@@ -91,7 +193,7 @@ def timed_predict(policy: VLAPolicy, observation: dict) -> tuple[np.ndarray, dic
     prompt = model.llm.embed_tokens(batch['input_ids'])  # (1, L, D)
     sequence = assemble_sequence(prompt, batch['attention_mask'], patches,
                                  model.action_queries.weight, model.trailing_embeds())
-    hidden = model.llm(sequence.inputs_embeds, sequence.attention_mask, sequence.position_ids)
+    hidden = model.llm(sequence.inputs_embeds, None, sequence.position_ids)
     blocks = model.config.action_head.num_blocks
     task, adapter = gather_windows(list(hidden[1:blocks + 1]), sequence, model.config.layout,
                                    model.config.upstream_num_task_tokens)
@@ -105,97 +207,246 @@ def timed_predict(policy: VLAPolicy, observation: dict) -> tuple[np.ndarray, dic
     return actions, timer.times
 
 
-def measure(policy: VLAPolicy, runs: int, warmup: int, image_shape) -> dict:
-    """Per-stage lists of seconds over ``runs`` calls after ``warmup`` calls."""
-    observation = random_observation(policy, seed=0, image_shape=image_shape)
+def report_stages(title: str, policy: VLAPolicy, runs: int) -> None:
+    """Median / p90 per stage of the eager single-observation path."""
+    observation = observations(policy, 1)[0]
     staged, _ = timed_predict(policy, observation)
-    reference = policy.predict_action_chunk(observation)
-    if not np.allclose(staged, reference, atol=1e-3):
+    if not np.allclose(staged, policy.predict_action_chunk(observation), atol=1e-3):
         raise RuntimeError('the staged pipeline does not reproduce predict_action_chunk')
-    for _ in range(warmup):
-        timed_predict(policy, observation)
     samples = {stage: [] for stage in STAGES}
     for _ in range(runs):
-        _, times = timed_predict(policy, observation)
-        for stage in STAGES:
-            samples[stage].append(times[stage])
-    end_to_end = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        policy.predict_action_chunk(observation)
-        if policy.device.type == 'cuda':
-            torch.cuda.synchronize(policy.device)
-        end_to_end.append(time.perf_counter() - start)
-    samples['predict_action_chunk'] = end_to_end
-    return samples
-
-
-def report(title: str, samples: dict) -> None:
-    """Print median / p90 in milliseconds per stage."""
+        for stage, seconds in timed_predict(policy, observation)[1].items():
+            samples[stage].append(seconds)
     print(f'\n{title}')
-    print(f'  {"stage":<22}{"median ms":>12}{"p90 ms":>12}')
-    for stage, values in samples.items():
-        median = statistics.median(values) * 1e3
-        p90 = float(np.percentile(values, 90)) * 1e3
-        print(f'  {stage:<22}{median:>12.2f}{p90:>12.2f}')
+    print(f'    {"stage":<34}{"p50 ms":>10}{"p90 ms":>10}{"p99 ms":>10}')
+    for stage in STAGES:
+        p50, p90, p99 = percentiles_ms(samples[stage])
+        print(f'    {stage:<34}{p50:>10.2f}{p90:>10.2f}{p99:>10.2f}')
 
 
-def parameter_counts(cameras: int) -> None:
+# ----------------------------------------------------------------------------- tiny, CPU
+
+
+def tiny_before_after(policy: VLAPolicy, before, runs: int) -> None:
+    """Section 1: single, batch of 4 and 4 singles, before and after, interleaved."""
+    batch = observations(policy, 4)
+    single = batch[0]
+    variants = {'after': policy}
+    if before is not None:
+        variants['before'] = before
+        gap = np.abs(before.predict_action_chunk_batch(batch)
+                     - policy.predict_action_chunk_batch(batch)).max()
+        print(f'    before vs after actions, batch of 4: max |difference| {gap:.2e}')
+    calls = {}
+    for name, variant in variants.items():
+        calls[f'{name}: single'] = (lambda v=variant: v.predict_action_chunk(single))
+        calls[f'{name}: batch of 4'] = (lambda v=variant: v.predict_action_chunk_batch(batch))
+        calls[f'{name}: 4 single calls'] = (
+            lambda v=variant: [v.predict_action_chunk(o) for o in batch])
+    interleaved(calls, 3, policy.device)  # warm-up
+    samples = interleaved(calls, runs, policy.device)
+    print_rows(samples)
+    for name in variants:
+        ratio = (median_ms(samples[f'{name}: batch of 4'])
+                 / median_ms(samples[f'{name}: 4 single calls']))
+        print(f'    {name}: batch of 4 / 4 single calls = {ratio:.2f}')
+    if before is not None:
+        speedup = median_ms(samples['before: single']) / median_ms(samples['after: single'])
+        batch_speedup = (median_ms(samples['before: batch of 4'])
+                         / median_ms(samples['after: batch of 4']))
+        print(f'    speed-up after vs before: single {speedup:.2f}x, batch of 4 '
+              f'{batch_speedup:.2f}x')
+
+
+def tiny_compile_modes(modes: list, runs: int) -> None:
+    """Section 3: each compile mode of the current code against eager, interleaved."""
+    eager = build_tiny_policy(camera_names=CAMERA_NAMES[:3], chunk_size=25, seed=0)
+    batch = observations(eager, 4)
+    for mode in modes:
+        if mode == 'none':
+            continue
+        torch._dynamo.reset()
+        policy = VLAPolicy(eager.model, eager.tokenizer, eager.statistics, device='cpu',
+                           dtype='float32', compile=mode)
+        start = time.perf_counter()
+        compiled_single = policy.predict([batch[0]]).normalized_actions
+        first_single = time.perf_counter() - start
+        start = time.perf_counter()
+        compiled_batch = policy.predict(batch).normalized_actions
+        first_batch = time.perf_counter() - start
+        gap = max(np.abs(compiled_single - eager.predict([batch[0]]).normalized_actions).max(),
+                  np.abs(compiled_batch - eager.predict(batch).normalized_actions).max())
+        calls = {'none: single': lambda: eager.predict_action_chunk(batch[0]),
+                 f'{mode}: single': lambda p=policy: p.predict_action_chunk(batch[0]),
+                 'none: batch of 4': lambda: eager.predict_action_chunk_batch(batch),
+                 f'{mode}: batch of 4': lambda p=policy: p.predict_action_chunk_batch(batch)}
+        interleaved(calls, 2, policy.device)
+        print(f'\n  compile={mode!r}: first call (compiles) single {first_single:.1f} s, batch '
+              f'of 4 {first_batch:.1f} s; max |compiled - eager| (normalised) {gap:.1e}')
+        print_rows(interleaved(calls, runs, policy.device))
+
+
+# ----------------------------------------------------------------------------- real sizes
+
+
+def real_config(cameras: int = 3, head_kind: str = 'dual_arm') -> PolicyConfig:
+    """The paper's model sizes with the ALOHA constants (chunk 25 x 14, proprio 14)."""
+    head = ActionHeadConfig(kind=head_kind, hidden_dim=896, num_blocks=24, chunk_size=25,
+                            action_dim=14)
+    return PolicyConfig(vision=VisionConfig(), llm=LLMConfig(), projector=ProjectorConfig(),
+                        action_head=head, camera_names=CAMERA_NAMES[:cameras], proprio_dim=14)
+
+
+@torch.no_grad()
+def random_real_policy(device: str, dtype: torch.dtype, cameras: int = 3) -> VLAPolicy:
+    """Real-size policy with random weights, allocated directly in ``dtype`` on ``device``."""
+    config = real_config(cameras)
+    with torch.device('meta'):
+        model = VLAAdapterModel(config)
+    model = model.to(dtype=dtype).to_empty(device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    for name, parameter in model.named_parameters():
+        if parameter.dim() >= 2:
+            parameter.normal_(0.0, 0.02, generator=generator)
+        elif name.endswith('bias'):
+            parameter.zero_()
+        else:
+            parameter.fill_(1.0)  # norm weights, LayerScale, gates
+    model.llm.rebuild_rotary_embedding(device)
+    for module in model.modules():
+        if isinstance(module, RotaryTables):
+            module.reset()  # computed tables, not random values
+    statistics_ = tiny_statistics(config.action_dim, config.proprio_dim,
+                                  config.normalization.unnorm_key)
+    return VLAPolicy(model, load_tokenizer(default_tokenizer_dir()), statistics_,
+                     device=device, dtype=dtype)
+
+
+def real_cpu(before_package, runs: int) -> None:
+    """Section 4: real sizes on the CPU in bf16, 1 and 2 threads, before and after."""
+    policy = random_real_policy('cpu', torch.bfloat16)
+    variants = {'after': policy}
+    if before_package is not None:
+        variants['before'] = before_policy(before_package, policy)
+    observation = observations(policy, 1)[0]
+    threads_before = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        calls = {f'{name}: single, {threads} thread(s)':
+                 (lambda v=variant: v.predict_action_chunk(observation))
+                 for name, variant in variants.items()}
+        interleaved(calls, 1, policy.device)
+        print_rows(interleaved(calls, runs, policy.device))
+    torch.set_num_threads(threads_before)
+
+
+def real_cuda(before_package, modes: list, runs: int) -> None:
+    """Section 5: real sizes on CUDA, bf16, each compile mode: p50 / p99 and peak memory."""
+    device = torch.device('cuda')
+    eager = random_real_policy('cuda', torch.bfloat16)
+    print(f'\nreal sizes, {torch.cuda.get_device_name(device)}, bf16, 3 cameras 480x640, '
+          'dual-arm head (chunk 25 x 14)')
+    observation = observations(eager, 1)[0]
+    reference = eager.predict([observation]).normalized_actions
+    variants = {}
+    if before_package is not None:
+        variants['before (eager)'] = before_policy(before_package, eager)
+    for mode in modes:
+        torch._dynamo.reset()
+        variants[f'compile={mode}'] = VLAPolicy(eager.model, eager.tokenizer, eager.statistics,
+                                                device=device, dtype=torch.bfloat16,
+                                                compile=mode)
+    samples, notes = {}, {}
+    for name, policy in variants.items():
+        torch.cuda.reset_peak_memory_stats(device)
+        start = time.perf_counter()
+        actions = policy.predict([observation]).normalized_actions
+        first = time.perf_counter() - start
+        for _ in range(3):
+            policy.predict_action_chunk(observation)
+        timed = interleaved({name: lambda p=policy: p.predict_action_chunk(observation)},
+                            runs, device)
+        samples[name] = timed[name]
+        peak = torch.cuda.max_memory_allocated(device) / 2**30
+        gap = np.abs(actions - reference).max()
+        notes[name] = f'peak {peak:.2f} GiB, first call {first:.1f} s, |d| {gap:.1e}'
+    print_rows(samples, notes)
+    report_stages('  stages of the eager path (CUDA, bf16)', eager, runs)
+
+
+def parameter_counts(cameras: int = 3) -> None:
     """Real-size parameter counts per component, built on the meta device."""
     with torch.device('meta'):
         model = VLAAdapterModel(real_config(cameras))
-    print('\nreal-size parameters (meta device, ALOHA head: chunk 25 x 14)')
+    print('\nreal-size parameters (meta device, dual-arm ALOHA head: chunk 25 x 14)')
     total = 0
     for name, module in model.named_children():
         count = sum(p.numel() for p in module.parameters())
         total += count
-        print(f'  {name:<22}{count / 1e6:>12.2f} M')
+        print(f'    {name:<34}{count / 1e6:>10.2f} M')
     for index, tower in enumerate(model.vision.towers):
         count = sum(p.numel() for p in tower.parameters())
-        print(f'    tower {index} {model.config.vision.timm_model_ids[index]:<40}'
+        print(f'      tower {index} {model.config.vision.timm_model_ids[index]:<40}'
               f'{count / 1e6:>8.2f} M')
-    print(f'  {"total":<22}{total / 1e6:>12.2f} M')
+    print(f'    {"total":<34}{total / 1e6:>10.2f} M')
 
 
-def real_policy_on_cuda(cameras: int) -> VLAPolicy:
-    """Random-weight policy at the real sizes, built directly on the GPU (bf16)."""
-    config = real_config(cameras)
-    device = torch.device('cuda')
-    with torch.device(device):
-        model = VLAAdapterModel(config)
-    statistics_ = tiny_statistics(config.action_dim, config.proprio_dim,
-                                  config.normalization.unnorm_key)
-    return VLAPolicy(model, load_tokenizer(default_tokenizer_dir()), statistics_, device=device,
-                     dtype='auto')
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--runs', type=int, default=30, help='timed calls per tiny variant')
+    parser.add_argument('--real_runs', '--real-runs', type=int, default=3,
+                        help='timed calls per real-size CPU variant (each takes seconds)')
+    parser.add_argument('--cuda_runs', '--cuda-runs', type=int, default=50)
+    parser.add_argument('--compile_modes', '--compile-modes', default='none,default,max',
+                        help='comma-separated subset of none,default,max')
+    parser.add_argument('--before_rev', '--before-rev', default=BEFORE_REV,
+                        help='git revision of the "before" code')
+    parser.add_argument('--skip_real', '--skip-real', action='store_true',
+                        help='skip the real-size runs (CPU and CUDA)')
+    args = parser.parse_args()
+    args.compile_modes = [mode for mode in args.compile_modes.split(',') if mode]
+    return args
+
+
+def quiet_autotuning() -> None:
+    """Keep inductor's per-kernel autotuning reports ('max' mode) out of the output."""
+    from torch._inductor import config as inductor_config
+    inductor_config.autotune_num_choices_displayed = 0
+    inductor_config.max_autotune_report_choices_stats = False
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--runs', type=int, default=20)
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--cameras', type=int, default=3, choices=(1, 2, 3, 4))
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
-    parser.add_argument('--skip_real', '--skip-real',
-                        action='store_true', help='skip the CUDA real-size run')
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f'torch {torch.__version__}, {args.threads} CPU thread(s), cameras={args.cameras}')
-    tiny = build_tiny_policy(camera_names=CAMERA_NAMES[:args.cameras], chunk_size=25, seed=0)
-    tiny_config = tiny.config
-    print(f'tiny config: LLM {tiny_config.llm.num_hidden_layers} layers x '
-          f'{tiny_config.llm.hidden_size}, towers {tiny_config.vision.embed_dims}, head '
-          f'{tiny_config.action_head.num_blocks} blocks, chunk {tiny_config.chunk_size} x '
-          f'{tiny_config.action_dim}')
-    report('tiny policy, CPU, float32, 480x640 input images',
-           measure(tiny, args.runs, args.warmup, (480, 640, 3)))
-    parameter_counts(args.cameras)
-    if torch.cuda.is_available() and not args.skip_real:
-        policy = real_policy_on_cuda(args.cameras)
-        name = torch.cuda.get_device_name(policy.device)
-        report(f'real sizes, {name}, {policy.dtype}, 480x640 input images',
-               measure(policy, args.runs, args.warmup, (480, 640, 3)))
+    args = parse_args()
+    torch.set_num_threads(1)
+    quiet_autotuning()
+    print(f'torch {torch.__version__}; CPU sections use 1 thread unless stated')
+    before_package, reason = load_before_package(args.before_rev)
+    print(f'"before" = vla_adapter_core at {args.before_rev[:12]} loaded from git'
+          if before_package else f'"before" not measured: {reason}')
+    tiny = build_tiny_policy(camera_names=CAMERA_NAMES[:3], chunk_size=25, seed=0)
+    config = tiny.config
+    print(f'\ntiny policy, CPU, float32, 1 thread, 3 cameras 480x640 (LLM '
+          f'{config.llm.num_hidden_layers} x {config.llm.hidden_size}, head '
+          f'{config.action_head.num_blocks} blocks, chunk {config.chunk_size} x '
+          f'{config.action_dim}); calls interleaved')
+    before = before_policy(before_package, tiny) if before_package else None
+    tiny_before_after(tiny, before, args.runs)
+    report_stages('tiny policy, current code, stages (single observation)', tiny, args.runs)
+    print('\ntiny policy, CPU, compile modes (interleaved with eager calls)')
+    tiny_compile_modes(args.compile_modes, args.runs)
+    if args.skip_real:
+        print('\n--skip_real: real-size latency not measured')
     else:
-        print('\nno CUDA device (or __skip_real): real-size latency not measured')
+        print('\nreal sizes, random weights, CPU, bf16, 3 cameras, dual-arm head')
+        real_cpu(before_package, args.real_runs)
+        if torch.cuda.is_available():
+            real_cuda(before_package, args.compile_modes, args.cuda_runs)
+        else:
+            print('\nno CUDA device on this machine: real-size GPU latency not measured')
+    parameter_counts()
 
 
 if __name__ == '__main__':

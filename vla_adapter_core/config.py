@@ -30,6 +30,7 @@ PROMPT_STYLES = ('openvla', 'qwen_chat')
 NORMALIZATION_MODES = ('bounds', 'bounds_q99')
 QUERIES_PER_ARM = 64
 MAX_CAMERAS = 4
+COMPILE_MODES = ('none', 'default', 'max')
 CONFIG_FORMAT = 'vla_adapter_core'
 CONFIG_FORMAT_VERSION = 1
 
@@ -239,6 +240,45 @@ class ProcessorConfig(ConfigDictMixin):
         if not 0.0 < float(self.center_crop_fraction) <= 1.0:
             _fail(owner, 'center_crop_fraction', self.center_crop_fraction, 'must be in (0, 1]')
         _require_positive(owner, max_prompt_tokens=self.max_prompt_tokens)
+
+
+@dataclasses.dataclass
+class InferenceConfig(ConfigDictMixin):
+    """How a loaded policy runs: a deployment choice, given to ``VLAPolicy.from_pretrained``.
+
+    Not part of the architecture, so not in ``config.json``; the inference node records it
+    with its own parameters.
+
+    ``compile``: 'none' runs eagerly. 'default' runs the model through ``torch.compile``
+    (inductor); on CUDA with CUDA graphs (mode 'reduce-overhead'). 'max' uses mode
+    'max-autotune' (autotuned kernels; CUDA graphs on CUDA) - slower to compile. Compiled
+    graphs have static shapes: every prompt is padded to the smallest of ``prompt_buckets``
+    that holds it (longer prompts: the next multiple of the largest bucket), so a few graphs
+    serve every instruction. The first prediction of each bucket and batch size compiles
+    (tens of seconds); run one at start-up (the inference node's ``warmup_runs``).
+    """
+
+    compile: str = 'none'
+    prompt_buckets: tuple = (32, 64, 128, 256)
+
+    def __post_init__(self) -> None:
+        owner = 'InferenceConfig'
+        if self.compile not in COMPILE_MODES:
+            _fail(owner, 'compile', self.compile, f'must be one of {COMPILE_MODES}')
+        buckets = tuple(self.prompt_buckets)
+        if not buckets or any(not isinstance(b, int) or isinstance(b, bool) or b <= 0
+                              for b in buckets) or list(buckets) != sorted(set(buckets)):
+            _fail(owner, 'prompt_buckets', self.prompt_buckets,
+                  'must be increasing positive integers')
+        self.prompt_buckets = buckets
+
+    def bucket_length(self, length: int) -> int:
+        """The padded prompt length for a prompt of ``length`` tokens."""
+        for bucket in self.prompt_buckets:
+            if length <= bucket:
+                return bucket
+        largest = self.prompt_buckets[-1]
+        return -(-length // largest) * largest
 
 
 @dataclasses.dataclass

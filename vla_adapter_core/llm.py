@@ -1,7 +1,11 @@
 """The Qwen2 language model (transformers), run on input embeddings for its hidden states only.
 
 The model is a bare ``Qwen2Model``: there is no lm_head, so the 151936-way vocabulary logits
-(95 % of a tiny model's cost) are never computed.
+(95 % of a tiny model's cost) are never computed. :class:`QwenBackbone` runs transformers' own
+decoder layers itself, with the rotary embedding and the attention mask prepared once per
+forward: no mask at all for a causal sequence without padding inside it (our layout puts the
+padding last, see :mod:`vla_adapter_core.layout`), so SDPA takes its ``is_causal`` fast path; a
+4-d additive mask, built once, only when a caller passes a padding mask with holes.
 """
 
 from __future__ import annotations
@@ -73,14 +77,54 @@ class QwenBackbone(nn.Module):
         """The token embedding table (V, D)."""
         return self.model.embed_tokens
 
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                position_ids: torch.Tensor) -> tuple:
+    def attention_mask_4d(self, attention_mask: torch.Tensor | None,
+                          inputs_embeds: torch.Tensor) -> torch.Tensor | None:
+        """The mask every layer uses, built once: None (causal SDPA) or additive (B, 1, S, S).
+
+        ``attention_mask``: None (causal, nothing padded), a (B, S) padding mask (1 = real) or a
+        prepared 4-d mask (returned as is). A padding token attends to itself only, so no row is
+        empty; real tokens never attend to padding.
+        """
+        if attention_mask is not None and attention_mask.dim() == 4:
+            return attention_mask
+        sdpa = self.model.config._attn_implementation == 'sdpa'
+        if attention_mask is not None and sdpa and bool(attention_mask.all()):
+            attention_mask = None
+        if attention_mask is None and sdpa:
+            return None
+        batch, length = inputs_embeds.shape[:2]
+        device = inputs_embeds.device
+        positions = torch.arange(length, device=device)  # (S,)
+        allowed = positions[None, :] <= positions[:, None]  # (S, S) causal
+        allowed = allowed.expand(batch, 1, length, length)  # (B, 1, S, S)
+        if attention_mask is not None:
+            keys = attention_mask.to(torch.bool)[:, None, None, :]  # (B, 1, 1, S)
+            allowed = allowed & (keys | torch.eye(length, dtype=torch.bool, device=device))
+        blocked = torch.finfo(inputs_embeds.dtype).min
+        zeros = torch.zeros((), dtype=inputs_embeds.dtype, device=device)
+        return torch.where(allowed, zeros, blocked)  # (B, 1, S, S)
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> tuple:
         """Run the decoder causally.
 
-        ``inputs_embeds`` (B, S, D), ``attention_mask`` (B, S) with 0 on left padding,
-        ``position_ids`` (B, S). Returns ``num_hidden_layers + 1`` tensors of shape (B, S, D).
+        ``inputs_embeds`` (B, S, D); ``attention_mask`` None (nothing padded, or only after the
+        last token any caller reads), (B, S) with 0 on padding, or a prepared 4-d mask;
+        ``position_ids`` (B, S) or (1, S), default 0..S-1. Returns ``num_hidden_layers + 1``
+        tensors of shape (B, S, D): the embeddings, each layer's output, the last one after the
+        final RMSNorm (as transformers' ``output_hidden_states``).
         """
-        outputs = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                             position_ids=position_ids, output_hidden_states=True,
-                             use_cache=False, return_dict=True)
-        return outputs.hidden_states
+        model = self.model
+        if position_ids is None:
+            position_ids = torch.arange(inputs_embeds.shape[1],
+                                        device=inputs_embeds.device).unsqueeze(0)  # (1, S)
+        mask = self.attention_mask_4d(attention_mask, inputs_embeds)
+        position_embeddings = model.rotary_emb(inputs_embeds, position_ids)  # cos, sin once
+        hidden = inputs_embeds  # (B, S, D)
+        hidden_states = [hidden]
+        for layer in model.layers[:model.config.num_hidden_layers]:
+            hidden = layer(hidden, attention_mask=mask, position_ids=position_ids,
+                           position_embeddings=position_embeddings, use_cache=False)
+            hidden_states.append(hidden)  # (B, S, D)
+        hidden_states[-1] = model.norm(hidden)
+        return tuple(hidden_states)

@@ -18,6 +18,7 @@ from vla_adapter_core.heads import ActionBins, build_action_head
 from vla_adapter_core.layout import (
     AssembledSequence,
     assemble_sequence,
+    check_prompt_mask,
     gather_windows,
     round_to_bfloat16,
 )
@@ -66,15 +67,18 @@ class VLAAdapterModel(nn.Module):
         """Build without random initialisation (meta device) and load ``state`` strictly.
 
         Every parameter and persistent buffer must be in ``state``; the only non-persistent
-        buffers (the LLM's rotary frequencies) are recomputed. Saves ~20 s at the real size.
+        buffers of the meta-built modules (the LLM's rotary frequencies) are recomputed (the head,
+        built normally, computes its own rotary tables). Saves ~20 s at the real size.
         """
         model = cls(config, vlm_device='meta')
         for module in model.vlm_modules():
             module.to_empty(device='cpu')
         model.llm.rebuild_rotary_embedding('cpu')
         persistent = set(model.state_dict())
+        meta_built = ('vision.', 'projector.', 'llm.')  # the head's buffers are computed
         unexpected = [name for name, _ in model.named_buffers()
-                      if name not in persistent and not name.startswith('llm.model.rotary_emb.')]
+                      if name not in persistent and name.startswith(meta_built)
+                      and not name.startswith('llm.model.rotary_emb.')]
         if unexpected:
             raise RuntimeError(f'non-persistent buffers {unexpected} would stay uninitialised')
         try:
@@ -117,15 +121,21 @@ class VLAAdapterModel(nn.Module):
         return self.proprio_projector(proprio)  # (B, 1, D)
 
     def forward_detailed(self, batch: dict) -> ModelOutputs:
-        """Run everything and keep the intermediates."""
+        """Run everything and keep the intermediates.
+
+        The LLM runs without an attention mask: the sequence keeps each sample's padding after
+        its last real token (see :mod:`vla_adapter_core.layout`), so a batch gives every sample
+        the numbers of a single call.
+        """
         self._check_batch(batch)
+        if not torch.compiler.is_compiling():
+            check_prompt_mask(batch['attention_mask'])  # a host sync; compiled graphs skip it
         vision_features = self.vision(batch['pixel_values'])  # (B, NP, Dv)
         patch_embeddings = self.projector(vision_features)  # (B, NP, D)
         prompt_embeds = self.llm.embed_tokens(batch['input_ids'])  # (B, L, D)
         sequence = assemble_sequence(prompt_embeds, batch['attention_mask'], patch_embeddings,
                                      self.action_queries.weight, self.trailing_embeds())
-        hidden_states = self.llm(sequence.inputs_embeds, sequence.attention_mask,
-                                 sequence.position_ids)
+        hidden_states = self.llm(sequence.inputs_embeds, None, sequence.position_ids)
         num_blocks = self.config.action_head.num_blocks
         task_states, adapter_states = gather_windows(
             list(hidden_states[1:num_blocks + 1]), sequence, self.config.layout,

@@ -105,7 +105,8 @@ def build_tiny_policy(action_dim: int = 14, proprio_dim: int = 14, chunk_size: i
                       camera_names=('cam_high', 'cam_left_wrist', 'cam_right_wrist'),
                       head_kind: str = 'l1', tokenizer_dir: str | os.PathLike | None = None,
                       *, seed: int = 0, statistics: dict | None = None,
-                      device: str = 'cpu', dtype: str = 'float32', **config_options) -> VLAPolicy:
+                      device: str = 'cpu', dtype: str = 'float32', compile: str = 'none',
+                      **config_options) -> VLAPolicy:
     """A tiny random :class:`VLAPolicy` with real components, for tests.
 
     Args:
@@ -117,6 +118,7 @@ def build_tiny_policy(action_dim: int = 14, proprio_dim: int = 14, chunk_size: i
         statistics: dataset statistics ({key: {action: ..., proprio: ...}}); default
             :func:`tiny_statistics` under the key 'tiny'.
         device, dtype: where the policy runs ('auto' picks bf16 on CUDA).
+        compile: 'none', 'default' or 'max' (see :class:`VLAPolicy`).
         config_options: forwarded to :func:`build_tiny_config` (block_type, llm_layers,
             hidden_size, image_size, use_proprio, normalization_mode, prompt_style,
             center_crop_fraction, n_action_bins, unnorm_key).
@@ -139,7 +141,7 @@ def build_tiny_policy(action_dim: int = 14, proprio_dim: int = 14, chunk_size: i
         model = VLAAdapterModel(config, bins=bins)
         randomize_for_tests(model, seed)
     tokenizer = load_tokenizer(tokenizer_dir or default_tokenizer_dir())
-    return VLAPolicy(model, tokenizer, statistics, device=device, dtype=dtype)
+    return VLAPolicy(model, tokenizer, statistics, device=device, dtype=dtype, compile=compile)
 
 
 def random_observation(policy: VLAPolicy, seed: int = 0, image_shape=(96, 128, 3),

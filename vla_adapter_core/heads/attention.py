@@ -27,8 +27,11 @@ and give the same numbers:
   (``rot(u)[2j] = -u[2j+1]``, ``rot(u)[2j+1] = u[2j]``). Queries and self keys use positions
   0..T-1, adapter keys 0..K_a-1 (proprio token last), task keys 0..K_t-1; values are not rotated.
 
-Our own choice: the angle table is always computed in float32 and then cast to the stream dtype
-(upstream computes it in the module dtype, so its bf16 positions are inexact above 256).
+Our own choices: the angle table is always computed in float32 and then cast to the stream dtype
+(upstream computes it in the module dtype, so its bf16 positions are inexact above 256). The
+tables are built once per head trunk (:class:`RotaryTables`, non-persistent buffers) and
+handed to every block, instead of being rebuilt for each of the 4-5 rotated tensors of every
+block and call (bit-identical).
 """
 
 from __future__ import annotations
@@ -60,10 +63,59 @@ def rotate_interleaved_pairs(u: torch.Tensor) -> torch.Tensor:
     return torch.stack((-odd, even), dim=-1).reshape(u.shape)
 
 
+def swap_interleaved_pairs(u: torch.Tensor) -> torch.Tensor:
+    """Swap channel pairs (2j, 2j+1): (a, b) -> (b, a); the sign lives in the sine table."""
+    pairs = u.unflatten(-1, (u.shape[-1] // 2, 2))  # (..., hd/2, 2)
+    return pairs.flip(-1).flatten(-2)  # (..., hd)
+
+
 def apply_upstream_rope(u: torch.Tensor, base: float) -> torch.Tensor:
-    """Upstream's rotary embedding on ``u`` (B, H, L, hd), positions 0..L-1."""
+    """Upstream's rotary embedding on ``u`` (B, H, L, hd), positions 0..L-1 (tables built here)."""
     cos, sin = rope_cos_sin(u.shape[-2], u.shape[-1], base, u.device, u.dtype)  # (L, hd)
     return u * cos + rotate_interleaved_pairs(u) * sin
+
+
+ROTARY_TABLE_LENGTH = 2048  # positions tabulated up front (4 cameras = 1024 task keys)
+
+
+class RotaryTables(nn.Module):
+    """Rotary tables shared by every block of a head trunk, built once (not per block and call).
+
+    Non-persistent buffers (absent from state dicts; follow ``.to()``): ``cos`` (L_max, hd) and
+    a signed sine whose even channels are negated, so that ``u * cos + swap(u) * signed_sin``
+    equals ``u * cos + rotate(u) * sin`` bit for bit (the sign moves from ``-odd * sin`` to
+    ``odd * (-sin)``, an exact operation). A length L uses the first L rows, which equal a table
+    built for L. Computed in float32 and cast with the module, like :func:`rope_cos_sin`.
+    Under ``torch.compile`` the tables are graph constants, not recomputed per element.
+    """
+
+    def __init__(self, head_dim: int, base: float, length: int = ROTARY_TABLE_LENGTH) -> None:
+        super().__init__()
+        self.head_dim = head_dim
+        self.base = base
+        self._fill(length, device=None, dtype=torch.float32)
+
+    def _fill(self, length: int, device: torch.device | None, dtype: torch.dtype) -> None:
+        cos, sin = rope_cos_sin(length, self.head_dim, self.base, device, torch.float32)
+        pairs = sin.unflatten(-1, (self.head_dim // 2, 2))  # (L, hd/2, 2)
+        signed_sin = torch.stack((-pairs[..., 0], pairs[..., 1]), dim=-1).flatten(-2)
+        self.register_buffer('cos', cos.to(dtype), persistent=False)  # (L, hd)
+        self.register_buffer('signed_sin', signed_sin.to(dtype), persistent=False)  # (L, hd)
+
+    def reset(self) -> None:
+        """Recompute the tables in place (after ``to_empty`` of a meta-built module)."""
+        self._fill(self.cos.shape[0], self.cos.device, self.cos.dtype)
+
+    def tables(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cos, signed_sin)`` for positions 0..length-1, each (length, hd)."""
+        if length > self.cos.shape[0]:  # longer than ever tabulated: grow once
+            self._fill(2 * length, self.cos.device, self.cos.dtype)
+        return self.cos[:length], self.signed_sin[:length]
+
+    def apply(self, u: torch.Tensor) -> torch.Tensor:
+        """Rotate ``u`` (B, H, L, hd) at positions 0..L-1."""
+        cos, signed_sin = self.tables(u.shape[-2])  # (L, hd)
+        return u * cos + swap_interleaved_pairs(u) * signed_sin
 
 
 def split_heads(t: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -120,6 +172,7 @@ class _BridgeBlock(nn.Module):
         task: torch.Tensor,
         adapter: torch.Tensor,
         other_arm: torch.Tensor | None,
+        rotary: RotaryTables | None,
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]:
         raise NotImplementedError
 
@@ -129,6 +182,7 @@ class _BridgeBlock(nn.Module):
         task: torch.Tensor,
         adapter: torch.Tensor,
         other_arm: torch.Tensor | None = None,
+        rotary: RotaryTables | None = None,
     ) -> torch.Tensor:
         """Update the action stream.
 
@@ -138,12 +192,13 @@ class _BridgeBlock(nn.Module):
             adapter: adapter states of this layer with the proprio token appended (B, K_a, D);
                 K_a may be 0.
             other_arm: the other arm's current stream (B, T, D) for dual-arm blocks, else None.
+            rotary: the head's shared rotary tables (Pro blocks); None rebuilds them here.
 
         Returns:
             (B, T, D) new stream.
         """
         batch, steps, width = x.shape
-        q, key_sets = self._key_sets(x, task, adapter, other_arm)  # q: (B, H, T, hd)
+        q, key_sets = self._key_sets(x, task, adapter, other_arm, rotary)  # q: (B, H, T, hd)
         attended = joint_softmax_attention(q, key_sets)  # (B, H, T, hd)
         attended = attended.transpose(1, 2).reshape(batch, steps, width)  # (B, T, D)
         return self.ffn(self.o_proj(attended) + x)  # (B, T, D)
@@ -172,29 +227,38 @@ class ProBridgeBlock(_BridgeBlock):
             self.k_cross = nn.Linear(width, width)
             self.v_cross = nn.Linear(width, width)
 
-    def _rotated_keys(self, projection: nn.Linear, tokens: torch.Tensor) -> torch.Tensor:
-        keys = split_heads(projection(tokens), self.num_heads)  # (B, H, K, hd)
-        return apply_upstream_rope(keys, self.rope_base)
+    def _rope(self, u: torch.Tensor, rotary: RotaryTables | None) -> torch.Tensor:
+        """Rotary embedding of ``u`` (B, H, L, hd): shared tables, or rebuilt when None."""
+        if rotary is None:
+            return apply_upstream_rope(u, self.rope_base)
+        return rotary.apply(u)
 
-    def _key_sets(self, x, task, adapter, other_arm):
+    def _rotated_keys(self, projection: nn.Linear, tokens: torch.Tensor,
+                      rotary: RotaryTables | None) -> torch.Tensor:
+        keys = split_heads(projection(tokens), self.num_heads)  # (B, H, K, hd)
+        return self._rope(keys, rotary)
+
+    def _key_sets(self, x, task, adapter, other_arm, rotary):
         heads = self.num_heads
-        q = apply_upstream_rope(split_heads(self.q_proj(x), heads), self.rope_base)  # (B,H,T,hd)
+        q = self._rope(split_heads(self.q_proj(x), heads), rotary)  # (B, H, T, hd)
         gate = torch.tanh(self.gating_factor)  # (1,)
         key_sets = [
-            (self._rotated_keys(self.k_self, x), split_heads(self.v_self(x), heads), None),
+            (self._rotated_keys(self.k_self, x, rotary), split_heads(self.v_self(x), heads),
+             None),
             (
-                self._rotated_keys(self.k_adapter, adapter),
+                self._rotated_keys(self.k_adapter, adapter, rotary),
                 split_heads(self.v_adapter(adapter), heads),
                 None,
             ),
-            (self._rotated_keys(self.k_task, task), split_heads(self.v_task(task), heads), gate),
+            (self._rotated_keys(self.k_task, task, rotary), split_heads(self.v_task(task), heads),
+             gate),
         ]
         if self.cross_arm:
             if other_arm is None:
                 raise ValueError('ProBridgeBlock(cross_arm=True) needs other_arm, got None')
             key_sets.append(
                 (
-                    self._rotated_keys(self.k_cross, other_arm),
+                    self._rotated_keys(self.k_cross, other_arm, rotary),
                     split_heads(self.v_cross(other_arm), heads),
                     None,
                 )
@@ -223,7 +287,7 @@ class OriginalBridgeBlock(_BridgeBlock):
         values = split_heads(self.v_proj(tokens), self.num_heads)  # (B, H, K, hd)
         return keys, values
 
-    def _key_sets(self, x, task, adapter, other_arm):
+    def _key_sets(self, x, task, adapter, other_arm, rotary):
         q = split_heads(self.q_proj(x), self.num_heads)  # (B, H, T, hd)
         gate = torch.tanh(self.gating_factor)  # (1,)
         key_sets = [(*self._project(x), None), (*self._project(adapter), None)]
@@ -242,3 +306,10 @@ def build_bridge_block(config: ActionHeadConfig, cross_arm: bool = False) -> _Br
     if config.block_type == 'pro':
         return ProBridgeBlock(config, cross_arm=cross_arm)
     return OriginalBridgeBlock(config, cross_arm=cross_arm)
+
+
+def build_rotary_tables(config: ActionHeadConfig) -> RotaryTables | None:
+    """The rotary tables a head shares between its blocks; None for original (no-RoPE) blocks."""
+    if config.block_type != 'pro':
+        return None
+    return RotaryTables(config.hidden_dim // config.num_heads, config.rope_base)

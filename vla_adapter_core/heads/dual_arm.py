@@ -81,8 +81,10 @@ class DualArmActionHead(BridgeActionHead):
         for index, (left_block, right_block) in enumerate(blocks):
             task = task_states[:, index]  # (B, K_t, D)
             x_left, x_right = (
-                left_block(x_left, task, left_kv[:, index], other_arm=x_right),
-                right_block(x_right, task, right_kv[:, index], other_arm=x_left),
+                left_block(x_left, task, left_kv[:, index], other_arm=x_right,
+                           rotary=self.left.rotary),
+                right_block(x_right, task, right_kv[:, index], other_arm=x_left,
+                            rotary=self.right.rotary),
             )  # (B, T, D) each
         actions_left = self.left.readout(x_left)  # (B, T, A/2)
         actions_right = self.right.readout(x_right)  # (B, T, A/2)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vla_adapter_core.heads.attention import build_bridge_block
+from vla_adapter_core.heads.attention import build_bridge_block, build_rotary_tables
 from vla_adapter_core.heads.config import ActionHeadConfig
 from vla_adapter_core.heads.registry import register_head
 
@@ -63,6 +63,8 @@ class MLPResNet(nn.Module):
         )
         self.layer_norm2 = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.fc2 = nn.Linear(width, out_features)
+        # Rotary tables shared by all blocks (Pro blocks only): non-persistent buffers.
+        self.rotary = build_rotary_tables(config)
 
     def embed_seed(self, seed: torch.Tensor) -> torch.Tensor:
         """(B, T, seed_width) -> (B, T, D)."""
@@ -82,7 +84,8 @@ class MLPResNet(nn.Module):
         """
         x = self.embed_seed(seed)  # (B, T, D)
         for index, block in enumerate(self.mlp_resnet_blocks):
-            x = block(x, task_states[:, index], adapter_states[:, index])  # (B, T, D)
+            x = block(x, task_states[:, index], adapter_states[:, index],
+                      rotary=self.rotary)  # (B, T, D)
         return self.readout(x)
 
 
