@@ -138,7 +138,7 @@ def load_policy(settings: InferenceSettings) -> PolicyRunner:
 
     try:
         return VLAPolicy.from_pretrained(settings.checkpoint, device=settings.device,
-                                         dtype=settings.dtype)
+                                         dtype=settings.dtype, compile=settings.compile)
     except ValueError as error:  # names the file and the problem, maybe on several lines
         raise ValueError(_single_line(str(error))) from error
     except OSError as error:  # FileNotFoundError: neither a directory nor a cached repo

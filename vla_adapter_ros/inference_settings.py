@@ -30,6 +30,10 @@ INFERENCE_PARAMETERS = ParameterTable((
     ParameterSpec('device', 'cpu', "Torch device of the policy, e.g. 'cuda' or 'cpu'."),
     ParameterSpec('dtype', 'auto', "Policy dtype: 'auto' (bf16 where supported), 'float32', "
                   "'bfloat16' or 'float16'.", choices=DTYPES),
+    ParameterSpec('compile', 'none', "torch.compile of the policy: 'none' (eager), 'default' "
+                  "(inductor; CUDA graphs on CUDA) or 'max' (max-autotune); checked by "
+                  'vla_adapter_core InferenceConfig when the policy loads. The warm-up runs '
+                  'compile it before the first real chunk.'),
     ParameterSpec('instruction', '', 'Language instruction. Empty at start-up = wait for the '
                   'set_instruction service, the instruction topic or ros2 param set. Checked '
                   "against the loaded policy's prompt limit (token count).", dynamic=True),
@@ -89,6 +93,7 @@ class InferenceSettings:
     checkpoint: str = ''
     device: str = 'cpu'
     dtype: str = 'auto'
+    compile: str = 'none'
     instruction: str = ''
     robot_description: str = 'aloha'
     robot_names: tuple[str, ...] = ()
