@@ -9,14 +9,12 @@ here. Dynamic parameters (blend_mode, ensemble_k, crossfade_s, speed_scale) appl
 `ros2 param set`; the rest are read-only.
 """
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from vla_adapter_core.robot_description import RobotDescription, load_robot_description
 from vla_adapter_ros.chunk_schedule import BLEND_MODES, ScheduleConfig
-from vla_adapter_ros.parameters import ParameterSpec, ParameterTable
+from vla_adapter_ros.parameters import NodeConfig, ParameterSpec, ParameterTable
 from vla_adapter_ros.safety import SafetyConfig
 
 OUTPUT_MODES = ('interbotix', 'joint_trajectory', 'float64_array')
@@ -88,8 +86,10 @@ EXECUTOR_PARAMETERS = ParameterTable((
 
 
 @dataclass(frozen=True)
-class ExecutorConfig:
+class ExecutorConfig(NodeConfig):
     """Settings of the chunk executor node (field names = ROS parameter names)."""
+
+    PARAMETERS = EXECUTOR_PARAMETERS
 
     rate_hz: float = 50.0
     robot_description: str = 'aloha'
@@ -119,23 +119,13 @@ class ExecutorConfig:
     realtime_priority: int = 0
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name,
-                               EXECUTOR_PARAMETERS[field.name].coerce(getattr(self, field.name)))
+        self.coerce_fields()
         for name in ('chunk_topic', 'status_topic', 'estop_topic', 'joint_states_topic',
                      'joint_trajectory_topic', 'float64_array_topic', 'gripper_operating_mode'):
             if not getattr(self, name):
                 EXECUTOR_PARAMETERS[name].fail(getattr(self, name), 'must not be empty')
-        robot = load_robot_description(self.robot_description)
-        if self.robot_names:
-            robot = robot.with_namespaces(self.robot_names)
-        object.__setattr__(self, '_robot', robot)
+        self.load_robot()
         self.safety_config()  # validates limits and speeds
-
-    @property
-    def robot(self) -> RobotDescription:
-        """The robot description in use (namespaces overridden by robot_names)."""
-        return self._robot
 
     @property
     def num_arms(self) -> int:
@@ -172,13 +162,3 @@ class ExecutorConfig:
         return ScheduleConfig(blend_mode=self.blend_mode, ensemble_k=self.ensemble_k,
                               crossfade_s=self.crossfade_s)
 
-    def to_dict(self) -> dict:
-        """Plain values (lists for tuples), as ROS parameters or YAML hold them."""
-        return {field.name: (list(value) if isinstance(value, tuple) else value)
-                for field in dataclasses.fields(self)
-                for value in (getattr(self, field.name),)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> 'ExecutorConfig':
-        """Build from parameter values; unknown names and bad values raise ValueError."""
-        return cls(**EXECUTOR_PARAMETERS.resolve(values))

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import dataclasses
 from dataclasses import dataclass
 
-from vla_adapter_core.robot_description import RobotDescription, load_robot_description
-from vla_adapter_ros.parameters import ParameterSpec, ParameterTable
+from vla_adapter_core.robot_description import RobotDescription
+from vla_adapter_ros.parameters import NodeConfig, ParameterSpec, ParameterTable
 
 SENSOR_QOS_RELIABILITIES = ('best_effort', 'reliable')
 DTYPES = ('auto', 'float32', 'bfloat16', 'float16')
@@ -87,8 +87,10 @@ INFERENCE_PARAMETERS = ParameterTable((
 
 
 @dataclass(frozen=True)
-class InferenceSettings:
+class InferenceSettings(NodeConfig):
     """Settings of the inference node (field names = ROS parameter names)."""
+
+    PARAMETERS = INFERENCE_PARAMETERS
 
     checkpoint: str = ''
     device: str = 'cpu'
@@ -115,19 +117,13 @@ class InferenceSettings:
     warmup_runs: int = 1
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name,
-                               INFERENCE_PARAMETERS[field.name].coerce(getattr(self, field.name)))
+        self.coerce_fields()
         if not self.device:
             INFERENCE_PARAMETERS['device'].fail(self.device, 'must not be empty')
         if not self.joint_states_topic or self.joint_states_topic.startswith('/'):
             INFERENCE_PARAMETERS['joint_states_topic'].fail(
                 self.joint_states_topic, 'must be a non-empty relative name')
-        robot = load_robot_description(self.robot_description)
-        if self.robot_names:
-            robot = robot.with_namespaces(self.robot_names)
-        object.__setattr__(self, '_robot', robot)
-        object.__setattr__(self, '_cameras', self._resolve_cameras(robot))
+        object.__setattr__(self, '_cameras', self._resolve_cameras(self.load_robot()))
 
     def _resolve_cameras(self, robot: RobotDescription) -> tuple[tuple[str, str], ...]:
         """(camera name, topic) pairs: the parameters, the description's where they are empty."""
@@ -145,11 +141,6 @@ class InferenceSettings:
                 INFERENCE_PARAMETERS[parameter].fail(list(values),
                                                      'entries must be non-empty and unique')
         return tuple(zip(names, topics))
-
-    @property
-    def robot(self) -> RobotDescription:
-        """The robot description in use (namespaces overridden by robot_names)."""
-        return self._robot
 
     @property
     def cameras(self) -> tuple[tuple[str, str], ...]:
@@ -185,16 +176,6 @@ class InferenceSettings:
             raise ValueError(f'parameter instruction: {error}') from error
         return dataclasses.replace(self, instruction=instruction)
 
-    def to_dict(self) -> dict:
-        """Plain values (lists for tuples), as ROS parameters or YAML hold them."""
-        return {field.name: (list(value) if isinstance(value, tuple) else value)
-                for field in dataclasses.fields(self)
-                for value in (getattr(self, field.name),)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> 'InferenceSettings':
-        """Build from parameter values; unknown names and bad values raise ValueError."""
-        return cls(**INFERENCE_PARAMETERS.resolve(values))
 
 
 def settings_from_values(values: dict) -> InferenceSettings:

@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
+
+from vla_adapter_core.robot_description import RobotDescription, load_robot_description
 
 SCALAR_TYPES = (bool, int, float, str)
 
@@ -139,6 +141,48 @@ class ParameterTable:
         for name, value in values.items():
             resolved[name] = self._by_name[name].coerce(value)
         return resolved
+
+
+class NodeConfig:
+    """Base of a node's frozen config dataclass whose fields are the parameters of ``PARAMETERS``.
+
+    A subclass's ``__post_init__`` calls :meth:`coerce_fields` first (every field typed and
+    range-checked through its spec) and, for a node on a robot, :meth:`load_robot`
+    (``robot_description`` with ``robot_names`` overriding the namespaces; ``robot`` then holds
+    it). ``from_dict`` / ``to_dict`` convert from and to parameter values.
+    """
+
+    PARAMETERS: ClassVar[ParameterTable]
+
+    def coerce_fields(self) -> None:
+        """Every field in its parameter's type, checked against its range and choices."""
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name,
+                               self.PARAMETERS[field.name].coerce(getattr(self, field.name)))
+
+    def load_robot(self) -> RobotDescription:
+        """Load ``robot_description`` (namespaces from ``robot_names`` when given) as ``robot``."""
+        robot = load_robot_description(self.robot_description)
+        if self.robot_names:
+            robot = robot.with_namespaces(self.robot_names)
+        object.__setattr__(self, '_robot', robot)
+        return robot
+
+    @property
+    def robot(self) -> RobotDescription:
+        """The robot description in use (namespaces overridden by robot_names)."""
+        return self._robot
+
+    def to_dict(self) -> dict:
+        """Plain values (lists for tuples), as ROS parameters or YAML hold them."""
+        return {field.name: (list(value) if isinstance(value, tuple) else value)
+                for field in dataclasses.fields(self)
+                for value in (getattr(self, field.name),)}
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Build from parameter values; unknown names and bad values raise ValueError."""
+        return cls(**cls.PARAMETERS.resolve(values))
 
 
 def _descriptor(spec: ParameterSpec):

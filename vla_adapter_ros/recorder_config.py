@@ -8,12 +8,10 @@ never repeated here. ``instruction`` is dynamic (``ros2 param set`` applies it t
 episode); the rest are read-only.
 """
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from vla_adapter_core.robot_description import RobotDescription, load_robot_description
-from vla_adapter_ros.parameters import ParameterSpec, ParameterTable
+from vla_adapter_ros.parameters import NodeConfig, ParameterSpec, ParameterTable
 
 STORAGES = ('mcap', 'sqlite3')
 ACTION_SOURCES = ('leader_joint_states', 'executor_commands', 'none')
@@ -62,8 +60,10 @@ RECORDER_PARAMETERS = ParameterTable((
 
 
 @dataclass(frozen=True)
-class RecorderConfig:
+class RecorderConfig(NodeConfig):
     """Settings of the episode recorder node (field names = ROS parameter names)."""
+
+    PARAMETERS = RECORDER_PARAMETERS
 
     robot_description: str = 'aloha'
     robot_names: tuple[str, ...] = ()
@@ -83,9 +83,7 @@ class RecorderConfig:
     status_rate_hz: float = 2.0
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name,
-                               RECORDER_PARAMETERS[field.name].coerce(getattr(self, field.name)))
+        self.coerce_fields()
         for name in ('output_dir', 'episode_prefix', 'joint_states_topic', 'instruction_topic',
                      'commanded_action_topic'):
             if not getattr(self, name).strip():
@@ -96,9 +94,7 @@ class RecorderConfig:
             RECORDER_PARAMETERS['commanded_action_topic'].fail(
                 self.commanded_action_topic, 'must be absolute (it names a bag topic)')
         try:
-            robot = load_robot_description(self.robot_description)
-            if self.robot_names:
-                robot = robot.with_namespaces(self.robot_names)
+            robot = self.load_robot()
         except ValueError as error:
             raise ValueError(f'parameter robot_description={self.robot_description!r}: '
                              f'{error}') from None
@@ -110,25 +106,9 @@ class RecorderConfig:
             RECORDER_PARAMETERS['jpeg_quality'].fail(
                 self.jpeg_quality, "compresses raw images; camera_transport 'compressed' "
                 'already receives JPEG/PNG frames (set 0)')
-        object.__setattr__(self, '_robot', robot)
-
-    @property
-    def robot(self) -> RobotDescription:
-        """The robot description in use (namespaces overridden by robot_names)."""
-        return self._robot
 
     @property
     def output_path(self) -> Path:
         """``output_dir`` with ``~`` expanded."""
         return Path(self.output_dir).expanduser()
 
-    def to_dict(self) -> dict:
-        """Plain values (lists for tuples), as ROS parameters or YAML hold them."""
-        return {field.name: (list(value) if isinstance(value, tuple) else value)
-                for field in dataclasses.fields(self)
-                for value in (getattr(self, field.name),)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> 'RecorderConfig':
-        """Build from parameter values; unknown names and bad values raise ValueError."""
-        return cls(**RECORDER_PARAMETERS.resolve(values))

@@ -12,13 +12,12 @@ The node's parameters are declared here (:data:`SIM_ROBOT_PARAMETERS`, the param
 pattern) so the launch description validates them without rclpy.
 """
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from vla_adapter_core.robot_description import Arm, RobotDescription, load_robot_description
-from vla_adapter_ros.parameters import ParameterSpec, ParameterTable
+from vla_adapter_core.robot_description import Arm, RobotDescription
+from vla_adapter_ros.parameters import NodeConfig, ParameterSpec, ParameterTable
 
 SIM_ROBOT_PARAMETERS = ParameterTable((
     ParameterSpec('robot_description', 'aloha',
@@ -40,8 +39,10 @@ SIM_ROBOT_PARAMETERS = ParameterTable((
 
 
 @dataclass(frozen=True)
-class SimRobotConfig:
+class SimRobotConfig(NodeConfig):
     """Validated settings of the simulated robot (field names = ROS parameter names)."""
+
+    PARAMETERS = SIM_ROBOT_PARAMETERS
 
     robot_description: str = 'aloha'
     robot_names: tuple[str, ...] = ()
@@ -53,22 +54,12 @@ class SimRobotConfig:
     tracking_time_constant_s: float = 0.05
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name,
-                               SIM_ROBOT_PARAMETERS[field.name].coerce(getattr(self, field.name)))
+        self.coerce_fields()
         if any(not name or '/' in name for name in self.camera_names) or len(
                 set(self.camera_names)) != len(self.camera_names):
             SIM_ROBOT_PARAMETERS['camera_names'].fail(
                 list(self.camera_names), 'must be distinct names without /')
-        robot = load_robot_description(self.robot_description)
-        if self.robot_names:
-            robot = robot.with_namespaces(self.robot_names)
-        object.__setattr__(self, '_robot', robot)
-
-    @property
-    def robot(self) -> RobotDescription:
-        """The robot description in use (namespaces overridden by robot_names)."""
-        return self._robot
+        self.load_robot()
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -79,10 +70,6 @@ class SimRobotConfig:
         """The image topic of every published camera (the description's topic template)."""
         return tuple(self.robot.camera_topic.format(camera=name) for name in self.cameras)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> 'SimRobotConfig':
-        """Build from parameter values; unknown names and bad values raise ValueError."""
-        return cls(**SIM_ROBOT_PARAMETERS.resolve(values))
 
 
 class SimArm:
