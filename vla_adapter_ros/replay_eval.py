@@ -355,6 +355,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cpu' or 'cuda'")
     parser.add_argument('--dtype', default='auto', help="policy dtype ('auto': bf16 on CUDA)")
     parser.add_argument('--seed', type=int, default=0, help='torch / numpy seed')
+    parser.add_argument('--threads', type=int, default=0,
+                        help="torch CPU threads (0: torch's default); 1 gives steady latencies "
+                             'on a machine busy with other work')
     parser.add_argument('--dt', type=float, default=0.0,
                         help="chunk step in s (0: the robot's control period)")
     parser.add_argument('--action_source', default='auto', choices=ACTION_SOURCES,
@@ -406,6 +409,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError('--checkpoint is required (or --commands to score a live replay)')
         import torch
 
+        if args.threads < 0:
+            raise ValueError(f'--threads={args.threads}: must be >= 0')
+        if args.threads:
+            torch.set_num_threads(args.threads)
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)
         policy = load_policy(args.checkpoint, args.device, args.dtype)

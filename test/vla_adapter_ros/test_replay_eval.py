@@ -160,9 +160,11 @@ def test_cli_writes_a_complete_report_for_a_discrete_head(tmp_path, capsys):
                   storage='sqlite3')
     output = tmp_path / 'report'
     status = replay_eval.main(['--bag', str(tmp_path / 'bags'), '--checkpoint', str(checkpoint),
-                               '--output', str(output), '--no_progress', '--stride', '2'])
+                               '--output', str(output), '--no_progress', '--stride', '2',
+                               '--threads', '1'])
     assert status == 0, capsys.readouterr().err
     metrics = json.loads((output / 'metrics.json').read_text())
+    assert metrics['settings']['threads'] == 1
     assert metrics['checkpoint']['config']['action_head']['kind'] == 'discrete'
     assert 'git_revision' in metrics and [b['name'] for b in metrics['bags']] == ['ep0', 'ep1']
     assert all(len(bag['sha256']) == 16 for bag in metrics['bags'])
