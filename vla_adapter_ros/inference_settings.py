@@ -175,9 +175,3 @@ class InferenceSettings(NodeConfig):
         except ValueError as error:
             raise ValueError(f'parameter instruction: {error}') from error
         return dataclasses.replace(self, instruction=instruction)
-
-
-
-def settings_from_values(values: dict) -> InferenceSettings:
-    """Defaults updated with ``values`` (what a YAML file or launch arguments give), validated."""
-    return InferenceSettings.from_dict(values)

@@ -1,8 +1,8 @@
 """training reads robot facts from the core's robot descriptions: it never imports ROS code."""
 
 import pathlib
-import subprocess
-import sys
+
+from import_probe import run_in_fresh_interpreter
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,4 @@ print('imported', len(names) + 1, 'modules without vla_adapter_ros')
 
 
 def test_training_imports_without_the_ros_package():
-    result = subprocess.run([sys.executable, '-c', PROBE], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert 'without vla_adapter_ros' in result.stdout
+    assert 'without vla_adapter_ros' in run_in_fresh_interpreter(PROBE)

@@ -1,8 +1,8 @@
 """vla_adapter_core is pure PyTorch: importing it (every module) never imports rclpy."""
 
 import pathlib
-import subprocess
-import sys
+
+from import_probe import run_in_fresh_interpreter
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -22,10 +22,7 @@ print('imported', len(names) + 1, 'modules without rclpy')
 
 
 def test_core_imports_without_rclpy():
-    result = subprocess.run([sys.executable, '-c', PROBE], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert 'without rclpy' in result.stdout
+    assert 'without rclpy' in run_in_fresh_interpreter(PROBE)
 
 
 def test_no_core_source_mentions_rclpy():

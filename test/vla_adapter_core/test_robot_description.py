@@ -1,9 +1,8 @@
 """Robot descriptions: the built-in robots, user files, conversions, layouts and bad files."""
 
 import pathlib
-import subprocess
-import sys
 
+from import_probe import run_in_fresh_interpreter
 import numpy as np
 import pytest
 
@@ -187,6 +186,4 @@ def test_loading_descriptions_needs_no_torch():
     probe = ('import sys; from vla_adapter_core.robot_description import '
              'load_robot_description as load; load("aloha"); '
              'assert "torch" not in sys.modules, "torch imported"; print("ok")')
-    result = subprocess.run([sys.executable, '-c', probe], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0 and 'ok' in result.stdout, result.stdout + result.stderr
+    assert 'ok' in run_in_fresh_interpreter(probe, timeout_s=120.0)

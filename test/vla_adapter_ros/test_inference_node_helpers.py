@@ -13,7 +13,6 @@ from vla_adapter_core.testing import build_tiny_config, default_tokenizer_dir
 from vla_adapter_ros.inference_settings import (
     INFERENCE_PARAMETERS,
     InferenceSettings,
-    settings_from_values,
 )
 from vla_adapter_ros.observation import (
     ChunkTiming,
@@ -35,27 +34,27 @@ def test_parameter_table_and_settings_dataclass_agree():
     assert all(len(spec.description) > 15 for spec in INFERENCE_PARAMETERS.specs)
     assert set(INFERENCE_PARAMETERS.dynamic_names) == {
         'instruction', 'status_rate_hz', 'wait_for_fresh_observation'}
-    settings = settings_from_values({})
+    settings = InferenceSettings.from_dict({})
     assert settings.to_dict() == {name: list(value) if isinstance(value, tuple) else value
                                   for name, value in INFERENCE_PARAMETERS.defaults().items()}
     assert settings.expected_image_hw == (480, 640)
-    assert settings_from_values({'image_width': 0}).expected_image_hw is None
+    assert InferenceSettings.from_dict({'image_width': 0}).expected_image_hw is None
     # Robot facts come from the description: arms, cameras and their topics, control period.
     assert settings.robot.namespaces == ('follower_left', 'follower_right')
     assert settings.cameras == tuple(zip(ALOHA.cameras, ALOHA.camera_topics()))
     assert settings.step_s == pytest.approx(0.02)
-    assert settings_from_values({'dt': 0.1}).step_s == 0.1
+    assert InferenceSettings.from_dict({'dt': 0.1}).step_s == 0.1
 
 
 def test_settings_override_the_description_where_given(tmp_path):
-    single = settings_from_values({'robot_description': 'wx250', 'robot_names': ['arm_a'],
+    single = InferenceSettings.from_dict({'robot_description': 'wx250', 'robot_names': ['arm_a'],
                                    'camera_names': ['cam_top']})
     assert single.robot.namespaces == ('arm_a',) and single.robot.action_dim == 6
     assert single.cameras == (('cam_top', '/cam_top/camera/color/image_rect_raw'),)
-    topics = settings_from_values({'camera_topics': ['/a', '/b', '/c/compressed']})
+    topics = InferenceSettings.from_dict({'camera_topics': ['/a', '/b', '/c/compressed']})
     assert topics.resolved_camera_names == ALOHA.cameras
     assert topics.cameras[2] == ('cam_right_wrist', '/c/compressed')
-    by_path = settings_from_values({'robot_description': ALOHA.source})
+    by_path = InferenceSettings.from_dict({'robot_description': ALOHA.source})
     assert by_path.robot.layout() == ALOHA.layout()
 
 
@@ -80,7 +79,7 @@ def test_settings_override_the_description_where_given(tmp_path):
 ])
 def test_bad_settings_name_the_parameter(values, message):
     with pytest.raises(ValueError, match=message):
-        settings_from_values(values)
+        InferenceSettings.from_dict(values)
 
 
 def test_policy_robot_compatibility_by_layout():

@@ -1,9 +1,8 @@
 """The declarative parameter pattern: coercion, ranges, choices, and the torch-free executor."""
 
 import pathlib
-import subprocess
-import sys
 
+from import_probe import run_in_fresh_interpreter
 import pytest
 
 from vla_adapter_ros.parameters import ParameterSpec, ParameterTable
@@ -59,6 +58,4 @@ def test_the_executor_node_imports_neither_torch_nor_transformers():
     probe = ('import sys; import vla_adapter_ros.executor_node; '
              'heavy = [m for m in ("torch", "transformers", "timm") if m in sys.modules]; '
              'assert not heavy, heavy; print("ok")')
-    result = subprocess.run([sys.executable, '-c', probe], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0 and 'ok' in result.stdout, result.stdout + result.stderr
+    assert 'ok' in run_in_fresh_interpreter(probe, timeout_s=120.0)
