@@ -1,7 +1,8 @@
 # vla_adapter_ros — every target does its own set-up (idempotent), so a fresh clone needs only
-#   make demo    the main job on the embedded default (see README)
+#   make demo    the main job on the embedded default: the MuJoCo ALOHA with the demo
+#                checkpoint (see README)
 #   make test    set-up + the whole suite (colcon test: pytest + ruff), what CI runs
-.PHONY: setup build test demo lint benchmarks clean
+.PHONY: setup build test demo demo-checkpoint lint benchmarks clean
 
 setup:
 	scripts/setup.sh
@@ -13,6 +14,9 @@ test:
 
 demo: setup
 	scripts/demo.sh
+
+demo-checkpoint: setup
+	scripts/train_demo_checkpoint.sh
 
 lint: setup
 	.venv/bin/ruff check .

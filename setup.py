@@ -37,8 +37,12 @@ setup(
             'vla-adapter-demo = vla_adapter_ros.demo:main',
             'vla-adapter-record = vla_adapter_ros.recorder_node:main',
             'vla-adapter-export-hdf5 = training.export_hdf5:main',
+            'vla-adapter-plot-training = training.plot_metrics:main',
             'vla-adapter-replay-eval = vla_adapter_ros.replay_eval:main',
             'vla-adapter-play = vla_adapter_ros.bag_player:main',
+            'vla-adapter-sim-demos = vla_adapter_ros.sim_demos:main',
+            'vla-adapter-mujoco-sim = vla_adapter_ros.mujoco_sim_node:main',
+            'vla-adapter-sim-eval = vla_adapter_ros.sim_eval:main',
         ],
     },
 )

@@ -10,7 +10,10 @@ Starts the nodes `aloha.launch.py use_sim:=true` starts (simulated robot: 3 came
   ticks over its 10 s window, and the worst p99 seen), chunks/s and commands/s.
 
     source scripts/ros_env.sh
-    python benchmarks/soak.py [--duration_s 600] [--from_s 120]
+    python benchmarks/soak.py [--duration_s 600] [--from_s 120] [--series_csv rss.csv]
+
+Growth is also given for the second half of the run: a plateau shows there as ~0 MB/min, a leak
+as the same slope as over the whole run.
 """
 
 import argparse
@@ -110,11 +113,19 @@ def soak(args: argparse.Namespace) -> int:
     print(f'soak: {elapsed:.0f} s, aloha sim 3 cameras 640x480 @ 30 Hz, tiny policy; logs in '
           f'{work / "logs"}')
     flat = True
+    half = args.from_s + (elapsed - args.from_s) / 2.0
     for name, series in samples.items():
         percent, per_minute = growth(series, args.from_s)
+        late_percent, late_per_minute = growth(series, half)
         flat &= percent < 1.0
         print(f'  {name}: RSS {series[-1][1]:.1f} MB; growth from {args.from_s:.0f} s: '
-              f'{percent:+.2f} % ({per_minute:+.3f} MB/min)')
+              f'{percent:+.2f} % ({per_minute:+.3f} MB/min); second half (from {half:.0f} s): '
+              f'{late_percent:+.2f} % ({late_per_minute:+.3f} MB/min)')
+    if args.series_csv:
+        with open(args.series_csv, 'w', encoding='utf-8') as handle:
+            handle.write('node,t_s,rss_mb\n')
+            for name, series in samples.items():
+                handle.writelines(f'{name},{t:.1f},{mb:.3f}\n' for t, mb in series)
     reasons = sorted(set(monitor.faults))
     print(f'  faults: {len(monitor.faults)}' + (f' {reasons[:5]}' if reasons else ''))
     values = diagnostics.values
@@ -135,6 +146,8 @@ def main() -> int:
     parser.add_argument('--from_s', '--from-s', type=float, default=120.0,
                         help='RSS growth is measured from this time on (after warm-up)')
     parser.add_argument('--sample_s', '--sample-s', type=float, default=10.0)
+    parser.add_argument('--series_csv', '--series-csv', type=pathlib.Path, default=None,
+                        help='also write every RSS sample (node, t_s, MB) to this CSV file')
     return soak(parser.parse_args())
 
 

@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# `make demo`: the pipeline on a simulated robot (see README). Set-up has already run.
-# ROBOT=name|path picks the robot description (default aloha; e.g. ROBOT=wx250 for a 5-joint
-# arm); CHECKPOINT=DIR uses your policy; DURATION=seconds after the first chunk (default 15);
-# DEVICE=cuda for a GPU.
+# `make demo`: the simulated ALOHA on MuJoCo with the demo checkpoint shipped in
+# checkpoints/aloha_sim_transfer_cube, closed loop through the real nodes (inference, executor,
+# MuJoCo ALOHA) for a few TransferCube episodes; prints the success rate, reward and latency
+# beside the two baselines and writes the report, plots and the top-camera strip / GIF to
+# build/demo. Set-up has already run.
+#   EPISODES=n (default 5)  SEED=s (first seed, default 1000)  CHECKPOINT=DIR  DEVICE=cuda
+#   SIM=kinematic: the kinematic stand-in instead (any ROBOT=name|path, DURATION=seconds; a
+#   tiny random policy unless CHECKPOINT is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build_test_interfaces.sh >/dev/null
 # shellcheck disable=SC1091
 source scripts/ros_env.sh
-args=(--robot "${ROBOT:-aloha}" --duration "${DURATION:-15}" --device "${DEVICE:-cpu}"
-      --work_dir build/demo)
-if [ -n "${CHECKPOINT:-}" ]; then args+=(--checkpoint "$CHECKPOINT"); fi
-exec python -m vla_adapter_ros.demo "${args[@]}"
+if [ "${SIM:-mujoco}" = kinematic ]; then
+  args=(--robot "${ROBOT:-aloha}" --duration "${DURATION:-15}" --device "${DEVICE:-cpu}"
+        --work_dir build/demo_kinematic)
+  if [ -n "${CHECKPOINT:-}" ]; then args+=(--checkpoint "$CHECKPOINT"); fi
+  exec python -m vla_adapter_ros.demo "${args[@]}"
+fi
+export MUJOCO_GL=${MUJOCO_GL:-egl}
+exec python -m vla_adapter_ros.sim_eval \
+  --checkpoint "${CHECKPOINT:-checkpoints/aloha_sim_transfer_cube}" \
+  --episodes "${EPISODES:-5}" --seed "${SEED:-1000}" --device "${DEVICE:-cpu}" \
+  --output_dir build/demo

@@ -18,9 +18,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # Some machines' pip configuration lists local mirrors that do not exist; hide that noise
   # (pipefail still reports a failing pip).
   "$venv/bin/python" -m pip install --quiet -r requirements/torch.txt -r requirements/core.txt \
-    -r requirements/ros.txt -r requirements/dev.txt 2>&1 \
+    -r requirements/ros.txt -r requirements/dev.txt -r requirements/sim.txt 2>&1 \
     | { grep -v 'is ignored: it is neither' || true; }
-  "$venv/bin/python" -c 'import torch, torchvision, timm, transformers, rclpy, rosbags, h5py' \
+  "$venv/bin/python" -c 'import torch, torchvision, timm, transformers, rclpy, rosbags, h5py, mujoco, dm_control, gym_aloha' \
     || { echo '[setup] dependency installation failed' >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -188,7 +188,8 @@ class ChunkScheduler:
 
     def target(self, time_s: float) -> np.ndarray | None:
         """The blended target at time_s, (J,), or None when no chunk covers time_s."""
-        self._chunks = [chunk for chunk in self._chunks if chunk.end_s >= time_s]
+        self._chunks = [chunk for chunk in self._chunks
+                        if chunk.end_s + TIME_TOLERANCE_S >= time_s]
         active = [chunk for chunk in self._chunks if chunk.covers(time_s)]
         if not active:
             self._current = None

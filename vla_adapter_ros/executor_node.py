@@ -192,6 +192,8 @@ class ChunkExecutorNode(Node):
                             callback_group=self._io_group)
         self.create_service(Trigger, '~/reset_estop', self._on_reset_service,
                             callback_group=self._io_group)
+        self.create_service(Trigger, '~/restart', self._on_restart_service,
+                            callback_group=self._io_group)
         self._status_publisher = self.create_publisher(PolicyStatus, config.status_topic, 10)
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC,
                                                             10)
@@ -315,6 +317,31 @@ class ChunkExecutorNode(Node):
         response.success = True
         response.message = 'e-stop released' if was_engaged else 'e-stop was not engaged'
         self.get_logger().warning(response.message)
+        return response
+
+    def _on_restart_service(self, request: Trigger.Request, response: Trigger.Response):
+        """Start over between episodes: drop every chunk, re-read the arms, ramp to the start.
+
+        The next command comes from fresh joint_states (the robot may have been moved or
+        reset), so nothing of the previous episode is replayed. Refused while the e-stop is
+        latched (that needs ~/reset_estop first).
+        """
+        with self._lock:
+            if self._estop.engaged:
+                response.success = False
+                response.message = f'refused: e-stop latched ({self._estop.reason})'
+            else:
+                self._scheduler.clear()
+                self._chunk_watchdog.reset()
+                self._chunk_fault = ''
+                self._command = None
+                self._measured = [None] * len(self.robot_names)
+                if self._phase in ('ramp', 'running'):
+                    self._gripper_modes = None  # the operating modes are already set
+                self._phase = 'waiting'
+                self._state, self._reason = PolicyStatus.STATE_IDLE, 'restarting'
+                response.success, response.message = True, 'restarted: ramping to the start pose'
+        self.get_logger().info(response.message)
         return response
 
     def engage_estop(self, source: str) -> None:
@@ -467,6 +494,7 @@ class ChunkExecutorNode(Node):
                     'command': None if self._command is None else self._command.copy(),
                     'accepted_chunks': self._accepted_chunks,
                     'rejected_chunks': self._rejected_chunks,
+                    'scheduled_chunks': len(self._scheduler.chunks),
                     'estop': self._estop.engaged}
 
     def tick_periods_s(self) -> np.ndarray:

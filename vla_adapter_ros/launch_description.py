@@ -40,21 +40,29 @@ from vla_adapter_core.robot_description import (
 )
 from vla_adapter_ros.executor_config import ExecutorConfig
 from vla_adapter_ros.inference_settings import InferenceSettings
+from vla_adapter_ros.mujoco_sim_config import CLOCK_MODES, MujocoSimConfig
 from vla_adapter_ros.recorder_config import RecorderConfig
 from vla_adapter_ros.sim_robot import SimRobotConfig
 
 PACKAGE = 'vla_adapter_ros'
 INFERENCE_NODE, EXECUTOR_NODE, SIM_NODE = 'vla_inference', 'chunk_executor', 'simulated_robot'
 RECORDER_NODE, PLAYER_NODE = 'episode_recorder', 'bag_player'
+MUJOCO_NODE = 'mujoco_aloha'
 EXECUTABLES = {INFERENCE_NODE: 'vla-adapter-inference', EXECUTOR_NODE: 'vla-adapter-executor',
                SIM_NODE: 'vla-adapter-sim-robot', RECORDER_NODE: 'vla-adapter-record',
-               PLAYER_NODE: 'vla-adapter-play'}
+               PLAYER_NODE: 'vla-adapter-play', MUJOCO_NODE: 'vla-adapter-mujoco-sim'}
 # setup.py console_scripts behind the executables (installed into lib/vla_adapter_ros).
 ENTRY_POINTS = {'vla-adapter-inference': 'vla_adapter_ros.inference_node:main',
                 'vla-adapter-executor': 'vla_adapter_ros.executor_node:main',
                 'vla-adapter-sim-robot': 'vla_adapter_ros.sim_robot_node:main',
                 'vla-adapter-record': 'vla_adapter_ros.recorder_node:main',
-                'vla-adapter-play': 'vla_adapter_ros.bag_player:main'}
+                'vla-adapter-play': 'vla_adapter_ros.bag_player:main',
+                'vla-adapter-mujoco-sim': 'vla_adapter_ros.mujoco_sim_node:main'}
+SIM_KINDS = ('kinematic', 'mujoco')
+MUJOCO_DEFAULT_ROBOT = 'aloha_sim'
+# With sim_clock:=sim the executor compares ROS time with the wall clock per tick while the
+# simulator waits for inference: allow that much disagreement instead of the robot's 0.5 s.
+SIM_CLOCK_JUMP_S = 60.0
 MODES = ('dual', 'single')
 DEFAULT_ROBOTS = {'dual': 'aloha', 'single': 'vx300s'}
 CONFIG_FILES = {'dual': 'aloha.yaml', 'single': 'single_arm.yaml'}
@@ -97,6 +105,16 @@ def _arguments(default_robot: str) -> tuple[LaunchArgument, ...]:
         LaunchArgument('use_sim', 'false',
                        'true: also start the simulated robot (kinematic arms + rendered cameras '
                        'of the same description) instead of real drivers.'),
+        LaunchArgument('sim', 'kinematic',
+                       "Simulator of use_sim: 'kinematic' (fast stand-in for any description) "
+                       "or 'mujoco' (gym-aloha's MuJoCo ALOHA: physics, rendered cameras, "
+                       "reward; the robot defaults to 'aloha_sim')."),
+        LaunchArgument('sim_task', 'transfer_cube',
+                       "MuJoCo task of sim:=mujoco: 'transfer_cube' or 'insertion'."),
+        LaunchArgument('sim_clock', 'realtime',
+                       "Clock of sim:=mujoco: 'realtime', or 'sim' (the simulator publishes "
+                       '/clock and steps in lock-step with the executor and inference; every '
+                       'node uses sim time; for evaluation).'),
         LaunchArgument('camera_topics', '',
                        'Comma-separated sensor_msgs/Image topics (CompressedImage if a topic '
                        "ends in /compressed); empty = the description's topic of each camera."),
@@ -314,6 +332,11 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
     ``replay_bag`` is set (see :func:`_replay_specs`).
     """
     arguments = resolve_arguments(mode, values)
+    sim_kind = arguments['sim'].strip()
+    if sim_kind not in SIM_KINDS:
+        _fail('sim', arguments['sim'], f'must be one of {SIM_KINDS}')
+    if sim_kind == 'mujoco' and 'robot' not in values:
+        arguments['robot'] = MUJOCO_DEFAULT_ROBOT
     config_file = arguments['config_file'].strip() or str(
         pathlib.Path(share_directory) / 'config' / CONFIG_FILES[mode])
     file_parameters = load_parameter_file(config_file)
@@ -339,6 +362,13 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
         executor['rate_hz'] = _parse_positive_float('command_rate_hz',
                                                     arguments['command_rate_hz'])
     sim = {**shared, 'camera_names': _sim_camera_names(topics, robot)} if use_sim else None
+    mujoco = None
+    if use_sim and sim_kind == 'mujoco':
+        sim, mujoco = None, _mujoco_parameters(arguments, shared, topics, robot)
+        rendered = MujocoSimConfig.from_dict(mujoco)
+        inference.update(image_height=rendered.image_height, image_width=rendered.image_width)
+        if mujoco['clock'] == 'sim':
+            executor['clock_jump_s'] = SIM_CLOCK_JUMP_S
     _validate_effective(file_parameters, {INFERENCE_NODE: inference, EXECUTOR_NODE: executor,
                                           SIM_NODE: sim or shared})
     ros_arguments = ['--ros-args', '--log-level', log_level]
@@ -355,6 +385,13 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
     if sim is not None:
         specs.append(NodeSpec(PACKAGE, EXECUTABLES[SIM_NODE], SIM_NODE, [config_file, sim], [],
                               list(ros_arguments)))
+    if mujoco is not None:
+        if mujoco['clock'] == 'sim':  # the simulator owns /clock
+            specs = [NodeSpec(spec.package, spec.executable, spec.name,
+                              [*spec.parameters, {'use_sim_time': True}], spec.remappings,
+                              spec.arguments) for spec in specs]
+        specs.append(NodeSpec(PACKAGE, EXECUTABLES[MUJOCO_NODE], MUJOCO_NODE, [mujoco], [],
+                              list(ros_arguments)))
     record = _parse_bool('record', arguments['record'])
     if record:
         specs.append(_recorder_spec(arguments, shared, ros_arguments))
@@ -369,6 +406,23 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
                   'replay (record the /replay commands with vla-adapter-record, see README)')
         specs = _replay_specs(specs, replay_bag, robot, joint_states, chunk_topic)
     return specs
+
+
+def _mujoco_parameters(arguments: dict, shared: dict, topics: list[str],
+                       robot: RobotDescription) -> dict:
+    """The MuJoCo ALOHA node's parameters (validated by its own config)."""
+    if sorted(_sim_camera_names(topics, robot)) != sorted(robot.cameras):
+        _fail('camera_topics', ','.join(topics), 'sim:=mujoco publishes exactly the '
+              f"description's cameras {list(robot.cameras)}")
+    clock = arguments['sim_clock'].strip()
+    if clock not in CLOCK_MODES:
+        _fail('sim_clock', arguments['sim_clock'], f'must be one of {CLOCK_MODES}')
+    mujoco = {**shared, 'task': arguments['sim_task'].strip(), 'clock': clock}
+    try:
+        MujocoSimConfig.from_dict(mujoco)
+    except ValueError as error:
+        raise ValueError(f'{MUJOCO_NODE}: {error}') from error
+    return mujoco
 
 
 def _recorder_spec(arguments: dict, shared: dict, ros_arguments: list) -> NodeSpec:

@@ -7,6 +7,7 @@ namespaces from `robot_names` or the description):
   arm joint) and `commands/joint_single` (JointSingleCommand for the gripper joint, rad); serves
   `set_operating_modes`;
 - publishes `joint_states` (the driver's names: arm joints, gripper, fingers) at 100 Hz.
+Topic names, types and QoS are the real driver's (`driver_interface.py`).
 Per camera (`camera_names` or the description's): rgb8 sensor_msgs/Image on the description's
 camera topic (`/<camera>/camera/color/image_rect_raw` for the built-in robots).
 
@@ -19,10 +20,10 @@ from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
 from interbotix_xs_msgs.srv import OperatingModes
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import JointState
 
 from vla_adapter_ros.conversions import ConversionError, rgb_to_image
+from vla_adapter_ros.driver_interface import create_arm_interface, create_camera_publisher
 from vla_adapter_ros.node_main import run_node
 from vla_adapter_ros.parameters import declare_parameters
 from vla_adapter_ros.sim_robot import (
@@ -51,18 +52,16 @@ class SimulatedRobotNode(Node):
         self.operating_modes: dict[str, str] = {}
         self.renderer = SceneRenderer(config.image_height, config.image_width)
         self._state_period = 1.0 / config.joint_state_rate_hz
-        self._state_publishers = {}
-        for name in self.arms:
-            self._state_publishers[name] = self.create_publisher(
-                JointState, f'/{name}/joint_states', qos_profile_sensor_data)
-            self.create_subscription(JointGroupCommand, f'/{name}/commands/joint_group',
-                                     lambda msg, arm=name: self._on_group(arm, msg), 10)
-            self.create_subscription(JointSingleCommand, f'/{name}/commands/joint_single',
-                                     lambda msg, arm=name: self._on_single(arm, msg), 10)
-            self.create_service(OperatingModes, f'/{name}/set_operating_modes',
-                                lambda req, res, arm=name: self._on_modes(arm, req, res))
+        self._interfaces = {
+            name: create_arm_interface(
+                self, name, lambda msg, arm=name: self._on_group(arm, msg),
+                lambda msg, arm=name: self._on_single(arm, msg),
+                lambda req, res, arm=name: self._on_modes(arm, req, res))
+            for name in self.arms}
+        self._state_publishers = {name: interface.joint_states
+                                  for name, interface in self._interfaces.items()}
         self._camera_publishers = [
-            (index, name, self.create_publisher(Image, topic, qos_profile_sensor_data))
+            (index, name, create_camera_publisher(self, topic))
             for index, (name, topic) in enumerate(zip(config.cameras, config.camera_topics()))]
         self.create_timer(self._state_period, self._publish_joint_states)
         self.create_timer(1.0 / config.camera_rate_hz, self._publish_images)

@@ -148,6 +148,17 @@ def test_no_covering_chunk_means_hold_and_expired_chunks_are_dropped():
     assert scheduler.chunks == ()
 
 
+def test_a_chunk_ending_at_now_within_float_rounding_still_counts():
+    # end_s = 0.1 + 0.18 rounds to 0.28000000000000003; a tick at 0.28 must still blend it in,
+    # whatever the absolute time's rounding (a simulated clock reproduces an episode exactly).
+    scheduler = ChunkScheduler(ScheduleConfig(blend_mode='ensemble', ensemble_k=0.0), 1)
+    scheduler.add_chunk(constant_chunk(0.1, 1.0))
+    scheduler.add_chunk(constant_chunk(0.2, 3.0))
+    end = scheduler.chunks[0].end_s
+    assert scheduler.target(end + 5e-7) == pytest.approx([2.0])
+    assert len(scheduler.chunks) == 2
+
+
 def test_max_chunks_drops_the_oldest():
     scheduler = ChunkScheduler(ScheduleConfig(max_chunks=2), 1)
     for index in range(4):

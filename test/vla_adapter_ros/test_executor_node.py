@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from ros_test_utils import start_python_process, stop_process
 from rosgraph_msgs.msg import Clock
+from std_srvs.srv import Trigger
 
 from vla_adapter_msgs.msg import PolicyStatus
 
@@ -323,6 +324,32 @@ def test_estop_before_startup_blocks_the_ramp_until_reset(request):
         assert np.abs(np.diff(commands, axis=0)).max() <= 2.0 / 50.0 + FLOAT32_TOLERANCE
     finally:
         assert 'BAD COMMAND' not in stop_process(process)
+
+
+def test_restart_drops_the_chunks_and_starts_over_from_the_measured_pose(request, driver):
+    harness = make_harness(request, driver)
+    harness.wait_state(PolicyStatus.STATE_HOLDING, timeout_s=20.0)
+    stream = ChunkStream(harness, sine_plan(), rate_hz=10.0, latency_s=0.0, horizon_s=1.0)
+    try:
+        harness.wait_state(PolicyStatus.STATE_RUNNING, timeout_s=5.0)
+    finally:
+        stream.stop()
+    restart = harness.probe.create_client(Trigger, '/chunk_executor/restart')
+    response = harness.call(restart)
+    assert response.success and 'ramping to the start pose' in response.message
+    assert harness.node.status_snapshot()['scheduled_chunks'] == 0
+    harness.wait_state(PolicyStatus.STATE_HOLDING, timeout_s=10.0,
+                       reason='waiting for the first chunk')
+    since = time.monotonic()
+    time.sleep(0.3)
+    _, commands = harness.command_log(ROBOTS[0], since_s=since)
+    np.testing.assert_allclose(commands, np.tile(DRIVER_POSE[:6], (len(commands), 1)),
+                               atol=1e-3)
+    # Refused while the e-stop is latched.
+    assert harness.call(harness.estop_client).success
+    refused = harness.call(restart)
+    assert not refused.success and 'e-stop latched' in refused.message
+    assert harness.call(harness.reset_client).success
 
 
 def test_joint_states_without_the_gripper_never_start_the_arms(request):

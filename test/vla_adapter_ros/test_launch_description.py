@@ -174,6 +174,13 @@ def test_a_custom_config_file_is_used_and_validated(checkpoint, tmp_path):
      '/{camera}/camera/color/image_rect_raw'),
     ('dual', {'config_file': '/no/such.yaml'}, "config_file='/no/such.yaml': no such file"),
     ('dual', {'chunk_topic': 'vla/'}, "chunk_topic='vla/'"),
+    ('dual', {'use_sim': 'true', 'sim': 'gazebo'}, "sim='gazebo': must be one of"),
+    ('dual', {'use_sim': 'true', 'sim': 'mujoco', 'sim_clock': 'fast'},
+     "sim_clock='fast': must be one of"),
+    ('dual', {'use_sim': 'true', 'sim': 'mujoco', 'sim_task': 'stack'},
+     "mujoco_aloha: .*task='stack'"),
+    ('single', {'use_sim': 'true', 'sim': 'mujoco', 'robot': 'vx300s'},
+     'mujoco_aloha: .*two 6-joint arms'),
 ])
 def test_bad_arguments_are_refused_in_one_line_naming_the_argument(checkpoint, mode, values,
                                                                    message):
@@ -239,3 +246,39 @@ def test_record_adds_the_episode_recorder_with_the_executor_commands_as_actions(
         'output_dir': str(tmp_path)}]
     with pytest.raises(ValueError, match="launch argument record='maybe'"):
         build_node_specs('single', {'checkpoint': checkpoint, 'record': 'maybe'}, REPO)
+
+
+def test_sim_mujoco_runs_the_mujoco_aloha_on_its_description(checkpoint):
+    specs = _by_name(build_node_specs(
+        'dual', {'checkpoint': checkpoint, 'use_sim': 'true', 'sim': 'mujoco'}, REPO))
+    assert list(specs) == ['vla_inference', 'chunk_executor', 'mujoco_aloha']
+    mujoco = specs['mujoco_aloha']
+    assert mujoco.executable == 'vla-adapter-mujoco-sim'
+    robot = load_robot_description('aloha_sim')
+    assert mujoco.parameters == [{'robot_description': str(ROBOTS / 'aloha_sim.yaml'),
+                                  'robot_names': list(robot.namespaces),
+                                  'task': 'transfer_cube', 'clock': 'realtime'}]
+    inference = specs['vla_inference'].parameters[1]
+    assert inference['robot_description'] == str(ROBOTS / 'aloha_sim.yaml')
+    assert (inference['image_height'], inference['image_width']) == (96, 128)
+    for spec in specs.values():  # the real clock: nobody uses sim time
+        assert all('use_sim_time' not in p for p in spec.parameters if isinstance(p, dict))
+
+
+def test_sim_clock_sim_puts_every_node_on_the_simulator_clock(checkpoint):
+    specs = _by_name(build_node_specs(
+        'dual', {'checkpoint': checkpoint, 'use_sim': 'true', 'sim': 'mujoco',
+                 'sim_clock': 'sim', 'sim_task': 'insertion'}, REPO))
+    assert specs['mujoco_aloha'].parameters[0]['clock'] == 'sim'
+    assert specs['mujoco_aloha'].parameters[0]['task'] == 'insertion'
+    for name in ('vla_inference', 'chunk_executor'):
+        assert specs[name].parameters[-1] == {'use_sim_time': True}
+    assert specs['chunk_executor'].parameters[1]['clock_jump_s'] == 60.0
+
+
+def test_an_explicit_robot_wins_over_the_mujoco_default(checkpoint):
+    specs = _by_name(build_node_specs(
+        'dual', {'checkpoint': checkpoint, 'use_sim': 'true', 'sim': 'mujoco',
+                 'robot': 'aloha'}, REPO))
+    assert specs['mujoco_aloha'].parameters[0]['robot_description'] == str(
+        ROBOTS / 'aloha.yaml')

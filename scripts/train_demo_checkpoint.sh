@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make demo-checkpoint`: how checkpoints/aloha_sim_transfer_cube was made, end to end.
+# 1. scripted demonstrations recorded as rosbag2 episodes: seeds 0-49 clean, seeds 50-79 with
+#    smooth 0.04 rad pushes of the arm joints (only the episodes that still transfer the cube
+#    are kept: they show the way back to the demonstration);
+# 2. vla-adapter-train with config/demo/transfer_cube_train.yaml for 5000 steps.
+# HEAD=dual_arm (default, the shipped checkpoint) or l1; OUT=folder (default build/demo_checkpoint).
+# About 50 min per head on a 2-core CPU (the two heads were trained side by side, one thread
+# each); a GPU: DEVICE=cuda.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091
+source scripts/ros_env.sh
+export MUJOCO_GL=${MUJOCO_GL:-egl}
+out=${OUT:-build/demo_checkpoint}
+head=${HEAD:-dual_arm}
+if [ ! -f "$out/demos_clean/demos_summary.yaml" ]; then
+  rm -rf "$out/demos_clean"
+  python -m vla_adapter_ros.sim_demos --output "$out/demos_clean" --episodes 50 --first_seed 0
+fi
+if [ ! -f "$out/demos_disturbed/demos_summary.yaml" ]; then
+  rm -rf "$out/demos_disturbed"
+  python -m vla_adapter_ros.sim_demos --output "$out/demos_disturbed" --episodes 30 \
+    --first_seed 50 --disturbance_std 0.04
+fi
+python -m training.finetune --config config/demo/transfer_cube_train.yaml \
+  --data "$out/demos_clean" "$out/demos_disturbed" --head_kind "$head" --max_steps 5000 \
+  --device "${DEVICE:-auto}" --output_dir "$out/run_$head" --cache_dir "$out/cache_$head"
+echo "checkpoint: $out/run_$head/final"

@@ -1,0 +1,75 @@
+"""vla-adapter-sim-eval end to end: the real nodes on the MuJoCo ALOHA, short episodes."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from vla_adapter_core.robot_description import load_robot_description
+from vla_adapter_ros import sim_eval
+from vla_adapter_ros.demo import demo_policy
+
+STEPS = 30
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    directory = tmp_path_factory.mktemp('sim_eval') / 'policy'
+    demo_policy(load_robot_description('aloha_sim'), chunk_size=10).save_pretrained(directory)
+    return directory
+
+
+def _arguments(checkpoint, output, **overrides) -> argparse.Namespace:
+    values = vars(sim_eval._parser().parse_args(['--checkpoint', str(checkpoint)]))
+    values.update(episode_steps=STEPS, output_dir=output, image_height=32, image_width=32,
+                  demo_seeds=2, **overrides)
+    return argparse.Namespace(**values)
+
+
+def test_closed_loop_episodes_through_the_nodes_repeat_exactly(checkpoint, tmp_path):
+    args = _arguments(checkpoint, tmp_path)
+    result = sim_eval.run_policy_episodes(args, tmp_path, [1000, 1000, 1001])
+    episodes = result['episodes']
+    assert [episode['steps'] for episode in episodes] == [STEPS] * 3
+    assert not result['exited_early'] and not result['faults']
+    # A camera frame every 5 steps, each answered by one chunk.
+    assert [episode['chunks'] for episode in episodes] == [STEPS // 5] * 3
+    first, again, other = (np.array(episode['final_state']) for episode in episodes)
+    np.testing.assert_array_equal(first, again)  # same seed, same episode
+    assert np.abs(first - other).max() > 0 or episodes[0]['rewards'] != episodes[2]['rewards']
+    assert len(result['frames']) == STEPS // 5
+    assert result['frames'][0].shape == (32, 32, 3)
+
+
+def test_report_with_baselines_plots_and_strip(checkpoint, tmp_path, capsys):
+    assert sim_eval.main(['--checkpoint', str(checkpoint), '--episodes', '1', '--seed', '7',
+                          '--episode_steps', str(STEPS), '--demo_seeds', '2',
+                          '--image_height', '32', '--image_width', '32',
+                          '--output_dir', str(tmp_path)]) == 0
+    report = json.loads((tmp_path / 'report.json').read_text())
+    assert set(report['summary']) == {'policy', 'hold_still', 'mean_demonstration'}
+    assert report['summary']['hold_still'] == {'episodes': 1, 'success_rate': 0.0,
+                                               'mean_max_reward': 0.0, 'max_reward': 0.0}
+    assert report['episodes'][0]['seed'] == 7 and report['inference_ms']['chunks'] >= 1
+    for name in ('rewards.png', 'success.png', 'top_camera.png', 'top_camera.gif'):
+        assert (tmp_path / name).stat().st_size > 0
+    out = capsys.readouterr().out
+    assert 'mean_demonstration' in out and 'inference latency' in out
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    assert sim_eval.main(['--checkpoint', str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f'vla-adapter-sim-eval: error: --checkpoint={tmp_path}: no config.json (not a '
+        'checkpoint directory)')
+
+
+def test_baselines_on_the_scene():
+    seeds = [1000, 1001]
+    hold = sim_eval.baseline_rewards('hold_still', seeds, None, 20)
+    assert hold == [[0] * 20] * 2
+    mean = sim_eval.mean_demonstration([0, 1], 20)
+    assert mean.shape == (20, 14)
+    assert sim_eval.summarise([[0, 1, 4], [0, 2, 1]]) == {
+        'episodes': 2, 'success_rate': 0.5, 'mean_max_reward': 3.0, 'max_reward': 4.0}

@@ -1,0 +1,100 @@
+"""The real robot's ROS interface, in one place, for the simulators that stand in for it.
+
+Facts (read from the sources, not guessed):
+- interbotix_xs_sdk (interbotix_ros_core, xs_sdk_obj.cpp, same on humble / galactic / rolling):
+  per arm, in the arm's namespace, publishes ``joint_states`` (sensor_msgs/JointState) and
+  subscribes ``commands/joint_group`` (JointGroupCommand), ``commands/joint_single``
+  (JointSingleCommand) and ``commands/joint_trajectory`` (JointTrajectoryCommand), all with a
+  plain history depth of 10 (reliable, volatile); it serves ``set_operating_modes``
+  (OperatingModes) among other services.
+- realsense2_camera: colour images with ``color_qos`` SYSTEM_DEFAULT (the DDS layer decides;
+  reliable keep-last with Fast DDS).
+
+The kinematic stand-in (`sim_robot_node.py`) and the MuJoCo ALOHA (`mujoco_sim_node.py`) create
+their driver endpoints only through :func:`create_arm_interface` and
+:func:`create_camera_publisher`, so both speak exactly this; ``test_driver_interface.py``
+checks it on the live graph.
+Subscribers in this package (inference, executor, recorder) use the sensor-data profile (best
+effort), which matches a reliable publisher as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rclpy.qos import QoSProfile, qos_profile_system_default
+
+DRIVER_QOS = QoSProfile(depth=10)  # rclcpp's `10`: keep last 10, reliable, volatile
+CAMERA_QOS = qos_profile_system_default
+
+
+@dataclass(frozen=True)
+class DriverEndpoint:
+    """One topic of the driver: name relative to the arm namespace, type name, direction."""
+
+    name: str
+    type_name: str
+    direction: str  # 'publishes' or 'subscribes' (the driver's side)
+
+
+DRIVER_TOPICS = (
+    DriverEndpoint('joint_states', 'sensor_msgs/msg/JointState', 'publishes'),
+    DriverEndpoint('commands/joint_group', 'interbotix_xs_msgs/msg/JointGroupCommand',
+                   'subscribes'),
+    DriverEndpoint('commands/joint_single', 'interbotix_xs_msgs/msg/JointSingleCommand',
+                   'subscribes'),
+    DriverEndpoint('commands/joint_trajectory', 'interbotix_xs_msgs/msg/JointTrajectoryCommand',
+                   'subscribes'),
+)
+OPERATING_MODES_SERVICE = 'set_operating_modes'
+
+
+@dataclass
+class ArmInterface:
+    """The endpoints of one simulated arm (keep a reference: they live as long as it)."""
+
+    joint_states: object
+    subscriptions: list
+    service: object
+
+
+def create_arm_interface(node, namespace: str, on_group: Callable, on_single: Callable,
+                         on_modes: Callable) -> ArmInterface:
+    """The driver endpoints of arm ``namespace`` on ``node``.
+
+    ``on_group(message)`` / ``on_single(message)`` get the commands, ``on_modes(request,
+    response)`` serves set_operating_modes. Trajectory commands are received (the real driver
+    takes them) and refused with a warning: streaming chunks uses joint_group / joint_single.
+    """
+    from interbotix_xs_msgs.msg import (
+        JointGroupCommand,
+        JointSingleCommand,
+        JointTrajectoryCommand,
+    )
+    from interbotix_xs_msgs.srv import OperatingModes
+    from sensor_msgs.msg import JointState
+
+    def on_trajectory(message) -> None:
+        node.get_logger().warning(
+            f'{namespace}: commands/joint_trajectory ({message.cmd_type} {message.name!r}) is '
+            'not simulated; stream commands/joint_group and commands/joint_single')
+
+    base = f'/{namespace}'
+    subscriptions = [
+        node.create_subscription(JointGroupCommand, f'{base}/commands/joint_group', on_group,
+                                 DRIVER_QOS),
+        node.create_subscription(JointSingleCommand, f'{base}/commands/joint_single', on_single,
+                                 DRIVER_QOS),
+        node.create_subscription(JointTrajectoryCommand, f'{base}/commands/joint_trajectory',
+                                 on_trajectory, DRIVER_QOS),
+    ]
+    publisher = node.create_publisher(JointState, f'{base}/joint_states', DRIVER_QOS)
+    service = node.create_service(OperatingModes, f'{base}/{OPERATING_MODES_SERVICE}', on_modes)
+    return ArmInterface(publisher, subscriptions, service)
+
+
+def create_camera_publisher(node, topic: str):
+    """A RealSense-like colour image publisher on ``topic``."""
+    from sensor_msgs.msg import Image
+    return node.create_publisher(Image, topic, CAMERA_QOS)

@@ -1,0 +1,332 @@
+"""MuJoCo ALOHA node: gym-aloha's bimanual scene behind the real Interbotix driver interface.
+
+For each follower arm (namespaces from the robot description, default 'aloha_sim'):
+- subscribes ``/<arm>/commands/joint_group`` (JointGroupCommand, group 'arm', six joint targets)
+  and ``/<arm>/commands/joint_single`` (JointSingleCommand, 'gripper', rad), serves
+  ``/<arm>/set_operating_modes``;
+- publishes ``/<arm>/joint_states`` with the driver's names (arm joints, gripper, left_finger,
+  right_finger; fingers in metres); names, types and QoS are the real driver's
+  (`driver_interface.py`).
+Cameras cam_high (model camera 'top'), cam_left_wrist and cam_right_wrist: rgb8 images on the
+description's camera topics (only these are rendered; shadows and anti-aliasing off).
+Task outputs: ``~/reward`` (std_msgs/Float64, gym-aloha's 0..4 each step), ``~/success``
+(std_msgs/Bool, reward reached 4 this episode) and ``~/episode_done`` (std_msgs/Int32, the
+seed, when an episode's steps are over). ``~/reset`` (std_srvs/Trigger) places the objects of the
+``seed`` parameter and the arms at the start pose; ``~/start`` then runs the episode
+(``autostart`` does both for the first seed). The two clocks: see `mujoco_sim_config.py`.
+
+Entry point ``vla-adapter-mujoco-sim``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
+from interbotix_xs_msgs.srv import OperatingModes
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64, Int32
+from std_srvs.srv import Trigger
+
+from vla_adapter_msgs.msg import ActionChunk
+from vla_adapter_ros.conversions import (
+    nanoseconds_to_stamp,
+    rgb_to_image,
+    stamp_to_nanoseconds,
+)
+from vla_adapter_ros.driver_interface import create_arm_interface, create_camera_publisher
+from vla_adapter_ros.mujoco_sim_config import MUJOCO_SIM_PARAMETERS, MujocoSimConfig
+from vla_adapter_ros.node_main import run_node
+from vla_adapter_ros.parameters import declare_parameters
+
+NODE_NAME = 'mujoco_aloha'
+START_TIME_NS = 1_000_000_000  # sim clock of the first step (0 means "no time yet" in ROS)
+STEP_NS = 20_000_000
+
+
+class MujocoAlohaNode(Node):
+    """The MuJoCo ALOHA behind Interbotix topics, with an episode clock of its own."""
+
+    def __init__(self, **kwargs) -> None:
+        """Declare parameters, build the scene and the driver interfaces; start the clock."""
+        super().__init__(NODE_NAME, **kwargs)
+        self.config = declare_parameters(self, MUJOCO_SIM_PARAMETERS, MujocoSimConfig.from_dict,
+                                         self._apply_dynamic_parameters)
+        config = self.config
+        os.environ.setdefault('MUJOCO_GL', 'egl')
+        from vla_adapter_ros.mujoco_aloha import MujocoAloha, model_camera
+        self.robot = config.robot
+        for camera in self.robot.cameras:
+            model_camera(camera)  # every camera has a counterpart
+        self.scene = MujocoAloha(self.robot, config.task)
+        self._lock = threading.Lock()  # the scene
+        self._seed = config.seed
+        self._episode_seed = config.seed
+        self._step = 0
+        self._running = False
+        self._success = False
+        self._sim_time_ns = START_TIME_NS
+        self.operating_modes: dict[str, str] = {}
+        # Commands received per (arm, kind): the sim clock steps once every arm got both.
+        self._commands_seen = [0] * (2 * self.robot.num_arms)
+        self._command_event = threading.Condition()
+        self._chunk_stamps: set[int] = set()
+        self.command_timeouts = 0
+        self._create_interfaces()
+        self._stop = threading.Event()
+        if config.clock == 'sim':
+            self._thread = threading.Thread(target=self._sim_clock_loop, name='mujoco_sim_clock',
+                                            daemon=True)
+            self._thread.start()
+        else:
+            self._thread = None
+            self.create_timer(STEP_NS * 1e-9, self._realtime_step)
+            self.create_timer(1.0 / config.camera_rate_hz, self._realtime_cameras)
+        if config.autostart:
+            self.reset_episode()
+        self.get_logger().info(
+            f'MuJoCo ALOHA {config.task} ({config.clock} clock), arms '
+            f'{list(self.robot.namespaces)}, cameras {list(self.robot.cameras)} at '
+            f'{config.image_height}x{config.image_width}')
+
+    # ----------------------------------------------------------------- interfaces
+    def _create_interfaces(self) -> None:
+        config = self.config
+        self._interfaces = [
+            create_arm_interface(self, arm.namespace,
+                                 lambda msg, i=index: self._on_group(i, msg),
+                                 lambda msg, i=index: self._on_single(i, msg),
+                                 lambda req, res, name=arm.namespace: self._on_modes(name, req,
+                                                                                     res))
+            for index, arm in enumerate(self.robot.arms)]
+        self._state_publishers = [interface.joint_states for interface in self._interfaces]
+        self._camera_publishers = [
+            (camera, create_camera_publisher(self, topic))
+            for camera, topic in zip(self.robot.cameras, self.robot.camera_topics())]
+        reliable = QoSProfile(depth=100)
+        self._reward_publisher = self.create_publisher(Float64, '~/reward', reliable)
+        self._success_publisher = self.create_publisher(Bool, '~/success', reliable)
+        self._done_publisher = self.create_publisher(Int32, '~/episode_done', reliable)
+        self.create_service(Trigger, '~/reset', self._on_reset)
+        self.create_service(Trigger, '~/start', self._on_start)
+        if config.clock == 'sim':
+            self._clock_publisher = self.create_publisher(Clock, '/clock', 10)
+            if config.chunk_timeout_s > 0:
+                self.create_subscription(ActionChunk, 'action_chunk', self._on_chunk, 10)
+
+    def _apply_dynamic_parameters(self, config: MujocoSimConfig, changed: tuple) -> None:
+        self.config = config
+        if 'seed' in changed:
+            self._seed = config.seed
+
+    def _on_group(self, index: int, message: JointGroupCommand) -> None:
+        arm = self.robot.arms[index]
+        if message.name != arm.model.arm_group:
+            self.get_logger().warning(f'{arm.namespace}: ignoring joint_group command for group '
+                                      f'{message.name!r} (only {arm.model.arm_group!r} exists)')
+            return
+        try:
+            with self._lock:
+                self.scene.command_arm(index, np.asarray(message.cmd, dtype=np.float64))
+        except ValueError as error:
+            self.get_logger().error(f'{arm.namespace}: rejected joint_group command: {error}')
+            return
+        self._count_command(2 * index)
+
+    def _count_command(self, slot: int) -> None:
+        with self._command_event:
+            self._commands_seen[slot] += 1
+            self._command_event.notify_all()
+
+    def _on_single(self, index: int, message: JointSingleCommand) -> None:
+        arm = self.robot.arms[index]
+        if message.name != arm.model.gripper_joint:
+            self.get_logger().warning(f'{arm.namespace}: ignoring joint_single command for '
+                                      f'{message.name!r} (only {arm.model.gripper_joint!r})')
+            return
+        try:
+            with self._lock:
+                self.scene.command_gripper(index, float(message.cmd))
+        except ValueError as error:
+            self.get_logger().error(f'{arm.namespace}: rejected gripper command: {error}')
+            return
+        self._count_command(2 * index + 1)
+
+    def _on_modes(self, arm: str, request: OperatingModes.Request,
+                  response: OperatingModes.Response) -> OperatingModes.Response:
+        self.operating_modes[f'{arm}/{request.name}'] = request.mode
+        return response
+
+    def _on_chunk(self, message: ActionChunk) -> None:
+        with self._command_event:
+            self._chunk_stamps.add(stamp_to_nanoseconds(message.header.stamp))
+            self._command_event.notify_all()
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        seed = self.reset_episode(start=False)
+        response.success = True
+        response.message = f'seed {seed} placed; ~/start runs the episode'
+        return response
+
+    def _on_start(self, request: Trigger.Request, response: Trigger.Response):
+        with self._lock:
+            if self._running:
+                response.success, response.message = False, 'an episode is running'
+            elif self._step != 0:
+                response.success, response.message = False, 'episode over: ~/reset first'
+            else:
+                self._running = True
+                response.success = True
+                response.message = f'episode {self._episode_seed} started'
+        return response
+
+    # ----------------------------------------------------------------- episodes
+    def reset_episode(self, start: bool = True) -> int:
+        """Objects at the ``seed`` parameter's placement, arms at the start pose; step 0.
+
+        ``start``: run at once; otherwise the scene waits (time still passes, the arms hold)
+        for ``~/start``.
+        """
+        with self._lock:
+            seed = self._seed
+            self.scene.reset(seed)
+            self._episode_seed, self._step, self._success = seed, 0, False
+            self._running = start
+        self.get_logger().info(f'episode: seed {seed}' + ('' if start else ' (placed)'))
+        return seed
+
+    def _finish_step(self, reward: int, stamp_ns: int | None) -> None:
+        """Publish the step's reward / success; end the episode after its last step."""
+        self._success = self._success or reward >= 4
+        self._reward_publisher.publish(Float64(data=float(reward)))
+        self._success_publisher.publish(Bool(data=self._success))
+        self._step += 1
+        if self._step >= self.config.episode_steps:
+            self._running = False
+            self._done_publisher.publish(Int32(data=int(self._episode_seed)))
+            self.get_logger().info(f'episode {self._episode_seed} done: success '
+                                   f'{self._success}')
+
+    def _publish_joint_states(self, stamp_ns: int) -> None:
+        for index, arm in enumerate(self.robot.arms):
+            positions, velocities = self.scene.arm_state(index)
+            message = JointState()
+            nanoseconds_to_stamp(stamp_ns, message.header.stamp)
+            message.name = list(arm.driver_joint_names)
+            message.position = positions.tolist()
+            message.velocity = velocities.tolist()
+            message.effort = [0.0] * len(positions)
+            self._state_publishers[index].publish(message)
+
+    def _publish_images(self, stamp_ns: int) -> None:
+        height, width = self.config.image_height, self.config.image_width
+        for camera, publisher in self._camera_publishers:
+            message = rgb_to_image(self.scene.render(camera, height, width),
+                                   frame_id=f'{camera}_color_optical_frame')
+            nanoseconds_to_stamp(stamp_ns, message.header.stamp)
+            publisher.publish(message)
+
+    # ----------------------------------------------------------------- realtime clock
+    def _realtime_step(self) -> None:
+        stamp_ns = self.get_clock().now().nanoseconds
+        with self._lock:
+            if self._running:
+                reward = self.scene.step()
+                self._finish_step(reward, stamp_ns)
+            self._publish_joint_states(stamp_ns)
+
+    def _realtime_cameras(self) -> None:
+        with self._lock:
+            self._publish_images(self.get_clock().now().nanoseconds)
+
+    # ----------------------------------------------------------------- sim clock
+    def _sim_clock_loop(self) -> None:
+        """Lock-step: publish time and sensors, wait for the command (and chunk), step."""
+        config = self.config
+        idle_period_s = STEP_NS * 1e-9
+        while not self._stop.is_set():
+            stamp_ns = self._sim_time_ns
+            with self._lock:
+                running = self._running
+                camera_frame = running and self._step % config.camera_every_steps == 0
+                with self._command_event:
+                    seen = list(self._commands_seen)
+                self._publish_joint_states(stamp_ns)
+                if camera_frame:
+                    self._publish_images(stamp_ns)
+            # Sensors (and the last chunk) reach the other nodes before the clock ticks, so
+            # the executor's tick at this time sees them, however busy the machine is.
+            self._stop.wait(config.settle_s)
+            self._publish_clock(stamp_ns)
+            if not running:
+                # Between episodes time passes at the wall clock's pace (the executor can
+                # start up and restart) while the scene stands still.
+                self._stop.wait(idle_period_s)
+                self._sim_time_ns += STEP_NS
+                continue
+            self._wait_for_commands(seen)
+            if camera_frame and config.chunk_timeout_s > 0 and self._wait_for_chunk(stamp_ns):
+                # The executor receives the chunk too: let it file it before the next tick.
+                self._stop.wait(config.chunk_settle_s)
+            with self._lock:
+                if self._running:
+                    reward = self.scene.step()
+                    self._finish_step(reward, stamp_ns + STEP_NS)
+            self._sim_time_ns += STEP_NS
+
+    def _publish_clock(self, stamp_ns: int) -> None:
+        message = Clock()
+        nanoseconds_to_stamp(stamp_ns, message.clock)
+        self._clock_publisher.publish(message)
+
+    def _wait_for_commands(self, seen: list[int]) -> None:
+        deadline = time.monotonic() + self.config.command_timeout_s
+        with self._command_event:
+            while any(now <= before for now, before in zip(self._commands_seen, seen)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    self.command_timeouts += 1
+                    if self._step > 0:  # the first step of an episode may come before any
+                        self.get_logger().warning(
+                            f'step {self._step}: no commands within '
+                            f'{self.config.command_timeout_s} s; stepping on the last ones')
+                    return
+                self._command_event.wait(remaining)
+
+    def _wait_for_chunk(self, stamp_ns: int) -> bool:
+        """Wait for the chunk answering the frame at ``stamp_ns``; whether it came."""
+        deadline = time.monotonic() + self.config.chunk_timeout_s
+        with self._command_event:
+            while stamp_ns not in self._chunk_stamps:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    self.get_logger().warning(
+                        f'no chunk for the frame at {stamp_ns * 1e-9:.2f} s within '
+                        f'{self.config.chunk_timeout_s} s; stepping on')
+                    return False
+                self._command_event.wait(remaining)
+            self._chunk_stamps = {stamp for stamp in self._chunk_stamps if stamp > stamp_ns}
+        return True
+
+    def stop(self) -> None:
+        """End the sim-clock thread (shutdown)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point `vla-adapter-mujoco-sim` (ROS arguments are accepted)."""
+    return run_node(MujocoAlohaNode, NODE_NAME, args if args is not None else sys.argv,
+                    on_shutdown=lambda node: node.stop())
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
