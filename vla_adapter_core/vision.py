@@ -102,7 +102,10 @@ class FusedVisionBackbone(nn.Module):
             raise ValueError(f'pixel_values has {channels} channels per image, expected '
                              f'{self.channels_per_image}')
         flat = pixel_values.reshape(batch * num_images, channels, height, width)
-        features = [self.tower_features(index, flat[:, 3 * index:3 * index + 3])
+        # A tower's channel slice is a strided view; the CPU convolution of the patch embedding
+        # runs several times slower on it than on a contiguous copy (12 images 224 px, one
+        # thread: 7 ms against 1.2 ms + the copy).
+        features = [self.tower_features(index, flat[:, 3 * index:3 * index + 3].contiguous())
                     for index in range(len(self.towers))]
         fused = torch.cat(features, dim=-1)  # (B * N, P, feature_dim)
         patches = fused.shape[1]

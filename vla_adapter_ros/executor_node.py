@@ -53,7 +53,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Header
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -195,6 +195,7 @@ class ChunkExecutorNode(Node):
         self.create_service(Trigger, '~/restart', self._on_restart_service,
                             callback_group=self._io_group)
         self._status_publisher = self.create_publisher(PolicyStatus, config.status_topic, 10)
+        self._filed_publisher = self.create_publisher(Header, '~/chunk_filed', 10)
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC,
                                                             10)
         self._gripper_modes = None
@@ -254,11 +255,13 @@ class ChunkExecutorNode(Node):
             if self._phase != 'running':
                 self.get_logger().info('chunk dropped: start-up not finished',
                                        throttle_duration_sec=2.0)
+                self._report_filed(message, 'dropped: start-up not finished')
                 return
         try:
             chunk = self.chunk_from_message(message, now_s)
         except ValueError as error:
             self._reject_chunk(f'chunk {message.sequence} rejected: {error}')
+            self._report_filed(message, f'rejected: {error}')
             return
         with self._lock:
             self._scheduler.add_chunk(chunk)
@@ -266,6 +269,14 @@ class ChunkExecutorNode(Node):
             self._chunk_fault = ''
             self._last_inference_ms = float(message.inference_ms)
             self._accepted_chunks += 1
+        self._report_filed(message, 'accepted')
+
+    def _report_filed(self, message: ActionChunk, outcome: str) -> None:
+        """``~/chunk_filed``: the chunk's stamp and what became of it, once it is decided.
+
+        A simulator on its own clock waits for it before the next tick (mujoco_sim_node).
+        """
+        self._filed_publisher.publish(Header(stamp=message.header.stamp, frame_id=outcome))
 
     def chunk_from_message(self, message: ActionChunk, now_s: float) -> TimedChunk:
         """Validate an ActionChunk and turn it into a TimedChunk of (T, J) targets (all arms).

@@ -6,10 +6,10 @@ Two clocks:
 - ``clock: sim``: the node owns time. It publishes /clock and advances one 20 ms control step
   only when the chunk executor has commanded the previous one (``command_timeout_s`` bounds the
   wait) and, after each camera frame (every ``camera_every_steps`` steps), only once the
-  inference node has answered that frame with a chunk (``chunk_timeout_s``). Every node runs
-  with use_sim_time, so inference latency costs no simulated time and the same seed gives the
-  same episode (unless a node stalls for longer than ``settle_s`` / ``chunk_settle_s`` on a
-  busy machine: the executor must have filed each chunk before its next tick).
+  executor reports (``chunk_filed_topic``) that it filed the chunk the inference node made from
+  that frame (``chunk_timeout_s``). Every node runs with use_sim_time, so inference latency
+  costs no simulated time and the same seed gives the same episode (``settle_s`` lets a step's
+  sensors reach the other processes before its clock tick).
   ``~/reset`` places an episode, ``~/start`` runs it; it pauses after ``episode_steps`` (time goes
   on at the wall clock's pace while paused, the scene stands still).
 """
@@ -48,8 +48,9 @@ MUJOCO_SIM_PARAMETERS = ParameterTable((
     ParameterSpec('settle_s', 0.005, "clock 'sim': wall-clock pause between publishing a "
                   "step's sensors and its /clock, s (delivery before the executor's tick).",
                   (0.0, 1.0)),
-    ParameterSpec('chunk_settle_s', 0.05, "clock 'sim': wall-clock pause after a chunk "
-                  'arrived, before the next step, s (the executor files it first).', (0.0, 1.0)),
+    ParameterSpec('chunk_filed_topic', '/chunk_executor/chunk_filed',
+                  "clock 'sim': the executor's report that it filed a chunk (std_msgs/Header, "
+                  'stamp = the observation time).'),
     ParameterSpec('autostart', True, 'Start the first episode (seed) at once; false = wait '
                   'for ~/reset.'),
 ))
@@ -74,7 +75,7 @@ class MujocoSimConfig(NodeConfig):
     command_timeout_s: float = 2.0
     chunk_timeout_s: float = 10.0
     settle_s: float = 0.005
-    chunk_settle_s: float = 0.05
+    chunk_filed_topic: str = '/chunk_executor/chunk_filed'
     autostart: bool = True
 
     def __post_init__(self) -> None:

@@ -32,10 +32,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64, Int32
+from std_msgs.msg import Bool, Float64, Header, Int32
 from std_srvs.srv import Trigger
 
-from vla_adapter_msgs.msg import ActionChunk
 from vla_adapter_ros.conversions import (
     nanoseconds_to_stamp,
     rgb_to_image,
@@ -49,6 +48,7 @@ from vla_adapter_ros.parameters import declare_parameters
 NODE_NAME = 'mujoco_aloha'
 START_TIME_NS = 1_000_000_000  # sim clock of the first step (0 means "no time yet" in ROS)
 STEP_NS = 20_000_000
+FIRST_STEP_SETTLE_S = 0.1
 
 
 class MujocoAlohaNode(Node):
@@ -119,7 +119,8 @@ class MujocoAlohaNode(Node):
         if config.clock == 'sim':
             self._clock_publisher = self.create_publisher(Clock, '/clock', 10)
             if config.chunk_timeout_s > 0:
-                self.create_subscription(ActionChunk, 'action_chunk', self._on_chunk, 10)
+                self.create_subscription(Header, config.chunk_filed_topic, self._on_chunk_filed,
+                                         100)
 
     def _apply_dynamic_parameters(self, config: MujocoSimConfig, changed: tuple) -> None:
         self.config = config
@@ -164,9 +165,9 @@ class MujocoAlohaNode(Node):
         self.operating_modes[f'{arm}/{request.name}'] = request.mode
         return response
 
-    def _on_chunk(self, message: ActionChunk) -> None:
+    def _on_chunk_filed(self, message: Header) -> None:
         with self._command_event:
-            self._chunk_stamps.add(stamp_to_nanoseconds(message.header.stamp))
+            self._chunk_stamps.add(stamp_to_nanoseconds(message.stamp))
             self._command_event.notify_all()
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
@@ -253,6 +254,10 @@ class MujocoAlohaNode(Node):
         idle_period_s = STEP_NS * 1e-9
         while not self._stop.is_set():
             stamp_ns = self._sim_time_ns
+            if self._running and self._step == 0:
+                # An episode's first step: commands of the paused ticks before it still in
+                # flight must not count as this step's.
+                self._stop.wait(FIRST_STEP_SETTLE_S)
             with self._lock:
                 running = self._running
                 camera_frame = running and self._step % config.camera_every_steps == 0
@@ -267,14 +272,14 @@ class MujocoAlohaNode(Node):
             self._publish_clock(stamp_ns)
             if not running:
                 # Between episodes time passes at the wall clock's pace (the executor can
-                # start up and restart) while the scene stands still.
-                self._stop.wait(idle_period_s)
+                # start up and restart) while the scene stands still; its commands are
+                # awaited as during an episode, so none is in flight when one starts.
+                self._wait_for_commands(seen, idle_period_s, warn=False)
                 self._sim_time_ns += STEP_NS
                 continue
-            self._wait_for_commands(seen)
-            if camera_frame and config.chunk_timeout_s > 0 and self._wait_for_chunk(stamp_ns):
-                # The executor receives the chunk too: let it file it before the next tick.
-                self._stop.wait(config.chunk_settle_s)
+            self._wait_for_commands(seen, config.command_timeout_s)
+            if camera_frame and config.chunk_timeout_s > 0:
+                self._wait_for_chunk(stamp_ns)
             with self._lock:
                 if self._running:
                     reward = self.scene.step()
@@ -286,12 +291,14 @@ class MujocoAlohaNode(Node):
         nanoseconds_to_stamp(stamp_ns, message.clock)
         self._clock_publisher.publish(message)
 
-    def _wait_for_commands(self, seen: list[int]) -> None:
-        deadline = time.monotonic() + self.config.command_timeout_s
+    def _wait_for_commands(self, seen: list[int], timeout_s: float, warn: bool = True) -> None:
+        deadline = time.monotonic() + timeout_s
         with self._command_event:
             while any(now <= before for now, before in zip(self._commands_seen, seen)):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._stop.is_set():
+                    if not warn:
+                        return
                     self.command_timeouts += 1
                     if self._step > 0:  # the first step of an episode may come before any
                         self.get_logger().warning(
@@ -301,7 +308,7 @@ class MujocoAlohaNode(Node):
                 self._command_event.wait(remaining)
 
     def _wait_for_chunk(self, stamp_ns: int) -> bool:
-        """Wait for the chunk answering the frame at ``stamp_ns``; whether it came."""
+        """Wait until the executor has filed the chunk answering the frame at ``stamp_ns``."""
         deadline = time.monotonic() + self.config.chunk_timeout_s
         with self._command_event:
             while stamp_ns not in self._chunk_stamps:

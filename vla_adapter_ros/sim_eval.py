@@ -102,7 +102,8 @@ def eval_node_specs(checkpoint: str, device: str, instruction: str, steps: int,
 class EpisodeDriver:
     """An rclpy node that runs episodes on the simulator and collects what happened."""
 
-    def __init__(self, robot) -> None:
+    def __init__(self, robot, exited=lambda: {}) -> None:
+        """``exited()``: the node processes that have ended (name -> exit code)."""
         from rcl_interfaces.srv import SetParameters
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
@@ -112,6 +113,7 @@ class EpisodeDriver:
         from std_srvs.srv import Trigger
 
         from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
+        self.exited = exited
         self.node = Node('vla_sim_eval')
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
@@ -168,6 +170,9 @@ class EpisodeDriver:
         """Spin until ``predicate()``; TimeoutError naming ``what`` after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while not predicate():
+            ended = self.exited()
+            if ended:
+                raise RuntimeError(f'nodes exited while waiting for {what}: {ended}')
             if time.monotonic() > deadline:
                 raise TimeoutError(f'timed out after {timeout_s:.0f} s waiting for {what}')
             self.executor.spin_once(timeout_sec=0.05)
@@ -321,7 +326,7 @@ def run_policy_episodes(args: argparse.Namespace, output: Path, seeds: list[int]
     executables = Path(get_package_prefix(PACKAGE)) / 'lib' / PACKAGE
     group = NodeProcessGroup(specs, executables, output / 'logs')
     rclpy.init()
-    driver = EpisodeDriver(load_robot_description('aloha_sim'))
+    driver = EpisodeDriver(load_robot_description('aloha_sim'), group.exited)
     episodes, frames = [], []
     try:
         group.start()
@@ -333,8 +338,6 @@ def run_policy_episodes(args: argparse.Namespace, output: Path, seeds: list[int]
                                          capture=index == 0)
             if index == 0:
                 frames = list(driver.frames)
-            if group.exited():
-                raise RuntimeError(f'nodes exited: {group.exited()} (logs in {output / "logs"})')
             latencies = driver.inference_ms[chunks_before:]
             episodes.append({'seed': seed, 'success': max(rewards, default=0) >= SUCCESS_REWARD,
                              'max_reward': max(rewards, default=0.0),
@@ -343,6 +346,8 @@ def run_policy_episodes(args: argparse.Namespace, output: Path, seeds: list[int]
                              'final_state': driver.arm_positions(),
                              'wall_s': round(time.monotonic() - started, 2),
                              'rewards': rewards})
+    except RuntimeError as error:
+        raise RuntimeError(f'{error} (logs in {output / "logs"})') from error
     finally:
         exited = group.exited()
         group.stop()
