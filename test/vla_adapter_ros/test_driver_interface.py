@@ -52,20 +52,21 @@ def test_simulator_speaks_the_real_driver_interface(simulator, ros_probe):
                 for name, spec in EXPECTED_ARM_TOPICS.items()}
     cameras = set(robot.camera_topics())
 
-    def discovered() -> bool:
-        return all(_endpoints(node, topic, side) for topic, (_, side) in expected.items()) and all(
-            node.get_publishers_info_by_topic(topic) for topic in cameras)
+    def own(infos) -> list:
+        return [info for info in infos if info.node_name == node_name]
+
+    def discovered() -> bool:  # the simulator's own endpoints (other tests' nodes may linger)
+        return all(own(_endpoints(node, topic, side)) for topic, (_, side) in expected.items()
+                   ) and all(own(node.get_publishers_info_by_topic(topic)) for topic in cameras)
 
     assert spin_until(executor, discovered, timeout_s=60.0), stop_process(process)
     for topic, (type_name, side) in expected.items():
-        (endpoint,) = [info for info in _endpoints(node, topic, side)
-                       if info.node_name == node_name]
+        (endpoint,) = own(_endpoints(node, topic, side))
         assert endpoint.topic_type == type_name, topic
         assert endpoint.qos_profile.reliability == ReliabilityPolicy.RELIABLE, topic
         assert endpoint.qos_profile.durability == DurabilityPolicy.VOLATILE, topic
     for topic in cameras:
-        (endpoint,) = [info for info in node.get_publishers_info_by_topic(topic)
-                       if info.node_name == node_name]
+        (endpoint,) = own(node.get_publishers_info_by_topic(topic))
         assert endpoint.topic_type == 'sensor_msgs/msg/Image'
         assert endpoint.qos_profile.reliability == ReliabilityPolicy.RELIABLE
     # Nothing else on the driver side: every topic the simulator has in an arm namespace is one
