@@ -76,6 +76,11 @@ def model_camera(camera: str) -> str:
     return MODEL_CAMERAS[camera]
 
 
+def finger_position(arm, gripper_angle: float) -> float:
+    """The first finger's slide (m) for a gripper-joint angle (rad), through the calibration."""
+    return float(arm.gripper.finger_from_normalized(arm.gripper.normalize_joint(gripper_angle)))
+
+
 class _AlohaScene:
     """What both scenes share: the physics, fast rendering, joint read-out, object placement."""
 
@@ -99,8 +104,7 @@ class _AlohaScene:
         qpos = self.physics.data.qpos
         for index, arm in enumerate(self.robot.arms):
             values = arm_angles[7 * index:7 * index + 7]
-            finger = float(arm.gripper.finger_from_normalized(
-                arm.gripper.normalize_joint(values[-1])))
+            finger = finger_position(arm, values[-1])
             start = QPOS_PER_ARM * index
             qpos[start:start + 6] = values[:6]
             qpos[start + 6:start + 8] = (finger, -finger)
@@ -193,8 +197,7 @@ class MujocoAloha(_AlohaScene):
         ctrl = np.empty(2 * QPOS_PER_ARM)
         for index, arm in enumerate(self.robot.arms):
             values = self.targets[7 * index:7 * index + 7]
-            finger = float(arm.gripper.finger_from_normalized(
-                arm.gripper.normalize_joint(values[-1])))
+            finger = finger_position(arm, values[-1])
             start = QPOS_PER_ARM * index
             ctrl[start:start + 6] = values[:6]
             ctrl[start + 6:start + 8] = (finger, -finger)

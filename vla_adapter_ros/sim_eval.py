@@ -108,7 +108,7 @@ class EpisodeDriver:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import Image, JointState
         from std_msgs.msg import Float64, Int32
         from std_srvs.srv import Trigger
 
@@ -137,7 +137,6 @@ class EpisodeDriver:
         node.create_subscription(PolicyStatus, 'policy_status',
                                  lambda msg: setattr(self, 'policy_state', msg.state), 10)
         self._starting = PolicyStatus.STATE_STARTING
-        from sensor_msgs.msg import JointState
         self.robot = robot
         self.joint_states: list = [None] * robot.num_arms
         for index, arm in enumerate(robot.arms):
