@@ -69,6 +69,7 @@ CAMERA_NAMES = ['cam_high', 'cam_left_wrist', 'cam_right_wrist', 'cam_low']
 INSTRUCTIONS = ('pick up the cube', 'open the top drawer and put the bowl inside it',
                 'push', 'stack the red block on the blue block next to the plate')
 IMAGE_SHAPE = (480, 640, 3)
+SECTIONS = ('tiny', 'real_cpu', 'cuda', 'params')
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -340,38 +341,100 @@ def real_cpu(before_package, runs: int) -> None:
     torch.set_num_threads(threads_before)
 
 
-def real_cuda(before_package, modes: list, runs: int) -> None:
-    """Section 5: real sizes on CUDA, bf16, each compile mode: p50 / p99 and peak memory."""
-    device = torch.device('cuda')
-    eager = random_real_policy('cuda', torch.bfloat16)
-    print(f'\nreal sizes, {torch.cuda.get_device_name(device)}, bf16, 3 cameras 480x640, '
-          'dual-arm head (chunk 25 x 14)')
-    observation = observations(eager, 1)[0]
-    reference = eager.predict([observation]).normalized_actions
-    variants = {}
-    if before_package is not None:
-        variants['before (eager)'] = before_policy(before_package, eager)
-    for mode in modes:
-        torch._dynamo.reset()
-        variants[f'compile={mode}'] = VLAPolicy(eager.model, eager.tokenizer, eager.statistics,
-                                                device=device, dtype=torch.bfloat16,
-                                                compile=mode)
-    samples, notes = {}, {}
-    for name, policy in variants.items():
-        torch.cuda.reset_peak_memory_stats(device)
+def cuda_profile(policy: VLAPolicy, observation: dict, calls: int = 5, top: int = 15) -> None:
+    """Where eager CUDA time goes: GPU-busy time against wall time, kernel launches, top ops."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+        synchronize(policy.device)
         start = time.perf_counter()
-        actions = policy.predict([observation]).normalized_actions
-        first = time.perf_counter() - start
-        for _ in range(3):
+        for _ in range(calls):
             policy.predict_action_chunk(observation)
-        timed = interleaved({name: lambda p=policy: p.predict_action_chunk(observation)},
+        synchronize(policy.device)
+        wall = (time.perf_counter() - start) / calls
+    events = profiler.key_averages()
+    launches = sum(event.count for event in events
+                   if event.key in ('cudaLaunchKernel', 'cuLaunchKernel', 'cudaLaunchKernelExC'))
+    kernel_time = sum(event.self_device_time_total for event in events
+                      if event.device_type.name == 'CUDA') / 1e3 / calls
+    print(f'\n  eager profile ({calls} calls, profiler on): wall {wall * 1e3:.1f} ms per call, '
+          f'GPU kernels busy {kernel_time:.1f} ms per call, {launches // calls} kernel launches '
+          'per call')
+    print(events.table(sort_by='self_device_time_total', row_limit=top, max_name_column_width=48))
+
+
+def compiled_first_calls(policy: VLAPolicy, batch: list) -> str:
+    """First call (compiles, records graphs), then a new instruction in the same bucket."""
+    start = time.perf_counter()
+    policy.predict([batch[0]])
+    first = time.perf_counter() - start
+    for _ in range(3):
+        policy.predict([batch[0]])
+    builder = policy.processor.prompt_builder
+    bucket = policy.inference.bucket_length
+    first_bucket = bucket(len(builder.token_ids(batch[0]['instruction'])))
+    same_bucket = [o for o in batch[1:]
+                   if bucket(len(builder.token_ids(o['instruction']))) == first_bucket]
+    note = f'first call {first:.1f} s'
+    if same_bucket:
+        synchronize(policy.device)
+        start = time.perf_counter()
+        policy.predict([same_bucket[0]])
+        synchronize(policy.device)
+        note += f', new instruction same bucket {(time.perf_counter() - start) * 1e3:.0f} ms'
+    return note
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def memory_gib(device: torch.device, peak: bool = True) -> float:
+    """Peak (or current) CUDA memory allocated, GiB; NaN on the CPU."""
+    if device.type != 'cuda':
+        return float('nan')
+    read = torch.cuda.max_memory_allocated if peak else torch.cuda.memory_allocated
+    return read(device) / 2**30
+
+
+def real_cuda(eager: VLAPolicy, modes: list, runs: int, deadline_s: float) -> None:
+    """Section 5: real sizes on CUDA, bf16, each compile mode: p50 / p99 and peak memory.
+
+    Modes run in the order given; a mode is skipped once ``deadline_s`` seconds have passed
+    since the section started (compiling the real-size model takes minutes). ``eager`` is
+    the real-size policy (``--cuda_dry_run`` passes the tiny one on the CPU to check this code).
+    """
+    started = time.perf_counter()
+    device = eager.device
+    label = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU (dry run)'
+    print(f'\nreal sizes, {label}, torch {torch.__version__}, {eager.dtype}, 3 cameras 480x640, '
+          f'dual-arm head (chunk 25 x 14); weights {memory_gib(device, peak=False):.2f} GiB')
+    batch = observations(eager, 4)
+    observation = batch[0]
+    reference = eager.predict([observation]).normalized_actions
+    report_stages(f'  stages of the eager path ({label}, {eager.dtype})', eager, runs)
+    cuda_profile(eager, observation)
+    variants = {f'compile={mode}': mode for mode in modes}
+    samples, notes = {}, {}
+    for name, variant in variants.items():
+        if time.perf_counter() - started > deadline_s:
+            print(f'    {name}: skipped, the section passed its {deadline_s:.0f} s deadline')
+            continue
+        if isinstance(variant, str):
+            torch._dynamo.reset()
+            variant = VLAPolicy(eager.model, eager.tokenizer, eager.statistics, device=device,
+                                dtype=eager.dtype, compile=variant)
+        reset_peak_memory(device)
+        note = compiled_first_calls(variant, batch)
+        actions = variant.predict([observation]).normalized_actions
+        timed = interleaved({name: lambda p=variant: p.predict_action_chunk(observation)},
                             runs, device)
         samples[name] = timed[name]
-        peak = torch.cuda.max_memory_allocated(device) / 2**30
         gap = np.abs(actions - reference).max()
-        notes[name] = f'peak {peak:.2f} GiB, first call {first:.1f} s, |d| {gap:.1e}'
+        notes[name] = f'peak {memory_gib(device):.2f} GiB, {note}, |d| {gap:.1e}'
+        print_rows({name: samples[name]}, notes)  # each mode as soon as it is measured
+    print(f'\n  all modes, {label}, {eager.dtype}, single observation')
     print_rows(samples, notes)
-    report_stages('  stages of the eager path (CUDA, bf16)', eager, runs)
 
 
 def parameter_counts(cameras: int = 3) -> None:
@@ -406,8 +469,20 @@ def parse_args() -> argparse.Namespace:
                         help='git revision of the "before" code')
     parser.add_argument('--skip_real', '--skip-real', action='store_true',
                         help='skip the real-size runs (CPU and CUDA)')
+    parser.add_argument('--sections', default=','.join(SECTIONS),
+                        help=f'comma-separated subset of {",".join(SECTIONS)}')
+    parser.add_argument('--cuda_deadline_s', '--cuda-deadline-s', type=float, default=900.0,
+                        help='start no further CUDA compile mode after this many seconds')
+    parser.add_argument('--cuda_dry_run', '--cuda-dry-run', action='store_true',
+                        help="run the CUDA section's code with the tiny policy on the CPU")
     args = parser.parse_args()
     args.compile_modes = [mode for mode in args.compile_modes.split(',') if mode]
+    args.sections = [section for section in args.sections.split(',') if section]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f'--sections: unknown {unknown}; expected a subset of {list(SECTIONS)}')
+    if args.skip_real:
+        args.sections = [s for s in args.sections if s not in ('real_cpu', 'cuda')]
     return args
 
 
@@ -422,10 +497,34 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
     quiet_autotuning()
-    print(f'torch {torch.__version__}; CPU sections use 1 thread unless stated')
+    print(f'torch {torch.__version__}; CPU sections use 1 thread unless stated; sections '
+          f'{",".join(args.sections)}')
     before_package, reason = load_before_package(args.before_rev)
     print(f'"before" = vla_adapter_core at {args.before_rev[:12]} loaded from git'
           if before_package else f'"before" not measured: {reason}')
+    if 'tiny' in args.sections:
+        tiny_sections(before_package, args)
+    if 'real_cpu' in args.sections:
+        print('\nreal sizes, random weights, CPU, bf16, 3 cameras, dual-arm head')
+        real_cpu(before_package, args.real_runs)
+    if 'cuda' in args.sections:
+        if args.cuda_dry_run:
+            tiny = build_tiny_policy(camera_names=CAMERA_NAMES[:3], chunk_size=25, seed=0)
+            real_cuda(tiny, args.compile_modes, args.cuda_runs, args.cuda_deadline_s)
+        elif torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+            policy = random_real_policy('cuda', torch.bfloat16)
+            real_cuda(policy, args.compile_modes, args.cuda_runs, args.cuda_deadline_s)
+        else:
+            print('\nno CUDA device on this machine: real-size GPU latency not measured')
+    if not {'real_cpu', 'cuda'} & set(args.sections):
+        print('\nreal-size latency not measured (--skip_real or --sections)')
+    if 'params' in args.sections:
+        parameter_counts()
+
+
+def tiny_sections(before_package, args: argparse.Namespace) -> None:
+    """Sections 1-3: the tiny policy on the CPU, before / after, stages and compile modes."""
     tiny = build_tiny_policy(camera_names=CAMERA_NAMES[:3], chunk_size=25, seed=0)
     config = tiny.config
     print(f'\ntiny policy, CPU, float32, 1 thread, 3 cameras 480x640 (LLM '
@@ -437,16 +536,6 @@ def main() -> None:
     report_stages('tiny policy, current code, stages (single observation)', tiny, args.runs)
     print('\ntiny policy, CPU, compile modes (interleaved with eager calls)')
     tiny_compile_modes(args.compile_modes, args.runs)
-    if args.skip_real:
-        print('\n--skip_real: real-size latency not measured')
-    else:
-        print('\nreal sizes, random weights, CPU, bf16, 3 cameras, dual-arm head')
-        real_cpu(before_package, args.real_runs)
-        if torch.cuda.is_available():
-            real_cuda(before_package, args.compile_modes, args.cuda_runs)
-        else:
-            print('\nno CUDA device on this machine: real-size GPU latency not measured')
-    parameter_counts()
 
 
 if __name__ == '__main__':
