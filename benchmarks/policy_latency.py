@@ -194,7 +194,7 @@ def timed_predict(policy: VLAPolicy, observation: dict) -> tuple[np.ndarray, dic
     prompt = model.llm.embed_tokens(batch['input_ids'])  # (1, L, D)
     sequence = assemble_sequence(prompt, batch['attention_mask'], patches,
                                  model.action_queries.weight, model.trailing_embeds())
-    hidden = model.llm(sequence.inputs_embeds, None, sequence.position_ids)
+    hidden = model.llm(sequence.inputs_embeds)  # positions 0..S-1
     blocks = model.config.action_head.num_blocks
     task, adapter = gather_windows(list(hidden[1:blocks + 1]), sequence, model.config.layout,
                                    model.config.upstream_num_task_tokens)

@@ -6,6 +6,12 @@ decoder layers itself, with the rotary embedding and the attention mask prepared
 forward: no mask at all for a causal sequence without padding inside it (our layout puts the
 padding last, see :mod:`vla_adapter_core.layout`), so SDPA takes its ``is_causal`` fast path; a
 4-d additive mask, built once, only when a caller passes a padding mask with holes.
+
+The rotary cosine and sine for positions 0..L-1 (our layout's only positions) are tabulated once
+(:class:`LLMRotaryTables`), in float32 from float32 frequencies and then cast, as transformers
+computes them when the frequencies stay float32. transformers' own table follows ``.to(bf16)``
+into its frequencies, which shifts the angles of late positions by up to about a radian; ours
+does not.
 """
 
 from __future__ import annotations
@@ -40,6 +46,38 @@ def qwen2_config_from(config: LLMConfig) -> Qwen2Config:
     return qwen_config
 
 
+LLM_ROTARY_LENGTH = 4096  # positions tabulated up front (4 cameras and a long prompt: ~1300)
+
+
+class LLMRotaryTables(nn.Module):
+    """The decoder's rotary (cos, sin) for positions 0..L-1, computed once in float32.
+
+    Non-persistent buffers ``cos`` / ``sin`` (L_max, head_dim) that follow ``.to()``; the
+    values come from a fresh float32 ``Qwen2RotaryEmbedding`` of the same config, so a slice
+    equals that module's output for positions 0..L-1 bit for bit, then cast.
+    """
+
+    def __init__(self, qwen_config: Qwen2Config, length: int = LLM_ROTARY_LENGTH) -> None:
+        super().__init__()
+        self.qwen_config = qwen_config
+        self.fill(length, device=None, dtype=torch.float32)
+
+    def fill(self, length: int, device: torch.device | str | None, dtype: torch.dtype) -> None:
+        """(Re)compute the tables for ``length`` positions, in float32, stored as ``dtype``."""
+        rotary = Qwen2RotaryEmbedding(self.qwen_config).to(device)
+        positions = torch.arange(length, device=device)[None]  # (1, L)
+        probe = torch.zeros((), device=device, dtype=torch.float32)
+        cos, sin = rotary(probe, positions)  # (1, L, hd) float32 each
+        self.register_buffer('cos', cos[0].to(dtype), persistent=False)  # (L, hd)
+        self.register_buffer('sin', sin[0].to(dtype), persistent=False)  # (L, hd)
+
+    def tables(self, length: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cos, sin)`` (1, length, hd) in ``dtype``, as the decoder layers take them."""
+        if length > self.cos.shape[0]:  # longer than ever tabulated: grow once
+            self.fill(2 * length, self.cos.device, self.cos.dtype)
+        return self.cos[None, :length].to(dtype), self.sin[None, :length].to(dtype)
+
+
 class QwenBackbone(nn.Module):
     """Qwen2 decoder returning every hidden state (embedding output + one per layer).
 
@@ -56,6 +94,7 @@ class QwenBackbone(nn.Module):
             self._check_pretrained()
         else:
             self.model = Qwen2Model(qwen2_config_from(config))
+        self.rotary = LLMRotaryTables(self.model.config)
 
     def _check_pretrained(self) -> None:
         loaded = self.model.config
@@ -71,6 +110,7 @@ class QwenBackbone(nn.Module):
         Needed after building on the meta device and materialising with ``to_empty``.
         """
         self.model.rotary_emb = Qwen2RotaryEmbedding(self.model.config).to(device)
+        self.rotary.fill(self.rotary.cos.shape[0], device, self.rotary.cos.dtype)
 
     @property
     def embed_tokens(self) -> nn.Embedding:
@@ -110,16 +150,17 @@ class QwenBackbone(nn.Module):
 
         ``inputs_embeds`` (B, S, D); ``attention_mask`` None (nothing padded, or only after the
         last token any caller reads), (B, S) with 0 on padding, or a prepared 4-d mask;
-        ``position_ids`` (B, S) or (1, S), default 0..S-1. Returns ``num_hidden_layers + 1``
+        ``position_ids`` (B, S) or (1, S), default 0..S-1 (the tabulated rotary rows; other
+        positions go through transformers' rotary module). Returns ``num_hidden_layers + 1``
         tensors of shape (B, S, D): the embeddings, each layer's output, the last one after the
         final RMSNorm (as transformers' ``output_hidden_states``).
         """
         model = self.model
-        if position_ids is None:
-            position_ids = torch.arange(inputs_embeds.shape[1],
-                                        device=inputs_embeds.device).unsqueeze(0)  # (1, S)
         mask = self.attention_mask_4d(attention_mask, inputs_embeds)
-        position_embeddings = model.rotary_emb(inputs_embeds, position_ids)  # cos, sin once
+        if position_ids is None:  # 0..S-1: the tabulated rows
+            position_embeddings = self.rotary.tables(inputs_embeds.shape[1], inputs_embeds.dtype)
+        else:
+            position_embeddings = model.rotary_emb(inputs_embeds, position_ids)
         hidden = inputs_embeds  # (B, S, D)
         hidden_states = [hidden]
         for layer in model.layers[:model.config.num_hidden_layers]:

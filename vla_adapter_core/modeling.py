@@ -67,8 +67,9 @@ class VLAAdapterModel(nn.Module):
         """Build without random initialisation (meta device) and load ``state`` strictly.
 
         Every parameter and persistent buffer must be in ``state``; the only non-persistent
-        buffers of the meta-built modules (the LLM's rotary frequencies) are recomputed (the head,
-        built normally, computes its own rotary tables). Saves ~20 s at the real size.
+        buffers of the meta-built modules (the LLM's rotary frequencies and tables) are
+        recomputed (the head, built normally, computes its own rotary tables). Saves ~20 s at
+        the real size.
         """
         model = cls(config, vlm_device='meta')
         for module in model.vlm_modules():
@@ -78,7 +79,7 @@ class VLAAdapterModel(nn.Module):
         meta_built = ('vision.', 'projector.', 'llm.')  # the head's buffers are computed
         unexpected = [name for name, _ in model.named_buffers()
                       if name not in persistent and name.startswith(meta_built)
-                      and not name.startswith('llm.model.rotary_emb.')]
+                      and not name.startswith(('llm.model.rotary_emb.', 'llm.rotary.'))]
         if unexpected:
             raise RuntimeError(f'non-persistent buffers {unexpected} would stay uninitialised')
         try:
@@ -135,7 +136,7 @@ class VLAAdapterModel(nn.Module):
         prompt_embeds = self.llm.embed_tokens(batch['input_ids'])  # (B, L, D)
         sequence = assemble_sequence(prompt_embeds, batch['attention_mask'], patch_embeddings,
                                      self.action_queries.weight, self.trailing_embeds())
-        hidden_states = self.llm(sequence.inputs_embeds, None, sequence.position_ids)
+        hidden_states = self.llm(sequence.inputs_embeds)  # positions 0..S-1
         num_blocks = self.config.action_head.num_blocks
         task_states, adapter_states = gather_windows(
             list(hidden_states[1:num_blocks + 1]), sequence, self.config.layout,

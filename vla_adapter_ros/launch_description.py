@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import math
 import pathlib
 
+from vla_adapter_core.config import COMPILE_MODES
 from vla_adapter_core.robot_description import (
     RobotDescription,
     RobotDescriptionError,
@@ -102,6 +103,11 @@ def _arguments(default_robot: str) -> tuple[LaunchArgument, ...]:
         LaunchArgument('dtype', 'auto',
                        "Policy dtype: 'auto' (bf16 where supported), 'float32', 'bfloat16' or "
                        "'float16'."),
+        LaunchArgument('compile', '',
+                       "torch.compile of the policy: 'none' (eager), 'default' (inductor; CUDA "
+                       "graphs on CUDA) or 'max' (autotuned); empty = config_file (none). On a "
+                       "GPU 'default' is the fast path; the first start compiles for minutes "
+                       '(README, "Measured").'),
         LaunchArgument('use_sim', 'false',
                        'true: also start the simulated robot (kinematic arms + rendered cameras '
                        'of the same description) instead of real drivers.'),
@@ -216,6 +222,13 @@ def _parse_bool(name: str, text: str) -> bool:
     if lowered not in ('true', 'false'):
         _fail(name, text, "must be 'true' or 'false'")
     return lowered == 'true'
+
+
+def _compile_mode(text: str) -> str:
+    mode = text.strip()
+    if mode not in COMPILE_MODES:
+        _fail('compile', text, f'must be one of {list(COMPILE_MODES)}')
+    return mode
 
 
 def _parse_positive_float(name: str, text: str) -> float:
@@ -355,6 +368,8 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
                  'instruction': arguments['instruction'], 'device': arguments['device'].strip(),
                  'dtype': arguments['dtype'].strip(), 'camera_topics': topics,
                  'camera_names': cameras}
+    if arguments['compile'].strip():
+        inference['compile'] = _compile_mode(arguments['compile'])
     if arguments['chunk_dt'].strip():
         inference['dt'] = _parse_positive_float('chunk_dt', arguments['chunk_dt'])
     executor = {**shared, 'chunk_topic': chunk_topic}

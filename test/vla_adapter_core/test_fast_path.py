@@ -9,9 +9,12 @@ import torch
 from vla_adapter_core.config import InferenceConfig, LLMConfig
 from vla_adapter_core.heads import ActionHeadConfig, build_action_head
 from vla_adapter_core.heads.attention import (
+    KeySetRotary,
     ProBridgeBlock,
     RotaryTables,
     apply_upstream_rope,
+    joint_softmax_attention,
+    split_heads,
 )
 from vla_adapter_core.llm import QwenBackbone
 from vla_adapter_core.policy import VLAPolicy, pad_prompts
@@ -69,6 +72,57 @@ def test_pro_block_with_shared_tables_equals_rebuilt_tables():
     with torch.no_grad():
         assert torch.equal(block(x, task, adapter, other, rotary=tables),
                            block(x, task, adapter, other))
+
+
+def _written_out_pro_block(block, x, task, adapter, other):
+    """The Pro block as upstream writes it: rotate each set on its own, gate the task logits."""
+    heads, base = block.num_heads, block.rope_base
+
+    def rotated(projection, tokens):
+        return apply_upstream_rope(split_heads(projection(tokens), heads), base)
+
+    def values(projection, tokens):
+        return split_heads(projection(tokens), heads)
+
+    sets = [(rotated(block.k_self, x), values(block.v_self, x), None),
+            (rotated(block.k_adapter, adapter), values(block.v_adapter, adapter), None),
+            (rotated(block.k_task, task), values(block.v_task, task),
+             torch.tanh(block.gating_factor))]
+    if other is not None:
+        sets.append((rotated(block.k_cross, other), values(block.v_cross, other), None))
+    attended = joint_softmax_attention(rotated(block.q_proj, x), sets)  # (B, H, T, hd)
+    attended = attended.transpose(1, 2).reshape(x.shape)
+    return block.ffn(block.o_proj(attended) + x)
+
+
+@pytest.mark.parametrize('cross_arm', [False, True])
+@pytest.mark.parametrize('task_length', [0, 7])
+def test_pro_block_one_attention_call_equals_the_written_out_joint_softmax(cross_arm,
+                                                                          task_length):
+    torch.manual_seed(3)
+    config = ActionHeadConfig(hidden_dim=16, num_heads=2, num_blocks=1, chunk_size=4,
+                              action_dim=3)
+    block = ProBridgeBlock(config, cross_arm=cross_arm)
+    with torch.no_grad():
+        block.gating_factor.fill_(0.8)  # a live gate: it must act on the task keys only
+    x, adapter = torch.randn(2, 4, 16), torch.randn(2, 5, 16)
+    task = torch.randn(2, task_length, 16)
+    other = torch.randn(2, 4, 16) if cross_arm else None
+    with torch.no_grad():
+        fused = block(x, task, adapter, other)
+        reference = _written_out_pro_block(block, x, task, adapter, other)
+    torch.testing.assert_close(fused, reference, atol=1e-6, rtol=1e-5)
+
+
+def test_key_set_rotary_for_other_lengths_is_refused():
+    config = ActionHeadConfig(hidden_dim=16, num_heads=2, num_blocks=1, chunk_size=4,
+                              action_dim=3)
+    block = ProBridgeBlock(config)
+    tables = RotaryTables(8, config.rope_base).for_key_sets(4, (4, 5, 6))
+    assert isinstance(tables, KeySetRotary)
+    with pytest.raises(ValueError, match=r'keys \(4, 5, 6\).*this call has keys \(4, 5, 7\)'):
+        block(torch.randn(1, 4, 16), torch.randn(1, 7, 16), torch.randn(1, 5, 16),
+              rotary=tables)
 
 
 def test_head_rotary_tables_follow_the_head_and_stay_out_of_state_dicts():

@@ -51,3 +51,34 @@ def test_local_pretrained_directory(tmp_path):
     torch.testing.assert_close(backbone.embed_tokens.weight, causal.model.embed_tokens.weight)
     with pytest.raises(ValueError, match='LLMConfig.hidden_size=64'):
         QwenBackbone(dataclasses.replace(TINY, hidden_size=64, pretrained_dir=str(tmp_path)))
+
+
+def test_tabulated_positions_equal_transformers_own_rotary():
+    torch.manual_seed(1)
+    backbone = QwenBackbone(TINY).eval()
+    embeds = torch.randn(2, 9, 32)
+    with torch.no_grad():
+        tabulated = backbone(embeds)  # positions 0..8 from the tables
+        explicit = backbone(embeds, None, torch.arange(9)[None])  # transformers' rotary module
+        reference = backbone.model(inputs_embeds=embeds, output_hidden_states=True)
+    for ours, theirs in zip(tabulated, explicit):
+        assert torch.equal(ours, theirs)
+    for ours, theirs in zip(tabulated[:-1], reference.hidden_states[:-1]):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    assert not any('rotary' in key for key in backbone.state_dict())
+
+
+def test_bf16_tables_keep_float32_angles():
+    backbone = QwenBackbone(TINY).to(torch.bfloat16)
+    float32 = QwenBackbone(TINY)
+    length = 1500  # late positions: where bf16 frequencies would shift the angles
+    cos, sin = backbone.rotary.tables(length, torch.bfloat16)  # (1, L, hd)
+    exact_cos, exact_sin = float32.rotary.tables(length, torch.float32)
+    assert torch.equal(cos, exact_cos.to(torch.bfloat16))
+    assert torch.equal(sin, exact_sin.to(torch.bfloat16))
+    # transformers' module after .to(bf16) computes from bf16 frequencies: far off late on.
+    their_cos, _ = backbone.model.rotary_emb(torch.zeros(1, dtype=torch.bfloat16),
+                                             torch.arange(length)[None])
+    assert (their_cos.float() - exact_cos).abs().max() > 0.1
+    grown_cos, _ = backbone.rotary.tables(5000, torch.bfloat16)  # beyond the table: it grows
+    assert grown_cos.shape[1] == 5000 and torch.equal(grown_cos[:, :length], cos)

@@ -166,6 +166,7 @@ def test_a_custom_config_file_is_used_and_validated(checkpoint, tmp_path):
     ('dual', {'command_rate_hz': 'fast'}, "command_rate_hz='fast': must be a number"),
     ('dual', {'command_rate_hz': '-50'}, "command_rate_hz='-50': must be a positive"),
     ('dual', {'chunk_dt': '0'}, "chunk_dt='0': must be a positive number"),
+    ('dual', {'compile': 'fast'}, r"compile='fast': must be one of \['none', 'default', 'max'\]"),
     ('dual', {'log_level': 'loud'}, "log_level='loud'"),
     ('dual', {'camera_names': 'a,b', 'camera_topics': '/a/image'},
      "camera_topics='/a/image': needs one topic per camera"),
@@ -189,6 +190,13 @@ def test_bad_arguments_are_refused_in_one_line_naming_the_argument(checkpoint, m
     with pytest.raises(ValueError, match=message) as error:
         build_node_specs(mode, values, REPO)
     assert '\n' not in str(error.value)
+
+
+def test_compile_reaches_the_inference_node_only_when_given(checkpoint):
+    given = build_node_specs('dual', {'checkpoint': checkpoint, 'compile': 'default'}, REPO)
+    assert given[0].parameters[1]['compile'] == 'default'
+    unset = build_node_specs('dual', {'checkpoint': checkpoint}, REPO)
+    assert 'compile' not in unset[0].parameters[1]  # the config file's value stands
 
 
 def test_the_instruction_is_left_to_the_node_that_knows_the_token_limit(checkpoint):

@@ -77,14 +77,14 @@ class DualArmActionHead(BridgeActionHead):
         x_right = self.right.embed_seed(
             self.make_seed(batch, self.right.seed_width, self.right.fc1.weight)
         )  # (B, T, D)
+        # Both arms' key sets have the same lengths and their tables the same values.
+        rotary = self.left.call_rotary(x_left.shape[1], task_states.shape[2], left_kv.shape[2])
         blocks = zip(self.left.mlp_resnet_blocks, self.right.mlp_resnet_blocks)
         for index, (left_block, right_block) in enumerate(blocks):
             task = task_states[:, index]  # (B, K_t, D)
             x_left, x_right = (
-                left_block(x_left, task, left_kv[:, index], other_arm=x_right,
-                           rotary=self.left.rotary),
-                right_block(x_right, task, right_kv[:, index], other_arm=x_left,
-                            rotary=self.right.rotary),
+                left_block(x_left, task, left_kv[:, index], other_arm=x_right, rotary=rotary),
+                right_block(x_right, task, right_kv[:, index], other_arm=x_left, rotary=rotary),
             )  # (B, T, D) each
         actions_left = self.left.readout(x_left)  # (B, T, A/2)
         actions_right = self.right.readout(x_right)  # (B, T, A/2)

@@ -25,7 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from vla_adapter_core.heads.attention import build_bridge_block, build_rotary_tables
+from vla_adapter_core.heads.attention import (
+    KeySetRotary,
+    build_bridge_block,
+    build_rotary_tables,
+)
 from vla_adapter_core.heads.config import ActionHeadConfig
 from vla_adapter_core.heads.registry import register_head
 
@@ -70,6 +74,14 @@ class MLPResNet(nn.Module):
         """(B, T, seed_width) -> (B, T, D)."""
         return self.relu(self.fc1(self.layer_norm1(seed)))
 
+    def call_rotary(self, steps: int, task_length: int,
+                    adapter_length: int) -> KeySetRotary | None:
+        """The rotary tables every block of one forward uses (None: original blocks)."""
+        if self.rotary is None:
+            return None
+        lengths = self.mlp_resnet_blocks[0].key_lengths(steps, task_length, adapter_length)
+        return self.rotary.for_key_sets(steps, lengths)
+
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, D) -> (B, T, out_features)."""
         return self.fc2(self.layer_norm2(x))
@@ -83,9 +95,10 @@ class MLPResNet(nn.Module):
         -> (B, T, out_features).
         """
         x = self.embed_seed(seed)  # (B, T, D)
+        rotary = self.call_rotary(x.shape[1], task_states.shape[2], adapter_states.shape[2])
         for index, block in enumerate(self.mlp_resnet_blocks):
             x = block(x, task_states[:, index], adapter_states[:, index],
-                      rotary=self.rotary)  # (B, T, D)
+                      rotary=rotary)  # (B, T, D)
         return self.readout(x)
 
 
