@@ -135,8 +135,7 @@ class RotaryTables(nn.Module):
 
     def apply(self, u: torch.Tensor) -> torch.Tensor:
         """Rotate ``u`` (B, H, L, hd) at positions 0..L-1."""
-        cos, signed_sin = self.tables(u.shape[-2])  # (L, hd)
-        return u * cos + swap_interleaved_pairs(u) * signed_sin
+        return rotate_tokens(u, *self.tables(u.shape[-2]))  # tables (L, hd)
 
     def for_key_sets(self, query_length: int, key_lengths: tuple) -> KeySetRotary:
         """The tables of one block call (see :class:`KeySetRotary`)."""
@@ -148,7 +147,10 @@ class RotaryTables(nn.Module):
 
 
 def rotate_tokens(u: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of ``u`` (B, L, H, hd) with per-token tables (L, 1, hd)."""
+    """Rotary embedding of ``u`` with tables that broadcast to it.
+
+    ``u`` (B, L, H, hd) with tables (L, 1, hd), or (B, H, L, hd) with tables (L, hd).
+    """
     return u * cos + swap_interleaved_pairs(u) * signed_sin
 
 
@@ -211,10 +213,11 @@ class _BridgeBlock(nn.Module):
         self.o_proj = nn.Linear(width, width)
         self.gating_factor = nn.Parameter(torch.zeros(1))
 
-    def check_other_arm(self, other_arm: torch.Tensor | None, cross_arm: bool) -> None:
-        if cross_arm and other_arm is None:
+    def check_other_arm(self, other_arm: torch.Tensor | None) -> None:
+        """ValueError unless ``other_arm`` is given exactly when the block is cross-arm."""
+        if self.cross_arm and other_arm is None:
             raise ValueError(f'{type(self).__name__}(cross_arm=True) needs other_arm, got None')
-        if not cross_arm and other_arm is not None:
+        if not self.cross_arm and other_arm is not None:
             raise ValueError(f'{type(self).__name__}(cross_arm=False) got other_arm; build it '
                              'cross_arm')
 
@@ -304,7 +307,7 @@ class ProBridgeBlock(_BridgeBlock):
         return rotary.for_key_sets(steps, lengths)
 
     def _queries_keys_values(self, x, task, adapter, other_arm, rotary):
-        self.check_other_arm(other_arm, self.cross_arm)
+        self.check_other_arm(other_arm)
         gate = torch.tanh(self.gating_factor)  # (1,)
         keys = [self.k_self(x), self.k_adapter(adapter), self.k_task(task) * gate]
         values = [self.v_self(x), self.v_adapter(adapter), self.v_task(task)]
@@ -337,7 +340,7 @@ class OriginalBridgeBlock(_BridgeBlock):
         self.cross_arm = cross_arm
 
     def _queries_keys_values(self, x, task, adapter, other_arm, rotary):
-        self.check_other_arm(other_arm, self.cross_arm)
+        self.check_other_arm(other_arm)
         before_task = x.shape[1] + adapter.shape[1]
         after_task = before_task + task.shape[1]
         tokens = torch.cat([x, adapter, task] + ([other_arm] if self.cross_arm else []),
