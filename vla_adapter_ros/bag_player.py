@@ -23,7 +23,6 @@ launch (every node there is critical). Parameters: :data:`PLAYER_PARAMETERS`.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 import threading
 import time
@@ -33,7 +32,13 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from vla_adapter_ros.node_main import run_node
-from vla_adapter_ros.parameters import ParameterSpec, ParameterTable, declare_parameters
+from vla_adapter_ros.parameters import (
+    NodeConfig,
+    ParameterSpec,
+    ParameterTable,
+    declare_parameters,
+    parameter_defaults,
+)
 
 NODE_NAME = 'bag_player'
 COMMAND_TYPES = ('interbotix_xs_msgs/msg/JointGroupCommand',
@@ -61,22 +66,23 @@ PLAYER_PARAMETERS = ParameterTable((
 
 
 @dataclass(frozen=True)
-class PlayerConfig:
+@parameter_defaults
+class PlayerConfig(NodeConfig):
     """Settings of the bag player node (field names = ROS parameter names)."""
 
-    bag: str = ''
-    rate: float = 1.0
-    publish_clock: bool = True
-    clock_rate_hz: float = 100.0
-    restamp: bool = False
-    start_delay_s: float = 1.0
-    topics: tuple[str, ...] = ()
-    exit_when_done: bool = True
+    PARAMETERS = PLAYER_PARAMETERS
+
+    bag: str
+    rate: float
+    publish_clock: bool
+    clock_rate_hz: float
+    restamp: bool
+    start_delay_s: float
+    topics: tuple[str, ...]
+    exit_when_done: bool
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name,
-                               PLAYER_PARAMETERS[field.name].coerce(getattr(self, field.name)))
+        self.coerce_fields()
         if not self.bag.strip():
             PLAYER_PARAMETERS['bag'].fail(self.bag, 'name the bag to play')
         if self.restamp and self.publish_clock:
@@ -86,11 +92,6 @@ class PlayerConfig:
         if commands:
             PLAYER_PARAMETERS['topics'].fail(list(self.topics),
                                              f'{commands} carry commands: never played')
-
-    @classmethod
-    def from_dict(cls, values: dict) -> PlayerConfig:
-        """Build from parameter values; unknown names and bad values raise ValueError."""
-        return cls(**PLAYER_PARAMETERS.resolve(values))
 
 
 def is_command_topic(topic: str, msgtype: str) -> bool:

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_adapter_ros.chunk_schedule import BLEND_MODES, ScheduleConfig
-from vla_adapter_ros.parameters import NodeConfig, ParameterSpec, ParameterTable
+from vla_adapter_ros.parameters import (
+    NodeConfig,
+    ParameterSpec,
+    ParameterTable,
+    parameter_defaults,
+)
 from vla_adapter_ros.safety import SafetyConfig
 
 OUTPUT_MODES = ('interbotix', 'joint_trajectory', 'float64_array')
@@ -86,37 +91,38 @@ EXECUTOR_PARAMETERS = ParameterTable((
 
 
 @dataclass(frozen=True)
+@parameter_defaults
 class ExecutorConfig(NodeConfig):
     """Settings of the chunk executor node (field names = ROS parameter names)."""
 
     PARAMETERS = EXECUTOR_PARAMETERS
 
-    rate_hz: float = 50.0
-    robot_description: str = 'aloha'
-    robot_names: tuple[str, ...] = ()
-    output_mode: str = 'interbotix'
-    chunk_topic: str = 'action_chunk'
-    status_topic: str = 'executor_status'
-    estop_topic: str = 'estop'
-    joint_states_topic: str = 'joint_states'
-    joint_trajectory_topic: str = 'arm_controller/joint_trajectory'
-    float64_array_topic: str = 'forward_position_controller/commands'
-    blend_mode: str = 'ensemble'
-    ensemble_k: float = 0.01
-    crossfade_s: float = 0.1
-    speed_scale: float = 0.9
-    max_chunk_steps: int = 200
-    limit_margin: float = 0.05
-    stale_chunk_s: float = 1.0
-    stale_observation_s: float = 0.5
-    max_future_stamp_s: float = 0.5
-    clock_jump_s: float = 0.5
-    startup_speed: float = 0.5
-    set_gripper_mode: bool = True
-    gripper_operating_mode: str = 'current_based_position'
-    service_timeout_s: float = 10.0
-    status_rate_hz: float = 10.0
-    realtime_priority: int = 0
+    rate_hz: float
+    robot_description: str
+    robot_names: tuple[str, ...]
+    output_mode: str
+    chunk_topic: str
+    status_topic: str
+    estop_topic: str
+    joint_states_topic: str
+    joint_trajectory_topic: str
+    float64_array_topic: str
+    blend_mode: str
+    ensemble_k: float
+    crossfade_s: float
+    speed_scale: float
+    max_chunk_steps: int
+    limit_margin: float
+    stale_chunk_s: float
+    stale_observation_s: float
+    max_future_stamp_s: float
+    clock_jump_s: float
+    startup_speed: float
+    set_gripper_mode: bool
+    gripper_operating_mode: str
+    service_timeout_s: float
+    status_rate_hz: float
+    realtime_priority: int
 
     def __post_init__(self) -> None:
         self.coerce_fields()

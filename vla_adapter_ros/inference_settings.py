@@ -17,7 +17,12 @@ import dataclasses
 from dataclasses import dataclass
 
 from vla_adapter_core.robot_description import RobotDescription
-from vla_adapter_ros.parameters import NodeConfig, ParameterSpec, ParameterTable
+from vla_adapter_ros.parameters import (
+    NodeConfig,
+    ParameterSpec,
+    ParameterTable,
+    parameter_defaults,
+)
 
 SENSOR_QOS_RELIABILITIES = ('best_effort', 'reliable')
 DTYPES = ('auto', 'float32', 'bfloat16', 'float16')
@@ -87,34 +92,35 @@ INFERENCE_PARAMETERS = ParameterTable((
 
 
 @dataclass(frozen=True)
+@parameter_defaults
 class InferenceSettings(NodeConfig):
     """Settings of the inference node (field names = ROS parameter names)."""
 
     PARAMETERS = INFERENCE_PARAMETERS
 
-    checkpoint: str = ''
-    device: str = 'cpu'
-    dtype: str = 'auto'
-    compile: str = 'none'
-    instruction: str = ''
-    robot_description: str = 'aloha'
-    robot_names: tuple[str, ...] = ()
-    joint_states_topic: str = 'joint_states'
-    camera_topics: tuple[str, ...] = ()
-    camera_names: tuple[str, ...] = ()
-    image_height: int = 480
-    image_width: int = 640
-    sync_queue_size: int = 200
-    sync_slop_s: float = 0.05
-    max_observation_age_s: float = 0.5
-    max_future_stamp_s: float = 0.5
-    sensor_qos_reliability: str = 'best_effort'
-    sensor_qos_depth: int = 5
-    dt: float = 0.0
-    status_rate_hz: float = 2.0
-    autostart: bool = True
-    wait_for_fresh_observation: bool = True
-    warmup_runs: int = 1
+    checkpoint: str
+    device: str
+    dtype: str
+    compile: str
+    instruction: str
+    robot_description: str
+    robot_names: tuple[str, ...]
+    joint_states_topic: str
+    camera_topics: tuple[str, ...]
+    camera_names: tuple[str, ...]
+    image_height: int
+    image_width: int
+    sync_queue_size: int
+    sync_slop_s: float
+    max_observation_age_s: float
+    max_future_stamp_s: float
+    sensor_qos_reliability: str
+    sensor_qos_depth: int
+    dt: float
+    status_rate_hz: float
+    autostart: bool
+    wait_for_fresh_observation: bool
+    warmup_runs: int
 
     def __post_init__(self) -> None:
         self.coerce_fields()

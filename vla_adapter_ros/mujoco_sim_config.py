@@ -16,7 +16,12 @@ Two clocks:
 
 from dataclasses import dataclass
 
-from vla_adapter_ros.parameters import NodeConfig, ParameterSpec, ParameterTable
+from vla_adapter_ros.parameters import (
+    NodeConfig,
+    ParameterSpec,
+    ParameterTable,
+    parameter_defaults,
+)
 
 MUJOCO_TASKS = ('transfer_cube', 'insertion')
 CLOCK_MODES = ('realtime', 'sim')
@@ -57,26 +62,27 @@ MUJOCO_SIM_PARAMETERS = ParameterTable((
 
 
 @dataclass(frozen=True)
+@parameter_defaults
 class MujocoSimConfig(NodeConfig):
     """Validated settings of the MuJoCo ALOHA node (field names = ROS parameter names)."""
 
     PARAMETERS = MUJOCO_SIM_PARAMETERS
 
-    robot_description: str = 'aloha_sim'
-    robot_names: tuple[str, ...] = ()
-    task: str = 'transfer_cube'
-    seed: int = 0
-    clock: str = 'realtime'
-    image_height: int = 96
-    image_width: int = 128
-    camera_rate_hz: float = 10.0
-    camera_every_steps: int = 5
-    episode_steps: int = 400
-    command_timeout_s: float = 2.0
-    chunk_timeout_s: float = 10.0
-    settle_s: float = 0.005
-    chunk_filed_topic: str = '/chunk_executor/chunk_filed'
-    autostart: bool = True
+    robot_description: str
+    robot_names: tuple[str, ...]
+    task: str
+    seed: int
+    clock: str
+    image_height: int
+    image_width: int
+    camera_rate_hz: float
+    camera_every_steps: int
+    episode_steps: int
+    command_timeout_s: float
+    chunk_timeout_s: float
+    settle_s: float
+    chunk_filed_topic: str
+    autostart: bool
 
     def __post_init__(self) -> None:
         self.coerce_fields()

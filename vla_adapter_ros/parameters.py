@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 import dataclasses
+import inspect
 import math
 from typing import Any, ClassVar
 
@@ -143,8 +144,30 @@ class ParameterTable:
         return resolved
 
 
+def parameter_defaults(cls: type) -> type:
+    """Class decorator, applied under ``@dataclass``: field defaults from ``cls.PARAMETERS``.
+
+    The parameter table is the one home of each default; the config class lists the field
+    names and types only (``rate_hz: float``). Every annotated field must have a row and every
+    row a field, else ValueError when the module loads.
+    """
+    table = cls.PARAMETERS
+    fields = list(inspect.get_annotations(cls))
+    unknown = [name for name in fields if name not in table]
+    missing = [name for name in table.names if name not in fields]
+    if unknown or missing:
+        raise ValueError(f'{cls.__name__}: fields without a parameter {unknown}, parameters '
+                         f'without a field {missing}')
+    for name in fields:
+        setattr(cls, name, table[name].default)
+    return cls
+
+
 class NodeConfig:
     """Base of a node's frozen config dataclass whose fields are the parameters of ``PARAMETERS``.
+
+    Declare it as ``@dataclass(frozen=True)`` over ``@parameter_defaults`` so that the defaults
+    come from the table.
 
     A subclass's ``__post_init__`` calls :meth:`coerce_fields` first (every field typed and
     range-checked through its spec) and, for a node on a robot, :meth:`load_robot`

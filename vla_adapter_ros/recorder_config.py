@@ -11,7 +11,12 @@ episode); the rest are read-only.
 from dataclasses import dataclass
 from pathlib import Path
 
-from vla_adapter_ros.parameters import NodeConfig, ParameterSpec, ParameterTable
+from vla_adapter_ros.parameters import (
+    NodeConfig,
+    ParameterSpec,
+    ParameterTable,
+    parameter_defaults,
+)
 
 STORAGES = ('mcap', 'sqlite3')
 ACTION_SOURCES = ('leader_joint_states', 'executor_commands', 'none')
@@ -60,27 +65,28 @@ RECORDER_PARAMETERS = ParameterTable((
 
 
 @dataclass(frozen=True)
+@parameter_defaults
 class RecorderConfig(NodeConfig):
     """Settings of the episode recorder node (field names = ROS parameter names)."""
 
     PARAMETERS = RECORDER_PARAMETERS
 
-    robot_description: str = 'aloha'
-    robot_names: tuple[str, ...] = ()
-    output_dir: str = '~/vla_adapter_episodes'
-    episode_prefix: str = 'episode'
-    storage: str = 'mcap'
-    action_source: str = 'leader_joint_states'
-    camera_transport: str = 'raw'
-    jpeg_quality: int = 0
-    joint_states_topic: str = 'joint_states'
-    commanded_action_topic: str = '/commanded_action'
-    instruction: str = ''
-    instruction_topic: str = '/instruction'
-    max_episode_s: float = 0.0
-    require_all_topics: bool = True
-    queue_size: int = 2000
-    status_rate_hz: float = 2.0
+    robot_description: str
+    robot_names: tuple[str, ...]
+    output_dir: str
+    episode_prefix: str
+    storage: str
+    action_source: str
+    camera_transport: str
+    jpeg_quality: int
+    joint_states_topic: str
+    commanded_action_topic: str
+    instruction: str
+    instruction_topic: str
+    max_episode_s: float
+    require_all_topics: bool
+    queue_size: int
+    status_rate_hz: float
 
     def __post_init__(self) -> None:
         self.coerce_fields()

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_adapter_core.robot_description import Arm, RobotDescription
-from vla_adapter_ros.parameters import NodeConfig, ParameterSpec, ParameterTable
+from vla_adapter_ros.parameters import (
+    NodeConfig,
+    ParameterSpec,
+    ParameterTable,
+    parameter_defaults,
+)
 
 SIM_ROBOT_PARAMETERS = ParameterTable((
     ParameterSpec('robot_description', 'aloha',
@@ -39,19 +44,20 @@ SIM_ROBOT_PARAMETERS = ParameterTable((
 
 
 @dataclass(frozen=True)
+@parameter_defaults
 class SimRobotConfig(NodeConfig):
     """Validated settings of the simulated robot (field names = ROS parameter names)."""
 
     PARAMETERS = SIM_ROBOT_PARAMETERS
 
-    robot_description: str = 'aloha'
-    robot_names: tuple[str, ...] = ()
-    camera_names: tuple[str, ...] = ()
-    image_height: int = 480
-    image_width: int = 640
-    camera_rate_hz: float = 30.0
-    joint_state_rate_hz: float = 100.0
-    tracking_time_constant_s: float = 0.05
+    robot_description: str
+    robot_names: tuple[str, ...]
+    camera_names: tuple[str, ...]
+    image_height: int
+    image_width: int
+    camera_rate_hz: float
+    joint_state_rate_hz: float
+    tracking_time_constant_s: float
 
     def __post_init__(self) -> None:
         self.coerce_fields()

@@ -1,11 +1,20 @@
 """The declarative parameter pattern: coercion, ranges, choices, and the torch-free executor."""
 
+import dataclasses
 import pathlib
 
 from import_probe import run_in_fresh_interpreter
 import pytest
 
-from vla_adapter_ros.parameters import ParameterSpec, ParameterTable
+from vla_adapter_ros.bag_player import PlayerConfig
+from vla_adapter_ros.executor_config import ExecutorConfig
+from vla_adapter_ros.inference_settings import InferenceSettings
+from vla_adapter_ros.parameters import (
+    NodeConfig,
+    ParameterSpec,
+    ParameterTable,
+    parameter_defaults,
+)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -59,3 +68,28 @@ def test_the_executor_node_imports_neither_torch_nor_transformers():
              'heavy = [m for m in ("torch", "transformers", "timm") if m in sys.modules]; '
              'assert not heavy, heavy; print("ok")')
     assert 'ok' in run_in_fresh_interpreter(probe, timeout_s=120.0)
+
+
+def test_config_defaults_come_from_the_parameter_table():
+    for config in (InferenceSettings, ExecutorConfig, PlayerConfig):
+        defaults = {field.name: field.default for field in dataclasses.fields(config)}
+        assert defaults == config.PARAMETERS.defaults()
+
+
+def test_a_config_field_without_a_parameter_row_is_refused():
+    table = ParameterTable((ParameterSpec('rate_hz', 50.0, 'Rate of something, Hz.'),))
+
+    class Unlisted(NodeConfig):
+        PARAMETERS = table
+        rate_hz: float
+        burst: int
+
+    with pytest.raises(ValueError, match=r"Unlisted: fields without a parameter \['burst'\]"):
+        parameter_defaults(Unlisted)
+
+    class Short(NodeConfig):
+        PARAMETERS = ParameterTable((*table.specs, ParameterSpec('depth', 5, 'Queue depth.')))
+        rate_hz: float
+
+    with pytest.raises(ValueError, match=r"parameters without a field \['depth'\]"):
+        parameter_defaults(Short)
