@@ -12,12 +12,16 @@ One run prints:
    single and batch-of-4 medians interleaved with eager calls, max |difference| to eager;
 4. real sizes (DINOv2-L + SigLIP-so400m, Qwen2.5-0.5B, 24-block dual-arm head, 3 cameras) with
    random weights on the CPU in bf16, 1 and 2 threads, before and after, a few calls;
-5. on CUDA when present: the same real-size policy in bf16, p50 / p99 and peak memory for each
-   compile mode plus the stage breakdown; otherwise it says that there is no GPU;
+5. on CUDA when present: the same real-size policy in bf16: the eager stage breakdown and a
+   kernel profile (GPU-busy time against wall time, kernel launches per chunk, top kernels),
+   then p50 / p99, peak memory, first-call (compile) time and a new instruction of the same
+   prompt bucket for each compile mode, no mode started after --cuda_deadline_s; otherwise it
+   says that there is no GPU (--cuda_dry_run runs this section's code on the tiny CPU policy);
 6. the real-size parameter counts (meta device).
 
-    .venv/bin/python benchmarks/policy_latency.py [--runs 30] [--real_runs 3]
-        [--compile_modes none,default,max] [--skip_real] [--before_rev REV]
+    .venv/bin/python benchmarks/policy_latency.py [--sections tiny,real_cpu,cuda,params]
+        [--runs 30] [--real_runs 3] [--cuda_runs 50] [--compile_modes none,default,max]
+        [--cuda_deadline_s 900] [--cuda_dry_run] [--skip_real] [--before_rev REV]
 
 The machine's load changes the numbers: check ``uptime`` and compare medians of the same run.
 """
