@@ -11,8 +11,9 @@ Facts (read from the sources, not guessed):
   reliable keep-last with Fast DDS).
 
 The kinematic stand-in (`sim_robot_node.py`) and the MuJoCo ALOHA (`mujoco_sim_node.py`) create
-their driver endpoints only through :func:`create_arm_interface` and
-:func:`create_camera_publisher`, so both speak exactly this; ``test_driver_interface.py``
+their driver endpoints only through :func:`create_arm_interface` (which also checks each
+command's group or joint name as the driver does) and :func:`create_camera_publisher`, so both
+speak exactly this; ``test_driver_interface.py``
 checks it on the live graph.
 Subscribers in this package (inference, executor, recorder) use the sensor-data profile (best
 effort), which matches a reliable publisher as well.
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from rclpy.qos import QoSProfile, qos_profile_system_default
 
 DRIVER_QOS = QoSProfile(depth=10)  # rclcpp's `10`: keep last 10, reliable, volatile
@@ -59,13 +61,16 @@ class ArmInterface:
     service: object
 
 
-def create_arm_interface(node, namespace: str, on_group: Callable, on_single: Callable,
+def create_arm_interface(node, arm, on_arm: Callable, on_gripper: Callable,
                          on_modes: Callable) -> ArmInterface:
-    """The driver endpoints of arm ``namespace`` on ``node``.
+    """The driver endpoints of ``arm`` (a robot description arm) on ``node``.
 
-    ``on_group(message)`` / ``on_single(message)`` get the commands, ``on_modes(request,
-    response)`` serves set_operating_modes. Trajectory commands are received (the real driver
-    takes them) and refused with a warning: streaming chunks uses joint_group / joint_single.
+    As the driver does, a joint_group command must name the arm's group and a joint_single
+    command its gripper joint; any other name is ignored with a warning. The positions go to
+    ``on_arm(positions)`` ((joints,) float64, rad) and ``on_gripper(angle)`` (float, rad); a
+    ValueError they raise is logged as a rejected command. ``on_modes(request, response)``
+    serves set_operating_modes. Trajectory commands are received (the real driver takes them)
+    and refused with a warning: streaming chunks uses joint_group / joint_single.
     """
     from interbotix_xs_msgs.msg import (
         JointGroupCommand,
@@ -75,8 +80,28 @@ def create_arm_interface(node, namespace: str, on_group: Callable, on_single: Ca
     from interbotix_xs_msgs.srv import OperatingModes
     from sensor_msgs.msg import JointState
 
+    namespace, logger = arm.namespace, node.get_logger()
+
+    def deliver(kind: str, name: str, expected: str, handler: Callable, value) -> None:
+        if name != expected:
+            logger.warning(f'{namespace}: ignoring {kind} command for {name!r} (only '
+                           f'{expected!r} is commanded)')
+            return
+        try:
+            handler(value)
+        except ValueError as error:
+            logger.error(f'{namespace}: rejected {kind} command: {error}')
+
+    def on_group(message) -> None:
+        deliver('joint_group', message.name, arm.model.arm_group, on_arm,
+                np.asarray(message.cmd, dtype=np.float64))
+
+    def on_single(message) -> None:
+        deliver('joint_single', message.name, arm.model.gripper_joint, on_gripper,
+                float(message.cmd))
+
     def on_trajectory(message) -> None:
-        node.get_logger().warning(
+        logger.warning(
             f'{namespace}: commands/joint_trajectory ({message.cmd_type} {message.name!r}) is '
             'not simulated; stream commands/joint_group and commands/joint_single')
 

@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 
-from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
 from interbotix_xs_msgs.srv import OperatingModes
 import numpy as np
 from rclpy.node import Node
@@ -100,9 +99,9 @@ class MujocoAlohaNode(Node):
     def _create_interfaces(self) -> None:
         config = self.config
         self._interfaces = [
-            create_arm_interface(self, arm.namespace,
-                                 lambda msg, i=index: self._on_group(i, msg),
-                                 lambda msg, i=index: self._on_single(i, msg),
+            create_arm_interface(self, arm,
+                                 lambda positions, i=index: self._command_arm(i, positions),
+                                 lambda angle, i=index: self._command_gripper(i, angle),
                                  lambda req, res, name=arm.namespace: self._on_modes(name, req,
                                                                                      res))
             for index, arm in enumerate(self.robot.arms)]
@@ -127,38 +126,20 @@ class MujocoAlohaNode(Node):
         if 'seed' in changed:
             self._seed = config.seed
 
-    def _on_group(self, index: int, message: JointGroupCommand) -> None:
-        arm = self.robot.arms[index]
-        if message.name != arm.model.arm_group:
-            self.get_logger().warning(f'{arm.namespace}: ignoring joint_group command for group '
-                                      f'{message.name!r} (only {arm.model.arm_group!r} exists)')
-            return
-        try:
-            with self._lock:
-                self.scene.command_arm(index, np.asarray(message.cmd, dtype=np.float64))
-        except ValueError as error:
-            self.get_logger().error(f'{arm.namespace}: rejected joint_group command: {error}')
-            return
+    def _command_arm(self, index: int, positions: np.ndarray) -> None:
+        with self._lock:
+            self.scene.command_arm(index, positions)
         self._count_command(2 * index)
+
+    def _command_gripper(self, index: int, angle: float) -> None:
+        with self._lock:
+            self.scene.command_gripper(index, angle)
+        self._count_command(2 * index + 1)
 
     def _count_command(self, slot: int) -> None:
         with self._command_event:
             self._commands_seen[slot] += 1
             self._command_event.notify_all()
-
-    def _on_single(self, index: int, message: JointSingleCommand) -> None:
-        arm = self.robot.arms[index]
-        if message.name != arm.model.gripper_joint:
-            self.get_logger().warning(f'{arm.namespace}: ignoring joint_single command for '
-                                      f'{message.name!r} (only {arm.model.gripper_joint!r})')
-            return
-        try:
-            with self._lock:
-                self.scene.command_gripper(index, float(message.cmd))
-        except ValueError as error:
-            self.get_logger().error(f'{arm.namespace}: rejected gripper command: {error}')
-            return
-        self._count_command(2 * index + 1)
 
     def _on_modes(self, arm: str, request: OperatingModes.Request,
                   response: OperatingModes.Response) -> OperatingModes.Response:

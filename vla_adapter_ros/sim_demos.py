@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from vla_adapter_core.cli_errors import add_debug_flag, run_reporting_errors
 from vla_adapter_core.robot_description import RobotDescription, load_robot_description
 
 EPISODE_STEPS = 400  # 8 s at 50 Hz, as the gym-aloha tasks
@@ -319,7 +320,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--workers', type=int, default=max(1, min(2, os.cpu_count() or 1)),
                         help='simulation processes (default: 2 or the CPU count)')
     parser.add_argument('--instruction', default=DEFAULT_INSTRUCTION)
-    parser.add_argument('--debug', action='store_true', help='tracebacks on errors')
+    add_debug_flag(parser)
     return parser
 
 
@@ -381,7 +382,6 @@ def _run_demo_job(job: tuple[DemoSettings, int]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point `vla-adapter-sim-demos`."""
-    from vla_adapter_core.cli_errors import run_reporting_errors
     args = _parser().parse_args(argv)
     os.environ.setdefault('MUJOCO_GL', 'egl')
 

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from vla_adapter_core.cli_errors import run_reporting_errors
+from vla_adapter_core.cli_errors import add_debug_flag, run_reporting_errors
 
 PROG = 'vla-adapter-sim-eval'
 SIM_NODE = 'mujoco_aloha'
@@ -296,7 +296,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--output_dir', '--output-dir', type=Path, default=None,
                         help='where report.json and the plots go (default: a temporary folder)')
     parser.add_argument('--episode_timeout_s', '--episode-timeout-s', type=float, default=600.0)
-    parser.add_argument('--debug', action='store_true', help='tracebacks on errors')
+    add_debug_flag(parser)
     return parser
 
 

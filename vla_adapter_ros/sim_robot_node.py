@@ -16,9 +16,7 @@ The kinematics, rendering and parameter table live in `sim_robot.py` (numpy only
 
 import sys
 
-from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
 from interbotix_xs_msgs.srv import OperatingModes
-import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
@@ -54,10 +52,9 @@ class SimulatedRobotNode(Node):
         self._state_period = 1.0 / config.joint_state_rate_hz
         self._interfaces = {
             name: create_arm_interface(
-                self, name, lambda msg, arm=name: self._on_group(arm, msg),
-                lambda msg, arm=name: self._on_single(arm, msg),
-                lambda req, res, arm=name: self._on_modes(arm, req, res))
-            for name in self.arms}
+                self, arm.arm, arm.command_arm, arm.command_gripper,
+                lambda req, res, name=name: self._on_modes(name, req, res))
+            for name, arm in self.arms.items()}
         self._state_publishers = {name: interface.joint_states
                                   for name, interface in self._interfaces.items()}
         self._camera_publishers = [
@@ -69,28 +66,6 @@ class SimulatedRobotNode(Node):
             f'simulating {self.robot.name} ({self.robot.source}): arms '
             f'{ {name: arm.arm.model.model for name, arm in self.arms.items()} }, cameras '
             f'{list(config.cameras)}')
-
-    def _on_group(self, arm: str, message: JointGroupCommand) -> None:
-        group = self.arms[arm].arm.model.arm_group
-        if message.name != group:
-            self.get_logger().warning(f'{arm}: ignoring joint_group command for group '
-                                      f'{message.name!r} (only {group!r} exists)')
-            return
-        try:
-            self.arms[arm].command_arm(np.asarray(message.cmd, dtype=np.float64))
-        except ValueError as error:
-            self.get_logger().error(f'{arm}: rejected joint_group command: {error}')
-
-    def _on_single(self, arm: str, message: JointSingleCommand) -> None:
-        gripper = self.arms[arm].arm.model.gripper_joint
-        if message.name != gripper:
-            self.get_logger().warning(f'{arm}: ignoring joint_single command for '
-                                      f'{message.name!r} (only {gripper!r} is commanded)')
-            return
-        try:
-            self.arms[arm].command_gripper(float(message.cmd))
-        except ValueError as error:
-            self.get_logger().error(f'{arm}: rejected gripper command: {error}')
 
     def _on_modes(self, arm: str, request: OperatingModes.Request,
                   response: OperatingModes.Response) -> OperatingModes.Response:

@@ -81,6 +81,40 @@ def test_simulated_robot_streams_and_follows_commands(sim_process, ros_probe):
     assert spin_until(executor, reached, timeout_s=30.0)
 
 
+def test_misnamed_and_invalid_commands_are_logged_and_change_nothing(ros_probe):
+    robot = load_robot_description('wx250')
+    arm = robot.arms[0]
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'vla_adapter_ros.sim_robot_node', '--ros-args',
+         '-p', 'robot_description:=wx250', '-p', 'image_height:=60', '-p', 'image_width:=80'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node, executor = ros_probe
+    states: list[JointState] = []
+    node.create_subscription(JointState, f'/{arm.namespace}/joint_states', states.append,
+                             qos_profile_sensor_data)
+    group = node.create_publisher(JointGroupCommand, f'/{arm.namespace}/commands/joint_group',
+                                  10)
+    single = node.create_publisher(JointSingleCommand,
+                                   f'/{arm.namespace}/commands/joint_single', 10)
+    assert spin_until(executor, lambda: len(states) > 5, timeout_s=30.0), stop_process(process)
+    start = joint_positions_by_name(states[-1], arm.command_joint_names)
+    target = np.linspace(0.1, 0.4, len(arm.joint_names)).tolist()
+    for _ in range(5):
+        group.publish(JointGroupCommand(name='not_' + arm.model.arm_group, cmd=target))
+        single.publish(JointSingleCommand(name='not_' + arm.model.gripper_joint, cmd=0.5))
+        single.publish(JointSingleCommand(name=arm.model.gripper_joint, cmd=float('nan')))
+        spin_until(executor, lambda: False, timeout_s=0.1)
+    received = len(states)
+    assert spin_until(executor, lambda: len(states) > received + 5, timeout_s=10.0)
+    np.testing.assert_allclose(joint_positions_by_name(states[-1], arm.command_joint_names),
+                               start, atol=1e-6)
+    assert process.poll() is None
+    output = stop_process(process)
+    assert f"ignoring joint_group command for 'not_{arm.model.arm_group}'" in output
+    assert f"ignoring joint_single command for 'not_{arm.model.gripper_joint}'" in output
+    assert 'rejected joint_single command: gripper command must be finite' in output
+
+
 def test_bad_parameters_stop_the_node_with_the_parameter_named():
     context = rclpy.Context()
     rclpy.init(context=context)
