@@ -87,6 +87,12 @@ class ArmCommandOutput:
             self._array.publish(Float64MultiArray(data=values))
 
 
+# A request still unanswered after this long is sent again. DDS can report a service ready once
+# its request reader is matched, before its reply writer has matched this client: the reply to a
+# request sent in that gap is lost. Setting an operating mode twice is harmless.
+GRIPPER_MODE_RESEND_S = 1.0
+
+
 class GripperModeRequests:
     """Sets the gripper operating mode of every arm through its driver, without blocking."""
 
@@ -101,29 +107,49 @@ class GripperModeRequests:
         self._clients = [node.create_client(OperatingModes, f'{robot}/set_operating_modes',
                                             callback_group=callback_group)
                          for robot in self.robot_names]
-        self._futures: list = []
+        self._attempts: list[list] = []  # per arm: the futures of the requests sent
+        self._sent_s = 0.0  # waited_s of the last sending
 
     def step(self, waited_s: float, timeout_s: float) -> str | None:
         """Advance (call once per tick): None while pending, '' when done, else the fault.
 
-        The requests go out as soon as every service is available; waited_s counts from the
-        first step, and after timeout_s without services or answers the result is a fault.
+        The requests go out as soon as every service is available, and unanswered ones again
+        every GRIPPER_MODE_RESEND_S; waited_s counts from the first step, and after timeout_s
+        without services or answers the result is a fault.
         """
-        if not self._futures:
+        if not self._attempts:
             ready = [client.service_is_ready() for client in self._clients]
             if all(ready):
-                self._futures = [client.call_async(request)
-                                 for client, request in zip(self._clients, self._requests)]
+                self._attempts = [[client.call_async(request)]
+                                  for client, request in zip(self._clients, self._requests)]
+                self._sent_s = waited_s
                 return None
             if waited_s > timeout_s:
                 absent = [robot for robot, ok in zip(self.robot_names, ready) if not ok]
                 return (f'start-up: set_operating_modes of {absent} not available after '
                         f'{waited_s:.1f} s')
             return None
-        if all(future.done() for future in self._futures):
-            failed = [robot for robot, future in zip(self.robot_names, self._futures)
-                      if future.exception() is not None]
+        answers = [next((future for future in futures if future.done()), None)
+                   for futures in self._attempts]
+        if all(answer is not None for answer in answers):
+            self._forget_unanswered()
+            failed = [robot for robot, answer in zip(self.robot_names, answers)
+                      if answer.exception() is not None]
             return f'start-up: set_operating_modes failed for {failed}' if failed else ''
         if waited_s > timeout_s:
+            self._forget_unanswered()
             return f'start-up: set_operating_modes gave no answer within {timeout_s} s'
+        if waited_s - self._sent_s >= GRIPPER_MODE_RESEND_S:
+            for client, request, futures, answer in zip(self._clients, self._requests,
+                                                         self._attempts, answers):
+                if answer is None:
+                    futures.append(client.call_async(request))
+            self._sent_s = waited_s
         return None
+
+    def _forget_unanswered(self) -> None:
+        """Drop the requests still pending, so that the clients keep no late replies."""
+        for client, futures in zip(self._clients, self._attempts):
+            for future in futures:
+                if not future.done():
+                    client.remove_pending_request(future)
