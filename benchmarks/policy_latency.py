@@ -7,6 +7,8 @@ One run prints:
    observation, a batch of 4 (mixed prompt lengths, so prompts are padded) and 4 single calls.
    "Before" is a copy of the pre-change ``vla_adapter_core`` taken from git (``git archive
    --before_rev``) into a temporary package ``vla_adapter_core_before``, given the same weights;
+   when 'default' is among --compile_modes, the current code compiled ('after, compiled') runs
+   in the same interleaved rounds; then the eager batch ratio with torch's default thread count;
 2. the per-stage breakdown of the current code (single observation);
 3. each compile mode (none / default / max) of the current code: first call (compile) time,
    single and batch-of-4 medians interleaved with eager calls, max |difference| to eager;
@@ -14,8 +16,9 @@ One run prints:
    random weights on the CPU in bf16, 1 and 2 threads, before and after, a few calls;
 5. on CUDA when present: the same real-size policy in bf16: the eager stage breakdown and a
    kernel profile (GPU-busy time against wall time, kernel launches per chunk, top kernels),
-   then p50 / p99, peak memory, first-call (compile) time and a new instruction of the same
-   prompt bucket for each compile mode, no mode started after --cuda_deadline_s; otherwise it
+   then p50 / p99, peak memory, first-call (compile) time, a new instruction of the same
+   prompt bucket and the split of a call (processor, model, outputs) for each compile mode, no
+   mode started after --cuda_deadline_s; otherwise it
    says that there is no GPU (--cuda_dry_run runs this section's code on the tiny CPU policy);
 6. the real-size parameter counts (meta device).
 
@@ -232,11 +235,17 @@ def report_stages(title: str, policy: VLAPolicy, runs: int) -> None:
 # ----------------------------------------------------------------------------- tiny, CPU
 
 
-def tiny_before_after(policy: VLAPolicy, before, runs: int) -> None:
-    """Section 1: single, batch of 4 and 4 singles, before and after, interleaved."""
+def tiny_before_after(policy: VLAPolicy, before, runs: int, compiled: VLAPolicy | None) -> None:
+    """Section 1: single, batch of 4 and 4 singles, before and after, interleaved.
+
+    ``compiled``: the current code with compile='default' (same weights), already warmed up
+    for these shapes, or None.
+    """
     batch = observations(policy, 4)
     single = batch[0]
     variants = {'after': policy}
+    if compiled is not None:
+        variants['after, compiled'] = compiled
     if before is not None:
         variants['before'] = before
         gap = np.abs(before.predict_action_chunk_batch(batch)
@@ -255,12 +264,50 @@ def tiny_before_after(policy: VLAPolicy, before, runs: int) -> None:
         ratio = (median_ms(samples[f'{name}: batch of 4'])
                  / median_ms(samples[f'{name}: 4 single calls']))
         print(f'    {name}: batch of 4 / 4 single calls = {ratio:.2f}')
-    if before is not None:
-        speedup = median_ms(samples['before: single']) / median_ms(samples['after: single'])
+    if before is None:
+        return
+    for name in variants:
+        if name == 'before':
+            continue
+        speedup = median_ms(samples['before: single']) / median_ms(samples[f'{name}: single'])
         batch_speedup = (median_ms(samples['before: batch of 4'])
-                         / median_ms(samples['after: batch of 4']))
-        print(f'    speed-up after vs before: single {speedup:.2f}x, batch of 4 '
+                         / median_ms(samples[f'{name}: batch of 4']))
+        print(f'    speed-up {name} vs before: single {speedup:.2f}x, batch of 4 '
               f'{batch_speedup:.2f}x')
+
+
+def warmed_compiled_tiny(eager: VLAPolicy) -> VLAPolicy:
+    """The tiny policy with compile='default' (same weights), compiled for the section's shapes."""
+    torch._dynamo.reset()
+    compiled = VLAPolicy(eager.model, eager.tokenizer, eager.statistics, device='cpu',
+                         dtype='float32', compile='default')
+    batch = observations(eager, 4)
+    start = time.perf_counter()
+    compiled.predict([batch[0]])
+    compiled.predict(batch)
+    for observation in batch[1:]:
+        compiled.predict([observation])  # every prompt bucket of the 4 single calls
+    print(f"    compile='default' built for these shapes in {time.perf_counter() - start:.1f} s")
+    return compiled
+
+
+def batch_ratio_all_threads(policy: VLAPolicy, runs: int, threads: int) -> None:
+    """Batch of 4 against 4 single calls of the eager current code with ``threads`` threads."""
+    if threads <= 1:
+        return
+    batch = observations(policy, 4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        calls = {'batch of 4': lambda: policy.predict_action_chunk_batch(batch),
+                 '4 single calls': lambda: [policy.predict_action_chunk(o) for o in batch]}
+        interleaved(calls, 2, policy.device)
+        samples = interleaved(calls, runs, policy.device)
+    finally:
+        torch.set_num_threads(before)
+    ratio = median_ms(samples['batch of 4']) / median_ms(samples['4 single calls'])
+    print(f'    after, {threads} threads: batch of 4 {median_ms(samples["batch of 4"]):.1f} ms, '
+          f'4 single calls {median_ms(samples["4 single calls"]):.1f} ms, ratio {ratio:.2f}')
 
 
 def tiny_compile_modes(modes: list, runs: int) -> None:
@@ -388,6 +435,28 @@ def compiled_first_calls(policy: VLAPolicy, batch: list) -> str:
     return note
 
 
+@torch.inference_mode()
+def call_split(policy: VLAPolicy, observation: dict, runs: int) -> str:
+    """p50 of the three parts of a call: processor (images, prompt), model, outputs to numpy.
+
+    For a compiled policy the model part is the compiled graph (with its prompt padding);
+    the other two parts run outside it on every call.
+    """
+    samples = {'processor': [], 'model': [], 'outputs': []}
+    for _ in range(runs):
+        timer = StageTimer(policy.device)
+        timer.start()
+        batch = policy.prepare_batch([observation], reuse_buffer=True)
+        timer.mark('processor')
+        predicted = policy.run_model(batch)
+        timer.mark('model')
+        policy.outputs_to_actions(predicted)
+        timer.mark('outputs')
+        for part, seconds in timer.times.items():
+            samples[part].append(seconds)
+    return ', '.join(f'{part} {median_ms(values):.2f}' for part, values in samples.items())
+
+
 def reset_peak_memory(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
@@ -437,6 +506,7 @@ def real_cuda(eager: VLAPolicy, modes: list, runs: int, deadline_s: float) -> No
         gap = np.abs(actions - reference).max()
         notes[name] = f'peak {memory_gib(device):.2f} GiB, {note}, |d| {gap:.1e}'
         print_rows({name: samples[name]}, notes)  # each mode as soon as it is measured
+        print(f"      p50 ms of a call's parts: {call_split(variant, observation, runs)}")
     print(f'\n  all modes, {label}, {eager.dtype}, single observation')
     print_rows(samples, notes)
 
@@ -499,6 +569,7 @@ def quiet_autotuning() -> None:
 
 def main() -> None:
     args = parse_args()
+    args.all_threads = torch.get_num_threads()  # torch's default for this machine
     torch.set_num_threads(1)
     quiet_autotuning()
     print(f'torch {torch.__version__}; CPU sections use 1 thread unless stated; sections '
@@ -536,7 +607,9 @@ def tiny_sections(before_package, args: argparse.Namespace) -> None:
           f'{config.action_head.num_blocks} blocks, chunk {config.chunk_size} x '
           f'{config.action_dim}); calls interleaved')
     before = before_policy(before_package, tiny) if before_package else None
-    tiny_before_after(tiny, before, args.runs)
+    compiled = warmed_compiled_tiny(tiny) if 'default' in args.compile_modes else None
+    tiny_before_after(tiny, before, args.runs, compiled)
+    batch_ratio_all_threads(tiny, args.runs, args.all_threads)
     report_stages('tiny policy, current code, stages (single observation)', tiny, args.runs)
     print('\ntiny policy, CPU, compile modes (interleaved with eager calls)')
     tiny_compile_modes(args.compile_modes, args.runs)
