@@ -5,9 +5,11 @@ CompressedImage, or raw rgb8 with --raw; 2 follower + 2 leader joint states at 5
 times ``replay_eval.evaluate`` with the tiny random policy of the tests: reading, decoding, the
 inference node's assembler (conversion + synchroniser), one prediction per observation, the
 baselines, the executed view. Also times the same pass with a policy that returns at once (the
-replay machinery alone). Prints the numbers; asserts nothing.
+replay machinery alone), and the tiny policy again with each of --batch_sizes observations per
+call. Prints the numbers; asserts nothing.
 
     .venv/bin/python benchmarks/replay_eval_throughput.py [--seconds 10] [--raw] [--stride 1]
+        [--batch_sizes 4,16] [--threads 1]
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ class InstantPolicy:
         return self._chunk
 
 
-def timed(bag: Path, policy, stride: int) -> tuple[float, dict]:
-    settings = EvalSettings(progress=False, stride=stride)
+def timed(bag: Path, policy, stride: int, batch_size: int = 1) -> tuple[float, dict]:
+    settings = EvalSettings(progress=False, stride=stride, batch_size=batch_size)
     start = time.perf_counter()
     report = evaluate([bag], policy, ALOHA, settings)
     return time.perf_counter() - start, report
@@ -57,8 +59,12 @@ def main() -> None:
     parser.add_argument('--seconds', type=float, default=10.0, help='bag length (s)')
     parser.add_argument('--raw', action='store_true', help='raw rgb8 images instead of JPEG')
     parser.add_argument('--stride', type=int, default=1, help='infer every N-th observation')
+    parser.add_argument('--batch_sizes', default='4,16',
+                        help='comma-separated batch sizes timed after the single calls')
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
+    batch_sizes = [int(size) for size in args.batch_sizes.split(',') if size]
     policy = tiny_policy_for(ALOHA, chunk_size=50, seed=0,
                              statistics=statistics_around_the_start_pose(ALOHA))
     with tempfile.TemporaryDirectory() as folder:
@@ -67,14 +73,19 @@ def main() -> None:
                             image_format='jpeg')
         images = 'raw rgb8' if args.raw else 'JPEG'
         print(f'bag: {args.seconds:.0f} s, 3 cameras 640x480 {images} at 30 Hz, 4 joint-state '
-              f'streams at 50 Hz; torch threads 1; stride {args.stride}')
-        for name, runner in (('tiny policy', policy), ('no model', InstantPolicy(policy.config))):
-            seconds, report = timed(bag, runner, args.stride)
+              f'streams at 50 Hz; torch threads {args.threads}; stride {args.stride}')
+        runs = [('tiny policy', policy, 1), ('no model', InstantPolicy(policy.config), 1)]
+        runs += [(f'batch of {size}', policy, size) for size in batch_sizes]
+        for name, runner, batch_size in runs:
+            seconds, report = timed(bag, runner, args.stride, batch_size)
             row = report['episodes'][0]
+            batching = report['aggregate']['batching']
+            extra = (f'; batched vs single max |d| {batching["max_abs_batched_vs_single"]:.1e}'
+                     if batching else '')
             print(f'{name:12s}: {row["observations"]} observations, {row["inference_points"]} '
                   f'predictions in {seconds:.2f} s = {row["observations"] / seconds:.1f} '
                   f'observations/s ({row["observations"] / args.seconds:.1f} per bag second); '
-                  f'latency p50 {row["latency"]["p50_ms"]:.1f} ms')
+                  f'latency p50 {row["latency"]["p50_ms"]:.1f} ms{extra}')
 
 
 if __name__ == '__main__':

@@ -17,6 +17,9 @@ Per bag (a rosbag2 directory, a bare .mcap / .db3 file, or a folder of them):
    the policy predicts a chunk; the demonstrator's chunk is the aligned actions from the first
    grid step at or after the observation time (the step whose training sample shows this
    frame), masked past the episode end.
+   ``--batch_size N`` predicts N inference points per call (same chunks within rounding,
+   faster); the reported latencies are then single-observation calls timed on the first
+   batches of each bag, which is what the robot's inference node would see.
 4. Baselines, with the same metrics: ``hold`` (the current proprio for the whole horizon) and
    ``mean_demo`` (the mean aligned action trajectory over the evaluated bags by grid index;
    with a single bag it is that bag's own actions, so its error is 0 by construction).
@@ -58,6 +61,8 @@ from vla_adapter_ros.sync import SyncConfig
 PROG = 'vla-adapter-replay-eval'
 ACTION_SOURCES = ('auto', 'leader_joint_states', 'topic')
 DEFAULT_ACTION_TOPIC = '/commanded_action'
+LATENCY_PROBES = 5  # single-observation calls timed per bag when predicting in batches
+MAX_BATCH_SIZE = 256  # --batch_size limit (memory: each observation holds its images)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class EvalSettings:
     max_observation_age_s: float = 0.5
     max_future_stamp_s: float = 0.5
     executed_latency_s: float | None = None  # None: each chunk's measured inference time
+    batch_size: int = 1  # observations per policy call (> 1: see replay_episode)
     executor_rate_hz: float = 50.0
     blend_mode: str = 'ensemble'
     gripper_threshold: float = 0.5
@@ -105,10 +111,36 @@ class EpisodeRun:
     steps: list = field(default_factory=list)  # (N,) grid index of each observation
     proprio: list = field(default_factory=list)  # (N, P)
     predicted: list = field(default_factory=list)  # (N, C, A) policy units
-    latencies_s: list = field(default_factory=list)  # (N,)
+    latencies_s: list = field(default_factory=list)  # (N,), batches: the single-call probes
+    batch_seconds: list = field(default_factory=list)  # wall time of each batched call
+    batch_vs_single: float = 0.0  # max |batched - single call| over the probes (policy units)
     observations: int = 0
     outside_grid: int = 0
     rejected_messages: dict = field(default_factory=dict)  # topic -> [count, first reason]
+
+
+    @property
+    def batched(self) -> bool:
+        """Whether the chunks came from batched calls (latencies_s holds single-call probes)."""
+        return bool(self.batch_seconds)
+
+    def chunk_latencies_s(self) -> list:
+        """Inference time of each chunk as the robot would see it (one observation per call).
+
+        Single calls: each chunk's measured time. Batched calls: the median of the run's
+        single-call probes for every chunk.
+        """
+        if not self.batched:
+            return list(self.latencies_s)
+        return [float(np.median(self.latencies_s))] * len(self.predicted)
+
+
+class _PolicyCallFailed(Exception):
+    """Carries an error of the policy out of the bag reader's guard (it is not the bag's)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def find_bags(path: str | Path) -> list[Path]:
@@ -209,6 +241,8 @@ def _guard_reading(path: Path, work):
         return work()
     except EpisodeError:
         raise
+    except _PolicyCallFailed as failure:
+        raise failure.error from None
     except Exception as error:  # noqa: BLE001 - rosbags, mcap and sqlite raise many types
         detail = ' '.join(str(error).split()) or type(error).__name__
         raise EpisodeError(path, 'bag', f'damaged, cannot be read ({detail})') from None
@@ -227,12 +261,17 @@ def make_assembler(episode: BagEpisode, robot: RobotDescription, policy_cameras:
 
 def replay_episode(episode: BagEpisode, policy, robot: RobotDescription,
                    settings: EvalSettings, progress=None) -> EpisodeRun:
-    """Feed the bag through the assembler; predict at every inference point."""
+    """Feed the bag through the assembler; predict at every inference point.
+
+    With ``settings.batch_size`` > 1 the inference points are predicted ``batch_size`` at a
+    time (the last batch of a bag may be smaller); the first :data:`LATENCY_PROBES` batches
+    also time one single-observation call, the latency a robot would see.
+    """
     run = EpisodeRun(episode)
     policy_cameras = list(policy.config.camera_names)
     assembler = make_assembler(episode, robot, policy_cameras, settings)
     grid = episode.aligned.grid
-    action_dim = int(policy.config.action_dim)
+    pending: list = []  # (policy input, stamp ns, grid step, proprio) awaiting a prediction
 
     def feed() -> None:
         reader = episode.aligner.open_reader()
@@ -247,11 +286,11 @@ def replay_episode(episode: BagEpisode, policy, robot: RobotDescription,
                     entry[0] += 1
                     continue
                 if observation is not None:
-                    _infer(observation)
+                    _queue(observation)
         finally:
             reader.close()
 
-    def _infer(observation) -> None:
+    def _queue(observation) -> None:
         run.observations += 1
         if progress is not None:
             progress.update(1)
@@ -261,20 +300,24 @@ def replay_episode(episode: BagEpisode, policy, robot: RobotDescription,
         if step >= len(grid):
             run.outside_grid += 1
             return
-        start = time.perf_counter()
-        chunk = policy.predict_action_chunk(observation.as_policy_input(episode.instruction))
-        run.latencies_s.append(time.perf_counter() - start)
+        pending.append((observation.as_policy_input(episode.instruction), observation.stamp_ns,
+                        step, observation.proprio.astype(np.float64)))
+        if len(pending) >= settings.batch_size:
+            _predict_pending()
+
+    def _predict_pending() -> None:
         try:
-            chunk = validate_action_chunk(chunk, action_dim)
-        except ValueError as error:
-            raise ValueError(f'{episode.path}: the policy at {observation.stamp_ns} ns: '
-                             f'{error}') from None
-        run.stamps_ns.append(observation.stamp_ns)
-        run.steps.append(step)
-        run.proprio.append(observation.proprio.astype(np.float64))
-        run.predicted.append(chunk)
+            predict_points(policy, pending, run, settings.batch_size)
+        except EpisodeError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the policy's, not the bag's
+            raise _PolicyCallFailed(error) from error
+        finally:
+            pending.clear()
 
     _guard_reading(episode.path, feed)
+    if pending:
+        _guard_reading(episode.path, _predict_pending)
     if not run.predicted:
         rejected = '; '.join(f'{topic}: {count} rejected, e.g. {reason}'
                              for topic, (count, reason) in run.rejected_messages.items())
@@ -283,6 +326,36 @@ def replay_episode(episode: BagEpisode, policy, robot: RobotDescription,
             f'{run.outside_grid} outside the aligned actions) from streams '
             f'{list(assembler.streams)}' + (f'; {rejected}' if rejected else '')))
     return run
+
+
+def predict_points(policy, points: list, run: EpisodeRun, batch_size: int) -> None:
+    """Predict ``points`` ((input, stamp ns, step, proprio) each) and append them to ``run``."""
+    inputs = [point[0] for point in points]
+    start = time.perf_counter()
+    if batch_size == 1:
+        chunks = [policy.predict_action_chunk(inputs[0])]
+        run.latencies_s.append(time.perf_counter() - start)
+    else:
+        chunks = list(policy.predict_action_chunk_batch(inputs))
+        run.batch_seconds.append(time.perf_counter() - start)
+        if len(run.latencies_s) < LATENCY_PROBES:
+            start = time.perf_counter()
+            single = policy.predict_action_chunk(inputs[0])
+            run.latencies_s.append(time.perf_counter() - start)
+            gap = float(np.max(np.abs(np.asarray(single) - np.asarray(chunks[0]))))
+            run.batch_vs_single = max(run.batch_vs_single, gap)
+    action_dim = int(policy.config.action_dim)
+    for (_, stamp_ns, step, proprio), chunk in zip(points, chunks):
+        try:
+            chunk = validate_action_chunk(chunk, action_dim)
+        except ValueError as error:
+            raise EpisodeError(run.episode.path, 'policy',
+                               f'its chunk for the observation at {stamp_ns} ns: '
+                               f'{error}') from None
+        run.stamps_ns.append(stamp_ns)
+        run.steps.append(step)
+        run.proprio.append(proprio)
+        run.predicted.append(chunk)
 
 
 def load_policy(checkpoint: str, device: str, dtype: str):
@@ -352,6 +425,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--instruction', help="instruction for every bag (default: the bag's)")
     parser.add_argument('--stride', type=int, default=1,
                         help='infer at every N-th synchronised observation')
+    parser.add_argument('--batch_size', type=int, default=1,
+                        help='observations per policy call (larger is faster, most of all on '
+                             'a GPU; the latencies and the executed view then use timed '
+                             f'single calls on the first {LATENCY_PROBES} batches of each bag)')
     parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cpu' or 'cuda'")
     parser.add_argument('--dtype', default='auto', help="policy dtype ('auto': bf16 on CUDA)")
     parser.add_argument('--seed', type=int, default=0, help='torch / numpy seed')
@@ -385,11 +462,14 @@ def _settings(args: argparse.Namespace) -> EvalSettings:
         raise ValueError(f'--stride {args.stride}: must be >= 1')
     if args.dt < 0:
         raise ValueError(f'--dt {args.dt}: must be >= 0')
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f'--batch_size {args.batch_size}: must be 1 to {MAX_BATCH_SIZE}')
     return EvalSettings(robot=args.robot, instruction=args.instruction, stride=args.stride,
                         dt=args.dt, action_source=args.action_source,
                         action_topic=args.action_topic, timestamp_source=args.timestamp_source,
                         max_gap_s=args.max_gap_s, executed_latency_s=args.executed_latency_s,
-                        blend_mode=args.blend_mode, progress=not args.no_progress)
+                        blend_mode=args.blend_mode, batch_size=args.batch_size,
+                        progress=not args.no_progress)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -204,6 +204,13 @@ def render_html(metrics: dict, folder: Path, images: list[str]) -> str:
         checkpoint = metrics.get('checkpoint', {})
         parts.append(f'<h2>Checkpoint</h2><p>{html.escape(str(checkpoint.get("source")))} on '
                      f'{html.escape(str(checkpoint.get("device")))}</p>')
+        batching = aggregate.get('batching')
+        if batching:
+            parts.append(
+                f'<p>Predicted {batching["batch_size"]} observations per call '
+                f'({_cell(batching["observations_per_s"])} observations/s); latencies are '
+                'single-observation probes; batched and single chunks differ by at most '
+                f'{batching["max_abs_batched_vs_single"]:.2e}.</p>')
     parts.append('<h2>Plots</h2>')
     for name in images:
         data = base64.b64encode((folder / name).read_bytes()).decode('ascii')

@@ -82,7 +82,8 @@ def executed_view(run, robot: RobotDescription, settings, chunk_step_s: float) -
         return {'skipped': 'chunks of one step cannot be scheduled'}
     offsets = np.arange(chunk) * chunk_step_s
     chunks = []
-    for stamp_ns, predicted, latency in zip(run.stamps_ns, run.predicted, run.latencies_s):
+    for stamp_ns, predicted, latency in zip(run.stamps_ns, run.predicted,
+                                            run.chunk_latencies_s()):
         stamp_s = (stamp_ns - origin) * 1e-9
         delay = latency if settings.executed_latency_s is None else settings.executed_latency_s
         chunks.append(ArrivingChunk(stamp_s, stamp_s + delay, offsets,
@@ -101,10 +102,27 @@ def executed_view(run, robot: RobotDescription, settings, chunk_step_s: float) -
                     'holding_fraction': float(stream.holding.mean()) if len(stream.holding)
                     else None, 'rejected_chunks': stream.rejected,
                     'rejections': stream.rejections,
-                    'latency': 'measured' if settings.executed_latency_s is None
-                    else settings.executed_latency_s})
+                    'latency': _executed_latency(run, settings)})
     metrics['_commands'] = (tick_ns, commands)
     return metrics
+
+
+def _executed_latency(run, settings):
+    """How the executed view delayed the chunks, for the report."""
+    if settings.executed_latency_s is not None:
+        return settings.executed_latency_s
+    return 'median of single-call probes' if run.batched else 'measured'
+
+
+def batching_summary(runs: list, batch_size: int) -> dict | None:
+    """Throughput of batched prediction and its largest difference to single calls."""
+    if batch_size == 1:
+        return None
+    seconds = sum(sum(run.batch_seconds) for run in runs)
+    points = sum(len(run.predicted) for run in runs)
+    return {'batch_size': batch_size, 'calls': sum(len(run.batch_seconds) for run in runs),
+            'observations_per_s': points / seconds if seconds > 0 else None,
+            'max_abs_batched_vs_single': max(run.batch_vs_single for run in runs)}
 
 
 def _episode_arrays(run, chunk: int, mean: np.ndarray) -> dict:
@@ -164,7 +182,8 @@ def score_runs(runs: list, policy, robot: RobotDescription, settings, warning: s
                  'executed': {'l1': float(np.average([row['l1'] for row in executed],
                                                      weights=weights)) if executed else None,
                               'samples': int(weights.sum())},
-                 'latency': latency_summary(latencies), 'episodes': len(runs),
+                 'latency': latency_summary(latencies),
+                 'batching': batching_summary(runs, settings.batch_size), 'episodes': len(runs),
                  'inference_points': int(sum(len(run.predicted) for run in runs))}
     return {
         'kind': 'replay_eval', 'git_revision': git_revision(), 'robot': robot.summary(),

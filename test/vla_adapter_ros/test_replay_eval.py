@@ -7,6 +7,7 @@ computation from the bag's own action messages. The CLI writes a report whose HT
 whose PNGs open; every bad bag is one line naming it, exit status 2 and no report.
 """
 
+import dataclasses
 from html.parser import HTMLParser
 import json
 import pathlib
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from training.data_config import DatasetConfig
+from training.episodes import EpisodeError
 from training.rosbag_episodes import RosbagAligner
 from vla_adapter_core.robot_description import load_robot_description
 from vla_adapter_ros import replay_eval
@@ -161,7 +163,7 @@ def test_cli_writes_a_complete_report_for_a_discrete_head(tmp_path, capsys):
     output = tmp_path / 'report'
     status = replay_eval.main(['--bag', str(tmp_path / 'bags'), '--checkpoint', str(checkpoint),
                                '--output', str(output), '--no_progress', '--stride', '2',
-                               '--threads', '1'])
+                               '--threads', '1', '--batch_size', '3'])
     assert status == 0, capsys.readouterr().err
     metrics = json.loads((output / 'metrics.json').read_text())
     assert metrics['settings']['threads'] == 1
@@ -172,8 +174,11 @@ def test_cli_writes_a_complete_report_for_a_discrete_head(tmp_path, capsys):
     assert accuracy is not None and 0.0 <= accuracy <= 1.0
     assert len(metrics['aggregate']['policy']['l1_by_step']) == CHUNK
     assert metrics['settings']['stride'] == 2
+    assert metrics['aggregate']['batching']['batch_size'] == 3
     page = _Page()
-    page.feed((output / 'report.html').read_text())
+    html = (output / 'report.html').read_text()
+    assert 'Predicted 3 observations per call' in html
+    page.feed(html)
     assert page.tables >= 3 and len(page.images) == len(metrics['plots']) >= 4
     assert all(src.startswith('data:image/png;base64,') for src in page.images)
     for name in metrics['plots']:
@@ -293,3 +298,61 @@ def test_sidecar_of_the_same_robot_and_recorder_action_source_are_used(policy, t
                                                                'instruction': 'pick it up'}))
     report = evaluate([bag], policy, ALOHA, SETTINGS)
     assert report['episodes'][0]['instruction'] == 'pick it up'
+
+
+def test_batched_prediction_gives_the_single_call_report_and_probes_latency(policy, tmp_path):
+    bag = write_episode(tmp_path / 'bag', ALOHA, leader_actions=True, seconds=1.0)
+    single = evaluate([bag], policy, ALOHA, SETTINGS)
+    measured = dataclasses.replace(SETTINGS, executed_latency_s=None, batch_size=4)
+    batched = evaluate([bag], policy, ALOHA, measured)
+    [one], [many] = single['episodes'], batched['episodes']
+    points = one['inference_points']
+    assert points > 8 and many['inference_points'] == points
+    for predictor in ('policy', 'hold', 'mean_demo'):
+        assert many[predictor]['samples'] == one[predictor]['samples']
+        np.testing.assert_allclose(many[predictor]['l1_per_dim'], one[predictor]['l1_per_dim'],
+                                   atol=1e-5)
+    batching = batched['aggregate']['batching']
+    assert batching['batch_size'] == 4 and batching['calls'] == -(-points // 4)
+    assert batching['observations_per_s'] > 0
+    assert batching['max_abs_batched_vs_single'] < 1e-5
+    # Latencies are single-observation probes on the first batches, and the executed view
+    # delays every chunk by their median.
+    assert many['latency']['count'] == replay_eval.LATENCY_PROBES
+    assert many['executed']['latency'] == 'median of single-call probes'
+    assert many['executed']['samples'] > 40 and many['executed']['rejected_chunks'] == 0
+    assert single['aggregate']['batching'] is None
+
+
+class _BrokenPolicy:
+    """The real tiny policy whose batched chunks are NaN, or whose calls raise."""
+
+    def __init__(self, policy, fault: str) -> None:
+        self.policy, self.fault, self.config = policy, fault, policy.config
+
+    def predict_action_chunk(self, observation):
+        return self.policy.predict_action_chunk(observation)
+
+    def predict_action_chunk_batch(self, observations):
+        if self.fault == 'raises':
+            raise RuntimeError('CUDA out of memory (made up)')
+        return np.full_like(self.policy.predict_action_chunk_batch(observations), np.nan)
+
+
+def test_a_failing_policy_is_named_as_such_not_as_a_damaged_bag(policy, tmp_path):
+    bag = write_episode(tmp_path / 'bag', ALOHA, leader_actions=True, seconds=0.6)
+    batched = dataclasses.replace(SETTINGS, batch_size=3)
+    episode = load_episode(bag, ALOHA, policy.config, batched)
+    with pytest.raises(EpisodeError, match=r': policy: its chunk for the observation at \d+ ns'):
+        replay_eval.replay_episode(episode, _BrokenPolicy(policy, 'nan'), ALOHA, batched)
+    with pytest.raises(RuntimeError, match='out of memory'):
+        replay_eval.replay_episode(episode, _BrokenPolicy(policy, 'raises'), ALOHA, batched)
+
+
+def test_batch_size_out_of_range_is_a_one_line_cli_error(tmp_path, capsys):
+    for value in ('0', str(replay_eval.MAX_BATCH_SIZE + 1)):
+        status = replay_eval.main(['--bag', str(tmp_path), '--checkpoint', 'unused',
+                                   '--output', str(tmp_path / 'report'), '--batch_size', value])
+        error = capsys.readouterr().err.strip()
+        assert status == 2 and error == (f'vla-adapter-replay-eval: error: --batch_size {value}: '
+                                         f'must be 1 to {replay_eval.MAX_BATCH_SIZE}')
