@@ -70,6 +70,18 @@ def torch_compile_mode(compile_option: str, device: torch.device) -> str | None:
     return TORCH_COMPILE_MODES[(compile_option, device_type)]
 
 
+def warmup_calls_needed(compile_option: str, device: torch.device) -> int:
+    """Calls of one input shape before a prediction runs at full speed.
+
+    Eager and CPU-compiled policies: 1 (the first call initialises or compiles). CUDA graphs
+    (every compiled mode on CUDA): 3, because CUDA Graph Trees run a new graph's first call
+    as a warm-up, record it on the second and replay it from the third on.
+    """
+    if compile_option != 'none' and device.type == 'cuda':
+        return 3
+    return 1
+
+
 def pad_prompts(batch: dict, length: int, pad_token_id: int) -> dict:
     """Left-pad ``input_ids`` / ``attention_mask`` (B, L) to (B, ``length``); other keys kept."""
     extra = length - batch['input_ids'].shape[1]
@@ -108,6 +120,14 @@ class VLAPolicy:
             self._compiled = torch.compile(
                 self.model.predict_actions, dynamic=False,
                 mode=torch_compile_mode(self.inference.compile, self.device))
+
+    @property
+    def warmup_calls(self) -> int:
+        """Predictions of one input shape before a call runs at full speed.
+
+        See :func:`warmup_calls_needed`; start-up warm-ups run at least this many.
+        """
+        return warmup_calls_needed(self.inference.compile, self.device)
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike,

@@ -266,7 +266,10 @@ class InferenceNode(Node):
                        for name in self._policy_cameras},
             'proprio': np.zeros(int(self.policy.config.proprio_dim), np.float32),
             'instruction': self._instruction or 'warm up'}
-        for _ in range(self.settings.warmup_runs):
+        runs = self.settings.warmup_runs
+        if runs:
+            runs = max(runs, self.policy.warmup_calls)  # CUDA graphs: compile, record, replay
+        for _ in range(runs):
             try:
                 actions = self.policy.predict_action_chunk(observation)
             except Exception as error:  # noqa: BLE001 - reported as a start-up error

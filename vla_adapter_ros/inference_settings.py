@@ -86,8 +86,9 @@ INFERENCE_PARAMETERS = ParameterTable((
                   'once on the newest, already waiting observation (more chunks per second when '
                   'the model is slower than the cameras).', dynamic=True),
     ParameterSpec('warmup_runs', 1, 'Predictions on a blank observation at start-up, so that '
-                  'the first real chunk is not late (lazy CUDA/allocator initialisation); 0 '
-                  'disables.', (0, 100)),
+                  'the first real chunk is not late (lazy CUDA/allocator initialisation); at '
+                  'least 3 when the policy is compiled on CUDA (compile, record and replay its '
+                  'CUDA graph); 0 disables.', (0, 100)),
 ))
 
 

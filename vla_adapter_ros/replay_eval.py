@@ -397,12 +397,13 @@ def evaluate(bags: list[Path], policy, robot: RobotDescription,
 
 
 def _warm_up(policy, instruction: str) -> None:
-    """One untimed prediction on blank images (lazy initialisation off the latency numbers)."""
+    """Untimed predictions on blank images (lazy initialisation off the latency numbers)."""
     observation = {'images': {name: np.zeros((224, 224, 3), np.uint8)
                               for name in policy.config.camera_names},
                    'proprio': np.zeros(int(policy.config.proprio_dim), np.float32),
                    'instruction': instruction}
-    policy.predict_action_chunk(observation)
+    for _ in range(getattr(policy, 'warmup_calls', 1)):
+        policy.predict_action_chunk(observation)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from vla_adapter_core.heads.attention import (
     split_heads,
 )
 from vla_adapter_core.llm import QwenBackbone
-from vla_adapter_core.policy import VLAPolicy, pad_prompts
+from vla_adapter_core.policy import VLAPolicy, pad_prompts, warmup_calls_needed
 from vla_adapter_core.testing import build_tiny_policy, random_observation
 
 INSTRUCTIONS = ('pick up the cube', 'open the top drawer and put the bowl inside of it', 'push',
@@ -228,3 +228,13 @@ def test_compile_default_equals_eager_on_cpu():
         np.testing.assert_allclose(compiled.predict([observation]).normalized_actions,
                                    eager.predict([observation]).normalized_actions,
                                    rtol=0, atol=1e-4)
+
+
+def test_warmup_calls_cover_cuda_graph_recording():
+    # CUDA Graph Trees: warm-up run, recording run, then replays; elsewhere one call suffices.
+    assert warmup_calls_needed('none', torch.device('cuda')) == 1
+    assert warmup_calls_needed('default', torch.device('cuda', 0)) == 3
+    assert warmup_calls_needed('max', torch.device('cuda')) == 3
+    assert warmup_calls_needed('default', torch.device('cpu')) == 1
+    policy = build_tiny_policy(camera_names=['a'], chunk_size=3, seed=1)
+    assert policy.warmup_calls == 1

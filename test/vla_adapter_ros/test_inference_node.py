@@ -15,6 +15,7 @@ from rclpy.exceptions import InvalidParameterValueException
 from ros_test_utils import start_python_process, stop_process
 import torch
 
+from vla_adapter_core.policy import VLAPolicy
 from vla_adapter_core.robot_description import load_robot_description
 from vla_adapter_msgs.msg import PolicyStatus
 from vla_adapter_ros import conversions
@@ -287,6 +288,28 @@ def test_policy_exception_is_a_fault_not_a_crash():
         pipeline.spin_for(NO_CHUNK_WINDOW_S)
         assert not pipeline.probe.chunks
         assert pipeline.node._worker.is_alive(), reason
+
+
+class _GraphLikePolicy(VLAPolicy):
+    """The tiny policy claiming CUDA graphs' warm-up need (compile, record, replay)."""
+
+    warmup_calls = 3
+
+    def __init__(self, policy: VLAPolicy) -> None:
+        super().__init__(policy.model, policy.tokenizer, policy.statistics, device='cpu',
+                         dtype='float32')
+        self.calls = 0
+
+    def predict_action_chunk(self, observation: dict) -> np.ndarray:
+        self.calls += 1
+        return super().predict_action_chunk(observation)
+
+
+@pytest.mark.parametrize('warmup_runs, calls', [(0, 0), (1, 3), (5, 5)])
+def test_start_up_warm_up_covers_the_policys_need(dual_policy, warmup_runs, calls):
+    policy = _GraphLikePolicy(dual_policy)
+    with running_pipeline(policy, sensor_args=None, warmup_runs=warmup_runs):
+        assert policy.calls == calls
 
 
 def test_checkpoint_of_another_robot_layout_is_refused_naming_both_sides(dual_policy):
