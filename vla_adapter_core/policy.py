@@ -116,6 +116,7 @@ class VLAPolicy:
                                                   device=self.device)
         self.normalizer: Normalizer = self.processor.normalizer
         self._compiled = None
+        self._shape_calls: dict = {}  # compiled path: (batch size, prompt bucket) -> calls
         if self.inference.compile != 'none':
             self._compiled = torch.compile(
                 self.model.predict_actions, dynamic=False,
@@ -128,6 +129,18 @@ class VLAPolicy:
         See :func:`warmup_calls_needed`; start-up warm-ups run at least this many.
         """
         return warmup_calls_needed(self.inference.compile, self.device)
+
+    def compiles_for(self, instruction: str, batch_size: int = 1) -> bool:
+        """Whether calls with ``instruction`` would still compile or record a CUDA graph first.
+
+        Always False for an eager policy. A compiled one is ready for a (batch size, prompt
+        bucket) after :attr:`warmup_calls` calls of that shape.
+        """
+        if self._compiled is None:
+            return False
+        prompt_length = len(self.processor.prompt_builder.token_ids(instruction))
+        shape = (batch_size, self.inference.bucket_length(prompt_length))
+        return self._shape_calls.get(shape, 0) < self.warmup_calls
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike,
@@ -183,6 +196,8 @@ class VLAPolicy:
         check_prompt_mask(batch['attention_mask'])
         length = self.inference.bucket_length(batch['input_ids'].shape[1])
         batch = pad_prompts(batch, length, self.processor.prompt_builder.pad_token_id)
+        shape = (batch['input_ids'].shape[0], length)
+        self._shape_calls[shape] = self._shape_calls.get(shape, 0) + 1
         if self.device.type == 'cuda':
             torch.compiler.cudagraph_mark_step_begin()  # outputs are read before the next call
         return self._compiled(batch)

@@ -248,6 +248,11 @@ class InferenceNode(Node):
                                                    self._on_status_timer)
         if 'instruction' in changed:
             self.get_logger().info(f'instruction set: {settings.instruction!r}')
+            if self.policy.compiles_for(settings.instruction):
+                self.get_logger().warning(
+                    'this instruction is in a prompt-length bucket the compiled policy has not '
+                    'run yet: its first chunks compile / record a CUDA graph (minutes at real '
+                    'size on the first compile); the executor holds position meanwhile')
         others = [name for name in changed if name != 'instruction']
         if others:
             self.get_logger().info(

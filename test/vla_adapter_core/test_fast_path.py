@@ -223,11 +223,17 @@ def test_compile_default_equals_eager_on_cpu():
     compiled = VLAPolicy(eager.model, eager.tokenizer, eager.statistics, device='cpu',
                          dtype='float32', compile='default')
     assert compiled.inference.compile == 'default'
+    long_instruction = ' '.join(['then pick up the next cube'] * 6)  # another prompt bucket
+    assert compiled.compiles_for('pick up the cube') and compiled.compiles_for(long_instruction)
+    assert not eager.compiles_for('pick up the cube')
     for instruction in ('pick up the cube', 'push the red button'):  # same prompt bucket
         observation = random_observation(eager, seed=3, instruction=instruction)
         np.testing.assert_allclose(compiled.predict([observation]).normalized_actions,
                                    eager.predict([observation]).normalized_actions,
                                    rtol=0, atol=1e-4)
+        assert not compiled.compiles_for(instruction)  # one call of the shape on a CPU
+    assert compiled.compiles_for(long_instruction)
+    assert compiled.compiles_for('pick up the cube', batch_size=2)
 
 
 def test_warmup_calls_cover_cuda_graph_recording():
