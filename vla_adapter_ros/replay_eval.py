@@ -118,7 +118,6 @@ class EpisodeRun:
     outside_grid: int = 0
     rejected_messages: dict = field(default_factory=dict)  # topic -> [count, first reason]
 
-
     @property
     def batched(self) -> bool:
         """Whether the chunks came from batched calls (latencies_s holds single-call probes)."""
@@ -316,8 +315,8 @@ def replay_episode(episode: BagEpisode, policy, robot: RobotDescription,
             pending.clear()
 
     _guard_reading(episode.path, feed)
-    if pending:
-        _guard_reading(episode.path, _predict_pending)
+    if pending:  # the bag's last, smaller batch
+        predict_points(policy, pending, run, settings.batch_size)
     if not run.predicted:
         rejected = '; '.join(f'{topic}: {count} rejected, e.g. {reason}'
                              for topic, (count, reason) in run.rejected_messages.items())

@@ -341,12 +341,13 @@ class _BrokenPolicy:
 
 def test_a_failing_policy_is_named_as_such_not_as_a_damaged_bag(policy, tmp_path):
     bag = write_episode(tmp_path / 'bag', ALOHA, leader_actions=True, seconds=0.6)
-    batched = dataclasses.replace(SETTINGS, batch_size=3)
-    episode = load_episode(bag, ALOHA, policy.config, batched)
-    with pytest.raises(EpisodeError, match=r': policy: its chunk for the observation at \d+ ns'):
-        replay_eval.replay_episode(episode, _BrokenPolicy(policy, 'nan'), ALOHA, batched)
-    with pytest.raises(RuntimeError, match='out of memory'):
-        replay_eval.replay_episode(episode, _BrokenPolicy(policy, 'raises'), ALOHA, batched)
+    for batch_size in (3, 64):  # batches while the bag is read; one batch after its end
+        batched = dataclasses.replace(SETTINGS, batch_size=batch_size)
+        episode = load_episode(bag, ALOHA, policy.config, batched)
+        with pytest.raises(EpisodeError, match=r': policy: its chunk for the observation at'):
+            replay_eval.replay_episode(episode, _BrokenPolicy(policy, 'nan'), ALOHA, batched)
+        with pytest.raises(RuntimeError, match='out of memory'):
+            replay_eval.replay_episode(episode, _BrokenPolicy(policy, 'raises'), ALOHA, batched)
 
 
 def test_batch_size_out_of_range_is_a_one_line_cli_error(tmp_path, capsys):
