@@ -46,6 +46,10 @@ from inference_harness import (  # noqa: E402
 COMMANDS_TO_CHECK = 60  # 1.2 s of commands at 50 Hz after the first chunk was accepted
 # 1 s of steps: a chunk stays usable even when a loaded CI machine makes inference slow.
 CHUNK_SIZE = 50
+# Staleness limits of this chain (default 0.5 s): a make test run once saw this whole process
+# stall for 0.55 s on the loaded 2-core machine, and both nodes rightly faulted on stale
+# inputs. Stale inputs have their own tests; this one checks the commands of a running chain.
+STALL_TOLERANCE_S = 2.0
 
 # A robot no code knows: one 5-DOF arm with its own names everywhere (the whole description,
 # arm model inline). The limits are made up but physical (rad, rad/s).
@@ -106,9 +110,10 @@ def running_chain(robot: RobotDescription, description: str, logs: dict):
     try:
         robot_parameter = Parameter('robot_description', value=description)
         inference = InferenceNode(policy, context=context, parameter_overrides=[
-            robot_parameter, *(Parameter(name, value=value)
-                               for name, value in DEFAULT_PARAMS.items())])
-        runner = ChunkExecutorNode(context=context, parameter_overrides=[robot_parameter])
+            robot_parameter, Parameter('max_observation_age_s', value=STALL_TOLERANCE_S),
+            *(Parameter(name, value=value) for name, value in DEFAULT_PARAMS.items())])
+        runner = ChunkExecutorNode(context=context, parameter_overrides=[
+            robot_parameter, Parameter('stale_observation_s', value=STALL_TOLERANCE_S)])
         probe = rclpy.create_node('command_probe', context=context)
         nodes.extend([inference, runner, probe])
         for node in nodes:
