@@ -23,7 +23,8 @@ One run prints:
 6. the real-size parameter counts (meta device).
 
     .venv/bin/python benchmarks/policy_latency.py [--sections tiny,real_cpu,cuda,params]
-        [--runs 30] [--real_runs 3] [--cuda_runs 50] [--compile_modes none,default,max]
+        [--runs 30] [--real_runs 3] [--real_cameras 3] [--cuda_runs 50]
+        [--compile_modes none,default,max]
         [--cuda_deadline_s 900] [--cuda_dry_run] [--skip_real] [--before_rev REV]
 
 The machine's load changes the numbers: check ``uptime`` and compare medians of the same run.
@@ -374,9 +375,9 @@ def random_real_policy(device: str, dtype: torch.dtype, cameras: int = 3) -> VLA
                      device=device, dtype=dtype)
 
 
-def real_cpu(before_package, runs: int) -> None:
+def real_cpu(before_package, runs: int, cameras: int = 3) -> None:
     """Section 4: real sizes on the CPU in bf16, 1 and 2 threads, before and after."""
-    policy = random_real_policy('cpu', torch.bfloat16)
+    policy = random_real_policy('cpu', torch.bfloat16, cameras)
     variants = {'after': policy}
     if before_package is not None:
         variants['before'] = before_policy(before_package, policy)
@@ -536,6 +537,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--runs', type=int, default=30, help='timed calls per tiny variant')
     parser.add_argument('--real_runs', '--real-runs', type=int, default=3,
                         help='timed calls per real-size CPU variant (each takes seconds)')
+    parser.add_argument('--real_cameras', '--real-cameras', default='3',
+                        help='comma-separated camera counts of the real-size CPU section (1-4)')
     parser.add_argument('--cuda_runs', '--cuda-runs', type=int, default=50)
     parser.add_argument('--compile_modes', '--compile-modes', default='none,default,max',
                         help='comma-separated subset of none,default,max')
@@ -551,6 +554,13 @@ def parse_args() -> argparse.Namespace:
                         help="run the CUDA section's code with the tiny policy on the CPU")
     args = parser.parse_args()
     args.compile_modes = [mode for mode in args.compile_modes.split(',') if mode]
+    try:
+        args.real_cameras = [int(count) for count in args.real_cameras.split(',') if count]
+    except ValueError:
+        parser.error(f'--real_cameras {args.real_cameras!r}: expected counts such as 1,3')
+    if not args.real_cameras or not all(1 <= c <= len(CAMERA_NAMES) for c in args.real_cameras):
+        parser.error(f'--real_cameras {args.real_cameras}: each count must be 1 to '
+                     f'{len(CAMERA_NAMES)}')
     args.sections = [section for section in args.sections.split(',') if section]
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown:
@@ -580,8 +590,9 @@ def main() -> None:
     if 'tiny' in args.sections:
         tiny_sections(before_package, args)
     if 'real_cpu' in args.sections:
-        print('\nreal sizes, random weights, CPU, bf16, 3 cameras, dual-arm head')
-        real_cpu(before_package, args.real_runs)
+        for cameras in args.real_cameras:
+            print(f'\nreal sizes, random weights, CPU, bf16, {cameras} camera(s), dual-arm head')
+            real_cpu(before_package, args.real_runs, cameras)
     if 'cuda' in args.sections:
         if args.cuda_dry_run:
             tiny = build_tiny_policy(camera_names=CAMERA_NAMES[:3], chunk_size=25, seed=0)
