@@ -2,20 +2,14 @@
 
 import dataclasses
 
+from head_reference import apply_upstream_rope, joint_softmax_attention, split_heads
 import numpy as np
 import pytest
 import torch
 
 from vla_adapter_core.config import InferenceConfig, LLMConfig
 from vla_adapter_core.heads import ActionHeadConfig, build_action_head
-from vla_adapter_core.heads.attention import (
-    KeySetRotary,
-    ProBridgeBlock,
-    RotaryTables,
-    apply_upstream_rope,
-    joint_softmax_attention,
-    split_heads,
-)
+from vla_adapter_core.heads.attention import KeySetRotary, ProBridgeBlock, RotaryTables
 from vla_adapter_core.llm import QwenBackbone
 from vla_adapter_core.policy import VLAPolicy, pad_prompts, warmup_calls_needed
 from vla_adapter_core.testing import build_tiny_policy, random_observation

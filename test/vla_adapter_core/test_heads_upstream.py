@@ -3,6 +3,7 @@
 import math
 import pathlib
 
+from head_reference import apply_upstream_rope, rotate_interleaved_pairs
 import numpy as np
 import pytest
 import torch
@@ -14,11 +15,7 @@ from vla_adapter_core.heads import (
     convert_upstream_head_state_dict,
     infer_upstream_head_config,
 )
-from vla_adapter_core.heads.attention import (
-    OriginalBridgeBlock,
-    apply_upstream_rope,
-    rotate_interleaved_pairs,
-)
+from vla_adapter_core.heads.attention import OriginalBridgeBlock
 
 FIXTURE = (
     pathlib.Path(__file__).resolve().parents[1]
