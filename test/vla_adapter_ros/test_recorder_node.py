@@ -40,6 +40,7 @@ FAKE_SENSORS = HERE / 'fake_sensors.py'
 RUN_NODE = HERE / 'run_node.py'
 ALOHA = load_robot_description('aloha')
 INSTRUCTION = 'put the cube in the bowl'
+LATENCY_ALLOWANCE_NS = 50_000_000
 
 
 @pytest.fixture(scope='module')
@@ -125,6 +126,26 @@ def bag_counts(bag: pathlib.Path) -> dict:
         return {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
 
 
+def stamped_within(bag: pathlib.Path, start_ns: int, stop_ns: int) -> dict:
+    """Per topic, the messages whose header stamp lies in the episode's window.
+
+    The bag's counts also hold messages that a stalled executor delivered after the start
+    although they were sent before it (the subscriptions' queues keep 100), so a count
+    bound holds only for the stamps. Publish-to-receive latency is allowed for at the start.
+    """
+    typestore = recording_typestore()
+    counts: dict = {}
+    with Reader(bag) as reader:
+        for connection, _, raw in reader.messages():
+            if connection.msgtype not in ('sensor_msgs/msg/Image', 'sensor_msgs/msg/JointState'):
+                continue
+            stamp = typestore.deserialize_cdr(raw, connection.msgtype).header.stamp
+            stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+            if start_ns - LATENCY_ALLOWANCE_NS <= stamp_ns <= stop_ns:
+                counts[connection.topic] = counts.get(connection.topic, 0) + 1
+    return counts
+
+
 def check_training_reader(bag: pathlib.Path, cache: pathlib.Path, **options) -> None:
     config = DatasetConfig(paths=[str(bag)], robot='aloha', cache_dir=str(cache), **options)
     [episode] = load_episodes(config)
@@ -151,17 +172,19 @@ def test_episode_by_service_reads_back(make_harness, tmp_path, storage):
     harness.wait_for(lambda: read_episode_metadata(bag).get('success') is True, 5.0, 'success')
 
     counts = bag_counts(bag)
+    sidecar = read_episode_metadata(bag)
+    in_window = stamped_within(bag, sidecar['start_time_ns'], sidecar['stop_time_ns'])
     for topic in ALOHA.camera_topics():
-        assert counts[topic][0] == 'sensor_msgs/msg/Image' and 15 <= counts[topic][1] <= 33
+        assert counts[topic][0] == 'sensor_msgs/msg/Image' and 15 <= in_window[topic] <= 33
     for arm in ('follower_left', 'follower_right', 'leader_left', 'leader_right'):
-        msgtype, count = counts[f'/{arm}/joint_states']
-        assert msgtype == 'sensor_msgs/msg/JointState' and 40 <= count <= 80
+        topic = f'/{arm}/joint_states'
+        assert counts[topic][0] == 'sensor_msgs/msg/JointState'
+        assert 40 <= in_window[topic] <= 80
     typestore = recording_typestore()
     with Reader(bag) as reader:
         first = next(raw for c, _, raw in reader.messages() if c.topic == ALOHA.camera_topics()[0])
         image = typestore.deserialize_cdr(first, 'sensor_msgs/msg/Image')
     np.testing.assert_array_equal(image.data.reshape(48, 64, 3), camera_frame(0, 48, 64))
-    sidecar = read_episode_metadata(bag)
     assert sidecar['complete'] and sidecar['instruction'] == INSTRUCTION
     assert sidecar['dropped_messages'] == 0 and sidecar['storage'] == storage
     assert sidecar['robot']['name'] == 'aloha' and 'followers' in sidecar['robot_description_yaml']
