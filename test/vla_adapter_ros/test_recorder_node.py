@@ -130,7 +130,7 @@ def stamped_within(bag: pathlib.Path, start_ns: int, stop_ns: int) -> dict:
     """Per topic, the messages whose header stamp lies in the episode's window.
 
     The bag's counts also hold messages that a stalled executor delivered after the start
-    although they were sent before it (the subscriptions' queues keep 100), so a count
+    although they were sent before it (the subscriptions' queues hold them), so a count
     bound holds only for the stamps. Publish-to-receive latency is allowed for at the start.
     """
     typestore = recording_typestore()
