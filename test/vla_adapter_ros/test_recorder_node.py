@@ -29,6 +29,7 @@ from training.episodes import AlohaHdf5Episode
 from training.export_hdf5 import main as export_main
 from vla_adapter_core.robot_description import load_robot_description
 from vla_adapter_ros import recording
+from vla_adapter_ros.conversions import stamp_to_nanoseconds
 from vla_adapter_ros.recorder_node import EpisodeRecorderNode
 from vla_adapter_ros.recording import read_episode_metadata, recording_typestore
 
@@ -139,8 +140,8 @@ def stamped_within(bag: pathlib.Path, start_ns: int, stop_ns: int) -> dict:
         for connection, _, raw in reader.messages():
             if connection.msgtype not in ('sensor_msgs/msg/Image', 'sensor_msgs/msg/JointState'):
                 continue
-            stamp = typestore.deserialize_cdr(raw, connection.msgtype).header.stamp
-            stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+            stamp_ns = stamp_to_nanoseconds(
+                typestore.deserialize_cdr(raw, connection.msgtype).header.stamp)
             if start_ns - LATENCY_ALLOWANCE_NS <= stamp_ns <= stop_ns:
                 counts[connection.topic] = counts.get(connection.topic, 0) + 1
     return counts
