@@ -91,7 +91,7 @@ def training_collate(episodes) -> object:
                           action_head=ActionHeadConfig(chunk_size=25, action_dim=ALOHA.action_dim),
                           normalization=NormalizationConfig(mode='bounds'),
                           processor=ProcessorConfig(center_crop_fraction=0.9))
-    tokenizer = load_tokenizer(REPO / 'test' / 'fixtures' / 'qwen2_5_tokenizer')
+    tokenizer = load_tokenizer(REPO / 'vla_adapter_core' / 'assets' / 'qwen2_5_tokenizer')
     return TrainingCollate(VLAProcessor.from_config(config, tokenizer,
                                                     compute_statistics(episodes),
                                                     center_crop=False))

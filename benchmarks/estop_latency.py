@@ -2,7 +2,7 @@
 
 The executor node runs in this process as `vla-adapter-executor` runs it (a single-threaded
 rclpy executor, SCHED_FIFO ticking thread when the OS grants it). Child processes:
-- a fake Interbotix driver (test/vla_adapter_ros/fake_interbotix_driver.py, ALOHA description);
+- a fake Interbotix driver (test/support/fake_interbotix_driver.py, ALOHA description);
 - a flood publisher: valid ActionChunks of `max_chunk_steps` steps per arm at --chunk_rate_hz,
   every --oversized_every_th one a 100,000-step chunk (rejected by size, never decoded), and an
   e-stop (std_msgs/Bool true) every --estop_period_s, released through ~/reset_estop 0.1 s
@@ -28,7 +28,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-FAKE_DRIVER = REPO / 'test' / 'vla_adapter_ros' / 'fake_interbotix_driver.py'
+FAKE_DRIVER = REPO / 'test' / 'support' / 'fake_interbotix_driver.py'
 ROBOTS = ('estop_left', 'estop_right')
 CHUNK_TOPIC = 'estop_benchmark/action_chunk'
 ESTOP_TOPIC = 'estop_benchmark/estop'
@@ -52,7 +52,7 @@ def flood(duration_s: float, chunk_rate_hz: float, oversized_every: int,
 
     from vla_adapter_core.robot_description import load_robot_description
     from vla_adapter_msgs.msg import ActionChunk
-    from vla_adapter_ros.conversions import arm_trajectory, nanoseconds_to_stamp
+    from vla_adapter_ros.pipeline.conversions import arm_trajectory, nanoseconds_to_stamp
 
     robot = load_robot_description('aloha').with_namespaces(ROBOTS)
     rclpy.init()
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> dict:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from vla_adapter_ros.executor_node import ChunkExecutorNode
+    from vla_adapter_ros.nodes.executor_node import ChunkExecutorNode
 
     driver = subprocess.Popen([sys.executable, str(FAKE_DRIVER), '--robots', *ROBOTS,
                                '--lifetime-s', str(args.duration_s + 30)],

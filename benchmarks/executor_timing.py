@@ -1,10 +1,10 @@
 """Tick-period error of the chunk executor while policy inference loads the CPU.
 
 The executor node runs in this process, as `vla-adapter-executor` runs it (an rclpy executor
-spinning the node); a fake Interbotix driver (test/vla_adapter_ros/fake_interbotix_driver.py)
+spinning the node); a fake Interbotix driver (test/support/fake_interbotix_driver.py)
 runs in a child process. The load: N child processes, each a tiny VLAPolicy
-(vla_adapter_core.testing.build_tiny_policy, one torch thread) predicting chunks in a loop and
-publishing every chunk as an ActionChunk (so the executor also blends real chunk traffic). With
+(vla_adapter_core.tiny_policies.build_tiny_policy, one torch thread) predicting chunks in a loop
+and publishing every chunk as an ActionChunk (so the executor also blends real chunk traffic). With
 0 load processes no chunks arrive and the executor holds.
 
 For every (rclpy executor kind, number of load processes) it prints the error |period - 1/rate|
@@ -28,7 +28,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-FAKE_DRIVER = REPO / 'test' / 'vla_adapter_ros' / 'fake_interbotix_driver.py'
+FAKE_DRIVER = REPO / 'test' / 'support' / 'fake_interbotix_driver.py'
 # The ALOHA description under namespaces of its own, so no other ROS graph on this host can
 # feed or read this benchmark.
 ROBOT = 'aloha'
@@ -52,9 +52,9 @@ def load_worker(duration_s: float) -> None:
     import torch
 
     from vla_adapter_core.robot_description import load_robot_description
-    from vla_adapter_core.testing import build_tiny_policy, random_observation
+    from vla_adapter_core.tiny_policies import build_tiny_policy, random_observation
     from vla_adapter_msgs.msg import ActionChunk
-    from vla_adapter_ros.conversions import arm_trajectory
+    from vla_adapter_ros.pipeline.conversions import arm_trajectory
 
     torch.set_num_threads(1)
     robot = load_robot_description(ROBOT)
@@ -112,7 +112,7 @@ def measure(executor_kind: str, loads: int, duration_s: float, fifo_priority: in
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from vla_adapter_ros.executor_node import ChunkExecutorNode
+    from vla_adapter_ros.nodes.executor_node import ChunkExecutorNode
 
     driver = start_child(str(FAKE_DRIVER), '--robot-description', ROBOT, '--robots', *ROBOTS)
     workers = [start_child(__file__, '--load-worker', str(duration_s + 30.0))

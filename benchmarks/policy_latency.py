@@ -60,7 +60,7 @@ from vla_adapter_core.layout import assemble_sequence, gather_windows  # noqa: E
 from vla_adapter_core.modeling import VLAAdapterModel  # noqa: E402
 from vla_adapter_core.policy import VLAPolicy  # noqa: E402
 from vla_adapter_core.prompt import load_tokenizer  # noqa: E402
-from vla_adapter_core.testing import (  # noqa: E402
+from vla_adapter_core.tiny_policies import (  # noqa: E402
     build_tiny_policy,
     default_tokenizer_dir,
     random_observation,

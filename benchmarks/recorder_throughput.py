@@ -109,8 +109,8 @@ def run_mode(args: argparse.Namespace, jpeg_quality: int, output_dir: pathlib.Pa
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from vla_adapter_ros.recorder_node import EpisodeRecorderNode
-    from vla_adapter_ros.recording import read_episode_metadata
+    from vla_adapter_ros.nodes.recorder_node import EpisodeRecorderNode
+    from vla_adapter_ros.recording.bag_format import read_episode_metadata
 
     rclpy.init()
     node = EpisodeRecorderNode(parameter_overrides=[

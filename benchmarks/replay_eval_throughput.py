@@ -25,13 +25,14 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / 'test' / 'vla_adapter_ros'))
+sys.path.insert(0, str(REPO / 'test' / 'support'))
 
 from inference_harness import statistics_around_the_start_pose, tiny_policy_for  # noqa: E402
 from replay_bags import write_episode  # noqa: E402
 
 from vla_adapter_core.robot_description import load_robot_description  # noqa: E402
-from vla_adapter_ros.replay_eval import EvalSettings, evaluate  # noqa: E402
+from vla_adapter_ros.replay.replay_config import ReplayEvalConfig  # noqa: E402
+from vla_adapter_ros.replay.replay_eval import evaluate  # noqa: E402
 
 ALOHA = load_robot_description('aloha')
 
@@ -48,7 +49,7 @@ class InstantPolicy:
 
 
 def timed(bag: Path, policy, stride: int, batch_size: int = 1) -> tuple[float, dict]:
-    settings = EvalSettings(progress=False, stride=stride, batch_size=batch_size)
+    settings = ReplayEvalConfig(bag=str(bag), progress=False, stride=stride, batch_size=batch_size)
     start = time.perf_counter()
     report = evaluate([bag], policy, ALOHA, settings)
     return time.perf_counter() - start, report

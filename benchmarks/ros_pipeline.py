@@ -1,15 +1,15 @@
 """Latency of the ROS pipeline: cameras -> inference node -> chunk executor, over real DDS.
 
 Processes (as `ros2 launch vla_adapter_ros aloha.launch.py` runs them, one node per process):
-- cameras: test/vla_adapter_ros/fake_sensors.py, N rgb8 cameras (default 3 x 640x480 at 30 Hz);
-- drivers: test/vla_adapter_ros/fake_interbotix_driver.py, both ALOHA arms' Interbotix interface
+- cameras: test/support/fake_sensors.py, N rgb8 cameras (default 3 x 640x480 at 30 Hz);
+- drivers: test/support/fake_interbotix_driver.py, both ALOHA arms' Interbotix interface
   (robot description 'aloha': joint_states at 100 Hz following the commands from the start pose,
   set_operating_modes);
 - executor: this script with --executor_child, the chunk executor (ChunkExecutorNode in a
   SingleThreadedExecutor, like `vla-adapter-executor`) streaming Interbotix commands at 50 Hz;
 - this process: the inference node (InferenceNode, SingleThreadedExecutor, inference worker
-  thread) running the tiny dual-arm demo VLAPolicy (vla_adapter_ros.demo.demo_policy: real
-  components at test sizes, random weights; its actions stay near the description's start
+  thread) running the tiny dual-arm demo VLAPolicy (vla_adapter_ros.tools.showcase.demo_policy:
+  real components at test sizes, random weights; its actions stay near the description's start
   pose). The overhead excludes the model's
   own time, so the model's size does not enter it.
 
@@ -37,8 +37,8 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-FAKE_SENSORS = REPO / 'test' / 'vla_adapter_ros' / 'fake_sensors.py'
-FAKE_DRIVER = REPO / 'test' / 'vla_adapter_ros' / 'fake_interbotix_driver.py'
+FAKE_SENSORS = REPO / 'test' / 'support' / 'fake_sensors.py'
+FAKE_DRIVER = REPO / 'test' / 'support' / 'fake_interbotix_driver.py'
 ROBOT = 'aloha'
 EXTRA_CAMERA = 'cam_low'  # the fourth camera of --cameras 4 (ALOHA's description has three)
 TICKS_PREFIX = 'TICK_PERIODS_JSON '
@@ -54,7 +54,7 @@ def executor_child(duration_s: float, realtime_priority: int) -> None:
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from vla_adapter_ros.executor_node import ChunkExecutorNode
+    from vla_adapter_ros.nodes.executor_node import ChunkExecutorNode
 
     rclpy.init()
     node = ChunkExecutorNode(parameter_overrides=[
@@ -92,7 +92,7 @@ def executor_child(duration_s: float, realtime_priority: int) -> None:
 def build_policy(cameras: list[str], device: str, dtype: str):
     """The tiny dual-arm VLAPolicy for ALOHA (random weights, 25-step chunks)."""
     from vla_adapter_core.robot_description import load_robot_description
-    from vla_adapter_ros.demo import demo_policy
+    from vla_adapter_ros.tools.showcase import demo_policy
 
     return demo_policy(load_robot_description(ROBOT), camera_names=cameras, chunk_size=25,
                        device=device, dtype=dtype)
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> dict:
     from rclpy.parameter import Parameter
 
     from vla_adapter_core.robot_description import load_robot_description
-    from vla_adapter_ros.inference_node import InferenceNode
+    from vla_adapter_ros.nodes.inference_node import InferenceNode
 
     robot = load_robot_description(ROBOT)
     cameras = [*robot.cameras, EXTRA_CAMERA][:args.cameras]

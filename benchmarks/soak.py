@@ -76,9 +76,9 @@ def soak(args: argparse.Namespace) -> int:
     from rclpy.executors import SingleThreadedExecutor
 
     from vla_adapter_core.robot_description import load_robot_description
-    from vla_adapter_ros.demo import PipelineMonitor, demo_policy
-    from vla_adapter_ros.launch_description import PACKAGE, build_node_specs
-    from vla_adapter_ros.node_processes import NodeProcessGroup
+    from vla_adapter_ros.bringup.launch_description import PACKAGE, build_node_specs
+    from vla_adapter_ros.bringup.node_processes import NodeProcessGroup
+    from vla_adapter_ros.tools.showcase import PipelineMonitor, demo_policy
 
     robot = load_robot_description('aloha')
     work = pathlib.Path(tempfile.mkdtemp(prefix='vla_soak_'))

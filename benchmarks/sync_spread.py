@@ -1,7 +1,8 @@
 """Set spread, observation stamp and freshness of the approximate-time synchroniser.
 
-Feeds :class:`vla_adapter_ros.sync.ApproximateTimeSynchronizer` seeded arrival sequences (no
-ROS): 3 cameras at 30 Hz, each with its own phase, clock-rate error (so the phases drift against
+Feeds :class:`vla_adapter_ros.pipeline.sync.ApproximateTimeSynchronizer` seeded arrival sequences
+(no ROS): 3 cameras at 30 Hz, each with its own phase, clock-rate error (so the phases drift
+against
 each other), stamp jitter and transport delay (20-45 ms plus an exponential tail), and 2 arms at
 50 or 100 Hz (1-3 ms transport); every stream arrives in stamp order, as DDS keeps a topic's
 order. Scenarios add a camera lagging the arms by 250 ms and a 2 % message loss.
@@ -32,7 +33,7 @@ import time
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from vla_adapter_ros import sync as current_sync  # noqa: E402
+from vla_adapter_ros.pipeline import sync as current_sync  # noqa: E402
 
 CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
 ARMS = ('left', 'right')

@@ -7,12 +7,13 @@
 
 The robot comes from its description (`robot`, default 'vx300s', or `robot_description`). Every
 argument is documented in `ros2 launch vla_adapter_ros single_arm.launch.py -s`. The node list
-and parameters come from vla_adapter_ros.launch_description.build_node_specs (tested); this file
-only wraps vla_adapter_ros.launch_actions (every node is critical: one that exits ends the launch
+and parameters come from vla_adapter_ros.bringup.launch_description.build_node_specs (tested); this
+file only wraps vla_adapter_ros.bringup.launch_actions (every node is critical: one that exits ends
+the launch
 with its reason).
 """
 
-from vla_adapter_ros.launch_actions import launch_description
+from vla_adapter_ros.bringup.launch_actions import launch_description
 
 
 def generate_launch_description():

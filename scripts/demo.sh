@@ -4,7 +4,7 @@
 # MuJoCo ALOHA) for a few TransferCube episodes; prints the success rate, reward and latency
 # beside the two baselines and writes the report, plots and the top-camera strip / GIF to
 # build/demo. Set-up has already run.
-#   EPISODES=n (default 5)  SEED=s (first seed, default 1000)  CHECKPOINT=DIR  DEVICE=cuda
+#   EPISODES=n (default 10: consecutive seeds from SEED, the interval printed)  SEED=s (first seed, default 1000)  CHECKPOINT=DIR  DEVICE=cuda
 #   SIM=kinematic: the kinematic stand-in instead (any ROBOT=name|path, DURATION=seconds; a
 #   tiny random policy unless CHECKPOINT is set).
 set -euo pipefail
@@ -16,10 +16,10 @@ if [ "${SIM:-mujoco}" = kinematic ]; then
   args=(--robot "${ROBOT:-aloha}" --duration "${DURATION:-15}" --device "${DEVICE:-cpu}"
         --work_dir build/demo_kinematic)
   if [ -n "${CHECKPOINT:-}" ]; then args+=(--checkpoint "$CHECKPOINT"); fi
-  exec python -m vla_adapter_ros.demo "${args[@]}"
+  exec python -m vla_adapter_ros.tools.showcase "${args[@]}"
 fi
 export MUJOCO_GL=${MUJOCO_GL:-egl}
-exec python -m vla_adapter_ros.sim_eval \
+exec python -m vla_adapter_ros.tools.sim_eval \
   --checkpoint "${CHECKPOINT:-checkpoints/aloha_sim_transfer_cube}" \
-  --episodes "${EPISODES:-5}" --seed "${SEED:-1000}" --device "${DEVICE:-cpu}" \
+  --episodes "${EPISODES:-10}" --seed "${SEED:-1000}" --device "${DEVICE:-cpu}" \
   --output_dir build/demo

@@ -16,11 +16,11 @@ out=${OUT:-build/demo_checkpoint}
 head=${HEAD:-dual_arm}
 if [ ! -f "$out/demos_clean/demos_summary.yaml" ]; then
   rm -rf "$out/demos_clean"
-  python -m vla_adapter_ros.sim_demos --output "$out/demos_clean" --episodes 50 --first_seed 0
+  python -m vla_adapter_ros.tools.scripted_demos --output "$out/demos_clean" --episodes 50 --first_seed 0
 fi
 if [ ! -f "$out/demos_disturbed/demos_summary.yaml" ]; then
   rm -rf "$out/demos_disturbed"
-  python -m vla_adapter_ros.sim_demos --output "$out/demos_disturbed" --episodes 30 \
+  python -m vla_adapter_ros.tools.scripted_demos --output "$out/demos_disturbed" --episodes 30 \
     --first_seed 50 --disturbance_std 0.04
 fi
 python -m training.finetune --config config/demo/transfer_cube_train.yaml \

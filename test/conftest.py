@@ -25,11 +25,11 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
 os.environ.setdefault('ROS_LOG_DIR', str(REPO_ROOT / 'build' / 'ros_log'))
 pathlib.Path(os.environ['ROS_LOG_DIR']).mkdir(parents=True, exist_ok=True)
 
-# Shared helpers (ros_test_utils.py) sit beside this file; with --import-mode=importlib the test
-# directory is not on sys.path by itself.
+# Shared helpers, fakes and fixture builders live in support/; with --import-mode=importlib no
+# test directory is on sys.path by itself.
 import sys  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / 'support'))
 
 
 @pytest.fixture()

@@ -287,8 +287,8 @@ def config_from_args(parser: argparse.ArgumentParser, cls: type,
         parser.error(f'the following arguments are required: {", ".join(missing)}')
     try:
         return _build(cls, values)
-    except (TypeError, ValueError) as error:
-        parser.error(' '.join(str(error).split()))
+    except (TypeError, ValueError) as error:  # one line, no usage text: the value is the problem
+        parser.exit(2, f'{parser.prog}: error: {" ".join(str(error).split())}\n')
 
 
 def parse_config(parser: argparse.ArgumentParser, cls: type,
@@ -305,7 +305,10 @@ def run_config_main(parser: argparse.ArgumentParser, cls: type, argv: Sequence[s
     ``vla_adapter_core.cli_errors``) prints ``<prog>: error: <message>`` and returns 2;
     ``--debug`` prints the traceback first.
     """
-    args = parser.parse_args(argv)
-    config = config_from_args(parser, cls, args)
+    try:
+        args = parser.parse_args(argv)
+        config = config_from_args(parser, cls, args)
+    except SystemExit as exit_:  # argparse's own exit (--help: 0, a usage error: 2)
+        return int(exit_.code or 0)
     return run_reporting_errors(parser.prog, lambda: work(config),
                                 debug=getattr(args, 'debug', False))

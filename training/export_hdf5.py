@@ -50,7 +50,8 @@ PROG = 'vla-adapter-export-hdf5'
 QVEL_KEY = '/observations/qvel'
 EFFORT_KEY = '/observations/effort'
 IMAGE_MODES = ('jpeg', 'raw')
-# The recorder's sidecar (vla_adapter_ros/recording.py writes it; training reads it as YAML).
+# The recorder's sidecar (vla_adapter_ros/recording/episode_recorder.py writes it; training reads
+# it as YAML).
 EPISODE_METADATA_NAME = 'episode_metadata.yaml'
 
 

@@ -23,8 +23,8 @@ import h5py
 import numpy as np
 from PIL import Image
 from rosbags.rosbag2 import Reader
-from rosbags.typesys import Stores, get_typestore
 
+from training.bag_types import bag_typestore
 from training.data_config import DatasetConfig
 from training.episodes import (
     ACTION_KEY,
@@ -125,7 +125,7 @@ class RosbagAligner:
         robot = config.robot_description()
         self.bag = bag
         self.config = config
-        self.typestore = get_typestore(Stores.ROS2_KILTED)
+        self.typestore = bag_typestore()
         self.camera_topics = {camera: config.camera_topic_template.format(camera=camera)
                               for camera in config.camera_names}
         self.proprio_arms = {f'/{arm.namespace}/joint_states': arm for arm in robot.arms}

@@ -41,6 +41,11 @@ def one_line(error: BaseException) -> str:
     return ' '.join(str(error).split()) or type(error).__name__
 
 
+def typed_one_line(error: BaseException) -> str:
+    """``ValueError: message`` on one line: the type says what kind of failure it was."""
+    return f'{type(error).__name__}: {one_line(error)}'
+
+
 def run_reporting_errors(prog: str, work: Callable[[], int | None], debug: bool = False) -> int:
     """``work()``'s exit status; a user error is one line on stderr and exit status 2.
 

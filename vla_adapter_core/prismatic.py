@@ -79,7 +79,6 @@ PRETRAINED_TAGS = {'vit_so400m_patch14_siglip_224': 'webli',
 # FusedMLPProjector's nn.Sequential indices -> our FusedGeluMLPProjector layers.
 PROJECTOR_LAYERS = (('projector.0.', 'fc1.'), ('projector.2.', 'fc2.'), ('projector.4.', 'fc3.'))
 LLM_PREFIX = 'llm.model.'
-UNUSED_LLM_KEYS = ('llm.lm_head.weight',)  # tied to the embeddings in Qwen2.5-0.5B
 
 
 @dataclasses.dataclass

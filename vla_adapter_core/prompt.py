@@ -68,6 +68,10 @@ class PromptBuilder:
         self.style = style
         self.lowercase = lowercase
         self.max_tokens = max_tokens
+        # No token spans more bytes than the vocabulary's longest entry (byte-level BPE), so a
+        # longer text cannot fit max_tokens: it is refused by its length alone, before the
+        # tokenizer spends seconds on it.
+        self.max_chars = max_tokens * max(len(token) for token in tokenizer.get_vocab())
         pad_id = tokenizer.pad_token_id
         self.pad_token_id = int(pad_id if pad_id is not None else tokenizer.eos_token_id)
 
@@ -98,6 +102,10 @@ class PromptBuilder:
         Non-empty, printable (no control characters) and, as a prompt, within ``max_tokens``
         tokens (the error gives the count and the limit).
         """
+        if isinstance(instruction, str) and len(instruction) > self.max_chars:
+            raise ValueError(f'instruction {instruction[:60]!r}...: {len(instruction)} '
+                             f'characters, more than a prompt of max_prompt_tokens='
+                             f'{self.max_tokens} tokens can hold ({self.max_chars})')
         stripped = check_instruction_text(instruction)
         self.token_ids(stripped)
         return stripped

@@ -1,6 +1,6 @@
-"""ROS 2 adapters for VLA-Adapter policies.
+"""ROS 2 adapters for VLA-Adapter policies, in rooms (docs/ARCHITECTURE.md, "Rooms").
 
-Importing this package imports no rclpy: the pure modules (parameters, scheduling, safety logic,
-the simulator's kinematics) are shared with tests and tools; only the node modules import rclpy.
-Robot facts come from vla_adapter_core.robot_description (torch-free).
+pipeline/, params/, recording/, replay/, sim/ and bringup/ never import rclpy; nodes/ holds the
+rclpy node shells and tools/ the programs that talk to running nodes. Importing this package
+imports nothing else.
 """

@@ -5,24 +5,20 @@ checkpoint by path, fake Interbotix/RealSense sensors run in another process.
 """
 
 import json
-import pathlib
-import sys
 
 from episode_writers import block_episode, write_aloha_hdf5
 import numpy as np
 
 from training.finetune import main
 from vla_adapter_core.policy import VLAPolicy
-from vla_adapter_core.testing import build_tiny_config, default_tokenizer_dir
+from vla_adapter_core.tiny_policies import build_tiny_config, default_tokenizer_dir
 
-ROS_TESTS = pathlib.Path(__file__).resolve().parents[1] / 'vla_adapter_ros'
-sys.path.insert(0, str(ROS_TESTS))
 try:
     from inference_harness import ALOHA, CAMERAS, expected_joint_angles, running_pipeline
 except ImportError as error:  # the interface package lives in the colcon install space
     raise ImportError(f'{error}: source scripts/ros_env.sh first (make test does)') from error
 
-from vla_adapter_ros import conversions  # noqa: E402
+from vla_adapter_ros.pipeline import conversions  # noqa: E402
 
 CHUNK = 5
 

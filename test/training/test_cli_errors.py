@@ -116,7 +116,7 @@ def test_train_names_a_missing_checkpoint_in_one_line(dataset, tmp_path, capsys)
 
 
 def test_train_names_a_checkpoint_with_nan_statistics(dataset, tmp_path, capsys):
-    from vla_adapter_core.testing import build_tiny_policy
+    from vla_adapter_core.tiny_policies import build_tiny_policy
 
     policy = build_tiny_policy(action_dim=14, proprio_dim=14, chunk_size=2,
                                camera_names=['cam_high'], image_size=56, seed=1)

@@ -1,8 +1,8 @@
 """vla-adapter-export-hdf5: recorder bags (mcap, sqlite3) -> ALOHA HDF5, read back two ways.
 
 The bags are written by the recorder's own EpisodeRecorder from rclpy-serialised messages (the
-bytes a raw subscription receives); test/vla_adapter_ros/test_recorder_node.py exports a bag the
-node recorded over DDS.
+bytes a raw subscription receives); test/vla_adapter_ros/nodes/test_recorder_node.py exports
+a bag the node recorded over DDS.
 """
 
 import io
@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image as PilImage
 import pytest
 from rclpy.serialization import serialize_message
+from ros_test_utils import decode_joint_state
 from sensor_msgs.msg import Image, JointState
 import yaml
 
@@ -20,7 +21,8 @@ from training.dataset import load_episodes
 from training.episodes import AlohaHdf5Episode
 from training.export_hdf5 import main
 from vla_adapter_core.robot_description import load_robot_description
-from vla_adapter_ros.recording import EpisodeRecorder, build_topic_plan
+from vla_adapter_ros.recording.bag_format import build_topic_plan
+from vla_adapter_ros.recording.episode_recorder import EpisodeRecorder
 
 ALOHA = load_robot_description('aloha')
 T0 = 1_700_000_000 * 10**9
@@ -55,7 +57,8 @@ def record_bag(tmp_path, storage: str, steps: int = 30):
     plan = build_topic_plan(ALOHA, action_source='leader_joint_states', camera_transport='raw',
                             jpeg_quality=0, joint_states_topic='joint_states',
                             instruction_topic='/instruction')
-    recorder = EpisodeRecorder(plan, ALOHA, output_dir=tmp_path / 'bags', storage=storage)
+    recorder = EpisodeRecorder(plan, ALOHA, output_dir=tmp_path / 'bags', storage=storage,
+                               decode_joint_state=decode_joint_state)
     recorder.start(INSTRUCTION, T0)
     arms = {f'/{arm.namespace}/joint_states': arm for arm in ALOHA.arms + ALOHA.leaders}
     for step in range(steps):

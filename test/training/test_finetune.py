@@ -32,7 +32,7 @@ from training.train_config import TrainConfig
 from training.train_state import latest_resumable, resumable_tensors
 from vla_adapter_core.modeling import VLAAdapterModel
 from vla_adapter_core.policy import VLAPolicy
-from vla_adapter_core.testing import build_tiny_config, default_tokenizer_dir
+from vla_adapter_core.tiny_policies import build_tiny_config, default_tokenizer_dir
 
 CHUNK = 4
 GRID = np.linspace(-0.8, 0.8, 3)

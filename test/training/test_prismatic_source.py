@@ -27,7 +27,11 @@ from vla_adapter_core.config import DINOV2_TIMM_ID, SIGLIP_TIMM_ID
 from vla_adapter_core.modeling import VLAAdapterModel
 from vla_adapter_core.policy import VLAPolicy
 from vla_adapter_core.prismatic import save_prismatic_vlm
-from vla_adapter_core.testing import build_tiny_config, default_tokenizer_dir, randomize_for_tests
+from vla_adapter_core.tiny_policies import (
+    build_tiny_config,
+    default_tokenizer_dir,
+    randomize_for_tests,
+)
 
 CAMERAS = ['cam_high']
 MODEL_ENTRY = {'model_id': 'prism-qwen25-extra-dinosiglip-224px+0_5b',

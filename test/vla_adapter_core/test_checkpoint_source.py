@@ -23,7 +23,7 @@ from vla_adapter_core.checkpoint_source import (
 )
 from vla_adapter_core.cli import main as cli_main
 from vla_adapter_core.policy import VLAPolicy
-from vla_adapter_core.testing import build_tiny_policy, random_observation
+from vla_adapter_core.tiny_policies import build_tiny_policy, random_observation
 
 FIXTURE = (pathlib.Path(__file__).resolve().parents[1] / 'fixtures' / 'upstream_vla_adapter'
            / 'libero_pro_2cam')

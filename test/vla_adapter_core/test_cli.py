@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from vla_adapter_core.checkpoint import save_checkpoint
 from vla_adapter_core.cli import build_parser, main
 from vla_adapter_core.normalization import StatisticsWarning
-from vla_adapter_core.testing import build_tiny_policy, random_observation
+from vla_adapter_core.tiny_policies import build_tiny_policy, random_observation
 
 CAMERAS = ['cam_high', 'cam_left_wrist']
 UPSTREAM = Path(__file__).resolve().parents[1] / 'fixtures' / 'upstream_vla_adapter'

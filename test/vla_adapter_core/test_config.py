@@ -14,7 +14,7 @@ from vla_adapter_core.config import (
     VisionConfig,
 )
 from vla_adapter_core.heads import ActionHeadConfig
-from vla_adapter_core.testing import build_tiny_config
+from vla_adapter_core.tiny_policies import build_tiny_config
 
 
 def test_defaults_describe_the_real_model():

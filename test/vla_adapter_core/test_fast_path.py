@@ -12,7 +12,7 @@ from vla_adapter_core.heads import ActionHeadConfig, build_action_head
 from vla_adapter_core.heads.attention import KeySetRotary, ProBridgeBlock, RotaryTables
 from vla_adapter_core.llm import QwenBackbone
 from vla_adapter_core.policy import VLAPolicy, pad_prompts, warmup_calls_needed
-from vla_adapter_core.testing import build_tiny_policy, random_observation
+from vla_adapter_core.tiny_policies import build_tiny_policy, random_observation
 
 INSTRUCTIONS = ('pick up the cube', 'open the top drawer and put the bowl inside of it', 'push',
                 'stack the red block on the blue block')

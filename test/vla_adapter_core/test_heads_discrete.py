@@ -232,7 +232,7 @@ def test_unset_or_degenerate_bins_are_never_written(tmp_path):
 
 @pytest.fixture(scope='module')
 def discrete_checkpoint(tmp_path_factory):
-    from vla_adapter_core.testing import build_tiny_policy
+    from vla_adapter_core.tiny_policies import build_tiny_policy
 
     policy = build_tiny_policy(action_dim=4, proprio_dim=3, chunk_size=2,
                                camera_names=['cam_high'], head_kind='discrete', seed=5,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vla_adapter_core.modeling import VLAAdapterModel
-from vla_adapter_core.testing import build_tiny_policy, random_observation
+from vla_adapter_core.tiny_policies import build_tiny_policy, random_observation
 
 HEAD_KINDS = ('l1', 'discrete', 'dual_arm')
 

@@ -9,7 +9,7 @@ import torch
 from vla_adapter_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from vla_adapter_core.heads import bins_file_name
 from vla_adapter_core.policy import VLAPolicy, resolve_dtype
-from vla_adapter_core.testing import build_tiny_policy, random_observation
+from vla_adapter_core.tiny_policies import build_tiny_policy, random_observation
 
 HEAD_KINDS = ('l1', 'discrete', 'dual_arm')
 

@@ -30,7 +30,11 @@ from vla_adapter_core.prismatic import (
     parse_tower_weights,
     save_prismatic_vlm,
 )
-from vla_adapter_core.testing import build_tiny_config, default_tokenizer_dir, randomize_for_tests
+from vla_adapter_core.tiny_policies import (
+    build_tiny_config,
+    default_tokenizer_dir,
+    randomize_for_tests,
+)
 
 UPSTREAM_RUN = (pathlib.Path(__file__).resolve().parents[1] / 'fixtures' / 'upstream_vla_adapter'
                 / 'libero_pro_2cam' / 'checkpoint')

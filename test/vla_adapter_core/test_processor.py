@@ -1,5 +1,7 @@
 """VLAProcessor: image resizing / cropping / normalisation, prompts, proprio and action targets."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,11 @@ import torch
 from vla_adapter_core.config import DINOV2_MEAN_BF16, DINOV2_STD_BF16
 from vla_adapter_core.processor import VLAProcessor, center_crop_image, resize_image
 from vla_adapter_core.prompt import PromptBuilder, load_tokenizer
-from vla_adapter_core.testing import build_tiny_policy, default_tokenizer_dir, random_observation
+from vla_adapter_core.tiny_policies import (
+    build_tiny_policy,
+    default_tokenizer_dir,
+    random_observation,
+)
 
 
 @pytest.fixture(scope='module')
@@ -76,6 +82,23 @@ def test_prompt_styles_and_left_padding():
         PromptBuilder(tokenizer, 'chatml')
     with pytest.raises(ValueError, match='max_prompt_tokens'):
         PromptBuilder(tokenizer, 'openvla', max_tokens=4).token_ids('a long instruction here')
+
+
+def test_a_huge_instruction_is_refused_by_its_length_before_tokenising(monkeypatch):
+    tokenizer = load_tokenizer(default_tokenizer_dir())
+    builder = PromptBuilder(tokenizer, 'openvla', max_tokens=256)
+    longest = max(len(token) for token in tokenizer.get_vocab())
+    assert builder.max_chars == 256 * longest  # no 256-token prompt can be longer
+    calls = []
+    monkeypatch.setattr(builder, 'token_ids', lambda text: calls.append(text))
+    huge = 'pick up the cube ' * 60_000  # about 1 MB
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=rf'{len(huge)} characters, more than a prompt of '
+                                         rf'max_prompt_tokens=256 tokens can hold'):
+        builder.validate_instruction(huge)
+    assert time.perf_counter() - started < 0.05 and calls == []  # never tokenised
+    assert builder.validate_instruction('  pick up the cube ') == 'pick up the cube'
+    assert calls == ['pick up the cube']
 
 
 def test_proprio_is_normalised(policy):

@@ -23,7 +23,7 @@ from vla_adapter_core.config import LAYOUT_UPSTREAM_COMPAT
 from vla_adapter_core.modeling import VLAAdapterModel
 from vla_adapter_core.policy import VLAPolicy
 from vla_adapter_core.prompt import load_tokenizer
-from vla_adapter_core.testing import (
+from vla_adapter_core.tiny_policies import (
     build_tiny_config,
     default_tokenizer_dir,
     random_observation,

@@ -1,15 +1,13 @@
 """vla_adapter_msgs travels between two processes over real DDS (loopback only)."""
 
 import pathlib
-import sys
 
-from ros_test_utils import spin_until, start_python_process, stop_process
+from ros_test_utils import SUPPORT_DIR, spin_until, start_python_process, stop_process
 
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_msgs.srv import SetInstruction
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 from sample_messages import make_sample_action_chunk  # noqa: E402
 
 
@@ -17,7 +15,7 @@ def test_action_chunk_received_field_for_field_from_another_process(ros_probe):
     node, executor = ros_probe
     received: list[ActionChunk] = []
     node.create_subscription(ActionChunk, 'test_action_chunk', received.append, 10)
-    publisher = start_python_process(HERE / 'publish_action_chunk.py', 'test_action_chunk')
+    publisher = start_python_process(SUPPORT_DIR / 'publish_action_chunk.py', 'test_action_chunk')
     try:
         assert spin_until(executor, lambda: len(received) > 0, timeout_s=20.0), (
             'no ActionChunk arrived from the publisher process')

@@ -1,0 +1,306 @@
+"""Everything the launch files decide, as plain tested Python (no launch / launch_ros imports).
+
+Design notes: docs/ARCHITECTURE.md, "Module notes", vla_adapter_ros/bringup/launch_description.py.
+"""
+
+from dataclasses import dataclass, field
+import pathlib
+
+from vla_adapter_core.robot_description import (
+    RobotDescription,
+)
+from vla_adapter_ros.bringup.launch_arguments import (
+    CONFIG_FILES,
+    DEFAULT_CHUNK_TOPIC,
+    LOG_LEVELS,
+    SIM_KINDS,
+    compile_mode,
+    fail_argument,
+    load_parameter_file,
+    parse_bool,
+    parse_positive_float,
+    resolve_arguments,
+    resolve_robot,
+    split_list,
+)
+from vla_adapter_ros.params.executor_config import ExecutorConfig
+from vla_adapter_ros.params.inference_config import InferenceConfig
+from vla_adapter_ros.params.mujoco_sim_config import CLOCK_MODES, MujocoSimConfig
+from vla_adapter_ros.params.recorder_config import RecorderConfig
+from vla_adapter_ros.params.sim_robot_config import SimRobotConfig
+
+PACKAGE = 'vla_adapter_ros'
+INFERENCE_NODE, EXECUTOR_NODE, SIM_NODE = 'vla_inference', 'chunk_executor', 'simulated_robot'
+RECORDER_NODE, PLAYER_NODE = 'episode_recorder', 'bag_player'
+MUJOCO_NODE = 'mujoco_aloha'
+EXECUTABLES = {INFERENCE_NODE: 'vla-adapter-inference', EXECUTOR_NODE: 'vla-adapter-executor',
+               SIM_NODE: 'vla-adapter-sim-robot', RECORDER_NODE: 'vla-adapter-record',
+               PLAYER_NODE: 'vla-adapter-play', MUJOCO_NODE: 'vla-adapter-mujoco-sim'}
+# setup.py console_scripts behind the executables (installed into lib/vla_adapter_ros).
+ENTRY_POINTS = {'vla-adapter-inference': 'vla_adapter_ros.nodes.inference_node:main',
+                'vla-adapter-executor': 'vla_adapter_ros.nodes.executor_node:main',
+                'vla-adapter-sim-robot': 'vla_adapter_ros.nodes.sim_robot_node:main',
+                'vla-adapter-record': 'vla_adapter_ros.nodes.recorder_node:main',
+                'vla-adapter-play': 'vla_adapter_ros.nodes.bag_player_node:main',
+                'vla-adapter-mujoco-sim': 'vla_adapter_ros.nodes.mujoco_sim_node:main'}
+MUJOCO_DEFAULT_ROBOT = 'aloha_sim'
+# With sim_clock:=sim the executor compares ROS time with the wall clock per tick while the
+# simulator waits for inference: allow that much disagreement instead of the robot's 0.5 s.
+SIM_CLOCK_JUMP_S = 60.0
+ARM_SIDES = ('left', 'right')
+REPLAY_NAMESPACE = 'replay'  # the executor's namespace in a replay: no driver listens there
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Everything ``launch_ros.actions.Node`` needs, field for field."""
+
+    package: str
+    executable: str
+    name: str
+    parameters: list = field(default_factory=list)  # YAML paths and dicts, applied in order
+    remappings: list = field(default_factory=list)  # (from, to) pairs
+    arguments: list = field(default_factory=list)
+    output: str = 'screen'
+    namespace: str = ''  # the node's namespace ('' = the root)
+
+
+def exit_reason(name: str, returncode: int | None) -> str:
+    """The one-line reason a launch gives when node ``name`` exits (every node is critical)."""
+    if returncode == 0:
+        return f'{name} exited (status 0); stopping the other nodes'
+    return (f'{name} exited with status {returncode} (its last log line says why); stopping the '
+            'other nodes')
+
+
+def ros_command_line(spec: NodeSpec) -> list[str]:
+    """The arguments ``ros2 launch`` gives the executable of ``spec`` (after its own name).
+
+    Parameter files and dicts become ``--params-file`` / ``-p name:=value`` (values as YAML flow,
+    i.e. JSON), the node name and remappings ``-r`` rules, in launch_ros' order.
+    """
+    import json
+
+    line = [*spec.arguments, '--ros-args', '-r', f'__node:={spec.name}']
+    if spec.namespace:
+        line += ['-r', f'__ns:=/{spec.namespace}']
+    for parameters in spec.parameters:
+        if isinstance(parameters, dict):
+            for name, value in parameters.items():
+                line += ['-p', f'{name}:={json.dumps(value)}']
+        else:
+            line += ['--params-file', str(parameters)]
+    for source, target in spec.remappings:
+        line += ['-r', f'{source}:={target}']
+    return line
+
+
+def _check_checkpoint(text: str) -> str:
+    """A directory, or something shaped like a Hub repo id (the node resolves and loads it)."""
+    text = text.strip()
+    path = pathlib.Path(text).expanduser()
+    if path.is_dir():
+        return text
+    parts = text.split('/')
+    if path.exists() or len(parts) != 2 or not all(parts) or text.startswith(('.', '~')):
+        fail_argument('checkpoint', text, 'is neither a directory nor a Hugging Face Hub repo id '
+                                  '(owner/name)')
+    return text
+
+
+def _cameras(arguments: dict, robot: RobotDescription) -> tuple[list[str], list[str]]:
+    """(camera_topics, camera_names): the arguments, the description's where they are empty."""
+    topics = split_list('camera_topics', arguments['camera_topics'])
+    names = split_list('camera_names', arguments['camera_names']) or list(robot.cameras)
+    if not names:
+        fail_argument('camera_names', arguments['camera_names'],
+              f'robot {robot.name!r} names no cameras: list them')
+    topics = topics or [robot.camera_topic.format(camera=name) for name in names]
+    if len(topics) != len(names):
+        fail_argument('camera_topics', arguments['camera_topics'],
+              f'needs one topic per camera_names entry {names}')
+    return topics, names
+
+
+def _sim_camera_names(topics: list[str], robot: RobotDescription) -> list[str]:
+    """The camera name in each topic: the simulator publishes on the description's pattern."""
+    prefix, suffix = robot.camera_topic.split('{camera}', 1)
+    names = []
+    for topic in topics:
+        name = topic[len(prefix):len(topic) - len(suffix)] if (
+            topic.startswith(prefix) and topic.endswith(suffix)) else ''
+        if not name or '/' in name or robot.camera_topic.format(camera=name) != topic:
+            fail_argument('camera_topics', topic,
+                  f'use_sim publishes cameras only on {robot.camera_topic}')
+        names.append(name)
+    return names
+
+
+def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Path) -> list:
+    """The nodes of one launch: ``values`` are launch-argument strings (missing = default).
+
+    ``share_directory`` is the package share directory holding ``config/``. Returns
+    [inference, executor] plus the simulator when ``use_sim`` is true, or the bag player when
+    ``replay_bag`` is set (see :func:`_replay_specs`).
+    """
+    arguments = resolve_arguments(mode, values)
+    sim_kind = arguments['sim'].strip()
+    if sim_kind not in SIM_KINDS:
+        fail_argument('sim', arguments['sim'], f'must be one of {SIM_KINDS}')
+    if sim_kind == 'mujoco' and 'robot' not in values:
+        arguments['robot'] = MUJOCO_DEFAULT_ROBOT
+    config_file = arguments['config_file'].strip() or str(
+        pathlib.Path(share_directory) / 'config' / CONFIG_FILES[mode])
+    file_parameters = load_parameter_file(config_file)
+    robot = resolve_robot(arguments)
+    topics, cameras = _cameras(arguments, robot)
+    log_level = arguments['log_level'].strip().lower()
+    if log_level not in LOG_LEVELS:
+        fail_argument('log_level', arguments['log_level'], f'must be one of {LOG_LEVELS}')
+    use_sim = parse_bool('use_sim', arguments['use_sim'])
+    chunk_topic = arguments['chunk_topic'].strip()
+    if not chunk_topic or chunk_topic.endswith('/'):
+        fail_argument('chunk_topic', arguments['chunk_topic'], 'must be a topic name')
+    shared = {'robot_description': str(pathlib.Path(robot.source).resolve()),
+              'robot_names': list(robot.namespaces)}
+    inference = {**shared, 'checkpoint': _check_checkpoint(arguments['checkpoint']),
+                 'instruction': arguments['instruction'], 'device': arguments['device'].strip(),
+                 'dtype': arguments['dtype'].strip(), 'camera_topics': topics,
+                 'camera_names': cameras}
+    if arguments['compile'].strip():
+        inference['compile'] = compile_mode(arguments['compile'])
+    if arguments['chunk_dt'].strip():
+        inference['dt'] = parse_positive_float('chunk_dt', arguments['chunk_dt'])
+    executor = {**shared, 'chunk_topic': chunk_topic}
+    if arguments['command_rate_hz'].strip():
+        executor['rate_hz'] = parse_positive_float('command_rate_hz',
+                                                    arguments['command_rate_hz'])
+    sim = {**shared, 'camera_names': _sim_camera_names(topics, robot)} if use_sim else None
+    mujoco = None
+    if use_sim and sim_kind == 'mujoco':
+        sim, mujoco = None, _mujoco_parameters(arguments, shared, topics, robot)
+        rendered = MujocoSimConfig.from_dict(mujoco)
+        inference.update(image_height=rendered.image_height, image_width=rendered.image_width)
+        if mujoco['clock'] == 'sim':
+            executor['clock_jump_s'] = SIM_CLOCK_JUMP_S
+    _validate_effective(file_parameters, {INFERENCE_NODE: inference, EXECUTOR_NODE: executor,
+                                          SIM_NODE: sim or shared})
+    ros_arguments = ['--ros-args', '--log-level', log_level]
+    remappings = []
+    if chunk_topic != DEFAULT_CHUNK_TOPIC:
+        remappings = [(DEFAULT_CHUNK_TOPIC, chunk_topic)] + [
+            (f'{DEFAULT_CHUNK_TOPIC}/{side}', f'{chunk_topic}/{side}') for side in ARM_SIDES]
+    specs = [
+        NodeSpec(PACKAGE, EXECUTABLES[INFERENCE_NODE], INFERENCE_NODE,
+                 [config_file, inference], remappings, list(ros_arguments)),
+        NodeSpec(PACKAGE, EXECUTABLES[EXECUTOR_NODE], EXECUTOR_NODE,
+                 [config_file, executor], [], list(ros_arguments)),
+    ]
+    if sim is not None:
+        specs.append(NodeSpec(PACKAGE, EXECUTABLES[SIM_NODE], SIM_NODE, [config_file, sim], [],
+                              list(ros_arguments)))
+    if mujoco is not None:
+        if mujoco['clock'] == 'sim':  # the simulator owns /clock
+            specs = [NodeSpec(spec.package, spec.executable, spec.name,
+                              [*spec.parameters, {'use_sim_time': True}], spec.remappings,
+                              spec.arguments) for spec in specs]
+        specs.append(NodeSpec(PACKAGE, EXECUTABLES[MUJOCO_NODE], MUJOCO_NODE, [mujoco], [],
+                              list(ros_arguments)))
+    record = parse_bool('record', arguments['record'])
+    if record:
+        specs.append(_recorder_spec(arguments, shared, ros_arguments))
+    replay_bag = arguments['replay_bag'].strip()
+    if replay_bag:
+        if use_sim:
+            fail_argument('replay_bag', replay_bag,
+                          'replays instead of the simulated robot: drop use_sim')
+        joint_states = {**file_parameters.get(EXECUTOR_NODE, {}), **executor}.get(
+            'joint_states_topic', 'joint_states')
+        if record:
+            fail_argument('record', arguments['record'],
+                          'records a live robot or simulation, not a replay (record the /replay '
+                          'commands with vla-adapter-record, see README)')
+        specs = _replay_specs(specs, replay_bag, robot, joint_states, chunk_topic)
+    return specs
+
+
+def _mujoco_parameters(arguments: dict, shared: dict, topics: list[str],
+                       robot: RobotDescription) -> dict:
+    """The MuJoCo ALOHA node's parameters (validated by its own config)."""
+    if sorted(_sim_camera_names(topics, robot)) != sorted(robot.cameras):
+        fail_argument('camera_topics', ','.join(topics), 'sim:=mujoco publishes exactly the '
+              f"description's cameras {list(robot.cameras)}")
+    clock = arguments['sim_clock'].strip()
+    if clock not in CLOCK_MODES:
+        fail_argument('sim_clock', arguments['sim_clock'], f'must be one of {CLOCK_MODES}')
+    mujoco = {**shared, 'task': arguments['sim_task'].strip(), 'clock': clock}
+    try:
+        MujocoSimConfig.from_dict(mujoco)
+    except ValueError as error:
+        raise ValueError(f'{MUJOCO_NODE}: {error}') from error
+    return mujoco
+
+
+def _recorder_spec(arguments: dict, shared: dict, ros_arguments: list) -> NodeSpec:
+    """The episode recorder of a policy run: the executor's commands are the actions."""
+    recorder = {**shared, 'action_source': 'executor_commands'}
+    if arguments['instruction'].strip():
+        recorder['instruction'] = arguments['instruction']
+    if arguments['record_dir'].strip():
+        recorder['output_dir'] = arguments['record_dir'].strip()
+    RecorderConfig.from_dict(recorder)
+    return NodeSpec(PACKAGE, EXECUTABLES[RECORDER_NODE], RECORDER_NODE, [recorder], [],
+                    list(ros_arguments))
+
+
+def _replay_specs(specs: list, bag: str, robot: RobotDescription, joint_states: str,
+                  chunk_topic: str) -> list:
+    """The nodes of a replay: the bag player instead of the robot.
+
+    Inference and executor run on the player's /clock; the executor in the replay namespace
+    (commands to /replay/<arm>/..., its joint-state inputs remapped to the bag's topics).
+    """
+    from training.rosbag_episodes import is_rosbag
+    from vla_adapter_ros.params.player_config import PlayerConfig
+
+    path = pathlib.Path(bag).expanduser()
+    if not is_rosbag(path) or not path.exists():
+        fail_argument('replay_bag', bag, 'is not a rosbag2 bag (a directory with metadata.yaml, '
+                      'a .mcap or .db3 file)')
+    player = {'bag': str(path.resolve()), 'publish_clock': True}
+    PlayerConfig.from_dict(player)
+    inference, executor = specs
+    sim_time = {'use_sim_time': True}
+    absolute_chunks = chunk_topic if chunk_topic.startswith('/') else f'/{chunk_topic}'
+    replayed_executor = {'chunk_topic': absolute_chunks, 'estop_topic': '/estop',
+                         'set_gripper_mode': False, **sim_time}
+    remappings = [(f'/{REPLAY_NAMESPACE}/{name}/{joint_states}', f'/{name}/{joint_states}')
+                  for name in robot.namespaces]
+    return [
+        NodeSpec(inference.package, inference.executable, inference.name,
+                 [*inference.parameters, sim_time], inference.remappings, inference.arguments),
+        NodeSpec(executor.package, executor.executable, executor.name,
+                 [*executor.parameters, replayed_executor], remappings, executor.arguments,
+                 namespace=REPLAY_NAMESPACE),
+        NodeSpec(PACKAGE, EXECUTABLES[PLAYER_NODE], PLAYER_NODE, [player], [],
+                 list(executor.arguments))]
+
+
+# Each node's validated config, built from its own parameter table (unknown names, types,
+# ranges) and its own checks (the robot description, cameras, limits).
+NODE_CONFIGS = {INFERENCE_NODE: InferenceConfig.from_dict,
+                EXECUTOR_NODE: ExecutorConfig.from_dict,
+                SIM_NODE: SimRobotConfig.from_dict}
+
+
+def _validate_effective(file_parameters: dict, overrides: dict) -> None:
+    """Check YAML + overrides with the nodes' own validators (their errors name the field)."""
+    unknown = sorted(set(file_parameters) - set(NODE_CONFIGS))
+    if unknown:
+        raise ValueError(f'config_file: unknown node sections {unknown}; known: '
+                         f'{sorted(NODE_CONFIGS)}')
+    for node, build in NODE_CONFIGS.items():
+        try:
+            build({**file_parameters.get(node, {}), **overrides[node]})
+        except ValueError as error:
+            raise ValueError(f'{node}: {error}') from error

@@ -1,0 +1,403 @@
+"""Chunk executor node: action chunks in, a smooth and safe 50 Hz joint command stream out.
+
+Design notes: docs/ARCHITECTURE.md, "Module notes", vla_adapter_ros/nodes/executor_node.py.
+"""
+
+from collections import deque
+import os
+import sys
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Header
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from vla_adapter_core.cli_errors import typed_one_line
+from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
+from vla_adapter_ros.nodes.command_output import ArmCommandOutput, GripperModeRequests
+from vla_adapter_ros.nodes.node_main import (
+    return_large_buffers_to_the_os,
+    run_node,
+    shutdown_logger,
+)
+from vla_adapter_ros.params.executor_config import EXECUTOR_PARAMETERS, ExecutorConfig
+from vla_adapter_ros.params.parameters import declare_parameters, parameter_help
+from vla_adapter_ros.pipeline import status
+from vla_adapter_ros.pipeline.chunk_intake import ChunkInbox, chunk_from_message
+from vla_adapter_ros.pipeline.chunk_schedule import TimedChunk
+from vla_adapter_ros.pipeline.conversions import joint_positions_by_name
+from vla_adapter_ros.pipeline.executor_logic import ExecutorStateMachine
+from vla_adapter_ros.pipeline.health import (
+    DIAGNOSTICS_TOPIC,
+    EventRate,
+    TickRecorder,
+    diagnostic_array,
+)
+
+NODE_NAME = 'chunk_executor'
+TICK_HISTORY = 30_000  # tick start times kept (10 min at 50 Hz), preallocated
+# Chunks waiting to be decoded: at 50 chunks/s, 0.16 s of backlog; older ones are superseded.
+CHUNK_INBOX_DEPTH = 8
+GIL_SWITCH_INTERVAL_S = 0.0005
+STATUS_TICK_WINDOW = 500  # ticks behind the tick-error figures in /diagnostics (10 s at 50 Hz)
+
+
+class ChunkExecutorNode(Node):
+    """Streams scheduled, blended and safety-shaped chunk targets to the arm drivers."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs) -> None:
+        """Declare the parameters, create publishers/subscriptions/services and the tick timer.
+
+        kwargs go to rclpy's Node (e.g. context=, parameter_overrides=).
+        """
+        super().__init__(node_name, **kwargs)
+        self._lock = threading.Lock()
+        self.config = declare_parameters(self, EXECUTOR_PARAMETERS, ExecutorConfig.from_dict,
+                                         self._apply_dynamic_parameters)
+        config = self.config
+        self._apply_realtime_priority(config.realtime_priority)
+        self.robot = config.robot
+        self.safety = config.safety_config()
+        self.robot_names = config.arm_robot_names
+        self._arm_slices = self.robot.arm_slices()
+        self._machine = ExecutorStateMachine(
+            self.robot_names, config.start_pose(), self.safety, config.schedule_config(),
+            config.state_machine_timings(), log=self.get_logger().info)
+        self._last_inference_ms = 0.0
+        self._ticks = TickRecorder(TICK_HISTORY)
+        self._estop_received_s: float | None = None
+        # E-stop received -> first hold command published, seconds (benchmarks/estop_latency.py).
+        self.estop_latencies_s: deque = deque(maxlen=10_000)
+        self._tick_rate = EventRate()
+        self._observation_rates = [EventRate() for _ in self.robot_names]
+        self._inbox = ChunkInbox(CHUNK_INBOX_DEPTH)
+        self.context.on_shutdown(self._inbox.close)  # nothing is filed (or logged) after it
+        self._create_interfaces()
+        self._intake_thread = threading.Thread(target=self._intake_loop, name='chunk_intake',
+                                               daemon=True)
+        self._intake_thread.start()
+
+    # ----------------------------------------------------------------- set-up
+    def _apply_realtime_priority(self, priority: int) -> None:
+        """Run this (the spinning) thread under SCHED_FIFO; warn when the OS refuses."""
+        self._realtime = False
+        if priority <= 0:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        except (PermissionError, OSError) as error:
+            self.get_logger().warning(
+                f'realtime_priority={priority} refused by the OS ({error}); running with '
+                'normal scheduling (grant rtprio to this user to enable it)')
+            return
+        self._realtime = True
+        self.get_logger().info(f'ticking under SCHED_FIFO priority {priority}')
+
+    def restore_normal_scheduling(self) -> None:
+        """Back to SCHED_OTHER before teardown.
+
+        rclpy's signal thread triggers guard conditions while the nodes are destroyed; with the
+        main thread still under SCHED_FIFO that race crashed about 1 run in 4 on one SIGINT.
+        """
+        if getattr(self, '_realtime', False):
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            self._realtime = False
+
+    def _apply_dynamic_parameters(self, config: ExecutorConfig, changed: tuple) -> None:
+        """A validated `ros2 param set`: new blending and speed limits from the next tick."""
+        with self._lock:
+            self.config = config
+            self.safety = config.safety_config()
+            self._machine.set_limits(self.safety, config.schedule_config())
+        self.get_logger().info(f'parameters changed: '
+                               f'{ {name: getattr(config, name) for name in changed} }')
+
+    def _create_interfaces(self) -> None:
+        config = self.config
+        self._tick_group = MutuallyExclusiveCallbackGroup()
+        self._io_group = MutuallyExclusiveCallbackGroup()
+        self._outputs = [
+            ArmCommandOutput(self, arm, config.output_mode, config.tick_s,
+                             config.joint_trajectory_topic, config.float64_array_topic)
+            for arm in self.robot.arms]
+        for index, robot in enumerate(self.robot_names):
+            self.create_subscription(
+                JointState, f'{robot}/{config.joint_states_topic}',
+                lambda message, arm=index: self._on_joint_state(arm, message),
+                qos_profile_sensor_data, callback_group=self._io_group)
+        # Raw: the size is checked before decoding, so an oversized chunk costs no decode time.
+        self._max_chunk_bytes = max_chunk_message_bytes(self.robot, config.max_chunk_steps)
+        self.create_subscription(ActionChunk, config.chunk_topic, self._on_serialized_chunk, 10,
+                                 callback_group=self._io_group, raw=True)
+        self.create_subscription(Bool, config.estop_topic, self._on_estop_topic, 10,
+                                 callback_group=self._io_group)
+        self.create_service(Trigger, '~/estop', self._on_estop_service,
+                            callback_group=self._io_group)
+        self.create_service(Trigger, '~/reset_estop', self._on_reset_service,
+                            callback_group=self._io_group)
+        self.create_service(Trigger, '~/restart', self._on_restart_service,
+                            callback_group=self._io_group)
+        self._status_publisher = self.create_publisher(PolicyStatus, config.status_topic, 10)
+        self._filed_publisher = self.create_publisher(Header, '~/chunk_filed', 10)
+        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC,
+                                                            10)
+        if config.set_gripper_mode and config.output_mode == 'interbotix':
+            self._machine.gripper_modes = GripperModeRequests(
+                self, self.robot.arms, config.gripper_operating_mode, self._io_group)
+        self.create_timer(1.0 / config.status_rate_hz, self._publish_status,
+                          callback_group=self._io_group)
+        self._tick_timer = self.create_timer(config.tick_s, self._on_tick,
+                                             callback_group=self._tick_group)
+
+    # ----------------------------------------------------------------- inputs
+    def _on_joint_state(self, arm: int, message: JointState) -> None:
+        try:
+            positions = joint_positions_by_name(
+                message, self.robot.arms[arm].command_joint_names,
+                f'{self.robot_names[arm]}/joint_states')
+        except ValueError as error:
+            with self._lock:
+                self._machine.measurement_failed(arm, str(error))
+            self.get_logger().warning(str(error), throttle_duration_sec=1.0)
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._machine.measure(arm, positions, now)
+            self._observation_rates[arm].record(now)
+
+    def _on_serialized_chunk(self, data: bytes) -> None:
+        """The executor thread's whole share of a chunk: a size check and a hand-over."""
+        if len(data) > self._max_chunk_bytes:
+            self._reject_chunk(
+                f'chunk rejected: {len(data)} bytes is more than a max_chunk_steps='
+                f'{self.config.max_chunk_steps} chunk can hold ({self._max_chunk_bytes} bytes); '
+                'not decoded')
+            return
+        self._inbox.put(data)
+
+    def _intake_loop(self) -> None:
+        """Decode, check and file chunks off the executor thread (the tick never waits)."""
+        while not self._inbox.closed:
+            data = self._inbox.take(timeout_s=0.2)
+            if data is None:
+                continue
+            try:
+                self._file_serialized_chunk(data)
+            except Exception as error:  # noqa: BLE001 - the thread must outlive any chunk
+                if not self.context.ok():
+                    return  # shut down while a chunk was being filed
+                self.get_logger().error(f'chunk intake: {typed_one_line(error)}')
+
+    def _file_serialized_chunk(self, data: bytes) -> None:
+        try:
+            message = deserialize_message(data, ActionChunk)
+        except Exception as error:  # noqa: BLE001 - any undecodable message is rejected
+            self._reject_chunk(f'chunk rejected: cannot decode {len(data)} bytes: {error}')
+            return
+        self._on_chunk(message)
+
+    def _reject_chunk(self, reason: str) -> None:
+        """Drop every scheduled chunk, fault with ``reason`` (at once) and hold."""
+        with self._lock:
+            self._machine.reject_chunk(reason)  # a new fault is reported at once, not next tick
+        self.get_logger().warning(reason, throttle_duration_sec=0.5)
+        self._publish_status()
+
+    def _on_chunk(self, message: ActionChunk) -> None:
+        now_s = self._ros_now_s()
+        with self._lock:
+            running = self._machine.accepts_chunks
+        if not running:
+            self.get_logger().info('chunk dropped: start-up not finished',
+                                   throttle_duration_sec=2.0)
+            self._report_filed(message, status.CHUNK_DROPPED_STARTING)
+            return
+        try:
+            chunk = self.chunk_from_message(message, now_s)
+        except ValueError as error:
+            self._reject_chunk(f'chunk {message.sequence} rejected: {error}')
+            self._report_filed(message, f'rejected: {error}')
+            return
+        with self._lock:
+            self._machine.accept_chunk(chunk, time.monotonic())
+            self._last_inference_ms = float(message.inference_ms)
+        self._report_filed(message, status.CHUNK_ACCEPTED)
+
+    def _report_filed(self, message: ActionChunk, outcome: str) -> None:
+        """``~/chunk_filed``: the chunk's stamp and what became of it, once it is decided.
+
+        A simulator on its own clock waits for it before the next tick (mujoco_sim_node).
+        """
+        self._filed_publisher.publish(Header(stamp=message.header.stamp, frame_id=outcome))
+
+    def chunk_from_message(self, message: ActionChunk, now_s: float) -> TimedChunk:
+        """Validate an ActionChunk into a TimedChunk (pipeline/chunk_intake.py)."""
+        return chunk_from_message(message, self.robot, self.safety, self.config.max_chunk_steps,
+                                  now_s)
+
+    def _on_estop_topic(self, message: Bool) -> None:
+        if message.data:
+            self.engage_estop(f'{self.config.estop_topic} topic')
+        else:
+            self.get_logger().info('estop false ignored: reset needs the ~/reset_estop service')
+
+    def _on_estop_service(self, request: Trigger.Request, response: Trigger.Response):
+        self.engage_estop('~/estop service')
+        response.success, response.message = True, self._machine.estop.reason
+        return response
+
+    def _on_reset_service(self, request: Trigger.Request, response: Trigger.Response):
+        with self._lock:
+            was_engaged = self._machine.reset_estop()
+        response.success = True
+        response.message = 'e-stop released' if was_engaged else 'e-stop was not engaged'
+        self.get_logger().warning(response.message)
+        return response
+
+    def _on_restart_service(self, request: Trigger.Request, response: Trigger.Response):
+        """Start over between episodes: drop every chunk, re-read the arms, ramp to the start.
+
+        The next command comes from fresh joint_states (the robot may have been moved or
+        reset), so nothing of the previous episode is replayed. Refused while the e-stop is
+        latched (that needs ~/reset_estop first).
+        """
+        with self._lock:
+            response.success, response.message = self._machine.restart()
+        if response.success:
+            self._inbox.clear()
+        self.get_logger().info(response.message)
+        return response
+
+    def engage_estop(self, source: str) -> None:
+        """Latch the e-stop: drop all chunks and hold the last command."""
+        self._inbox.clear()
+        with self._lock:
+            if self._machine.engage_estop(source):
+                self._estop_received_s = time.monotonic()
+            reason = self._machine.reason
+        self.get_logger().error(reason)
+        self._publish_status()
+
+    # ----------------------------------------------------------------- tick
+    def _ros_now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_tick(self) -> None:
+        monotonic_s = time.monotonic()
+        self._ticks.record(monotonic_s)
+        self._tick_rate.record(monotonic_s)
+        now_s = self._ros_now_s()
+        with self._lock:
+            command, _, _ = self._machine.tick(now_s, monotonic_s)
+            estop_engaged = self._machine.estop.engaged
+        if command is None:
+            return
+        for part, output in zip(self._arm_slices, self._outputs):
+            output.publish(command[part])
+        if self._estop_received_s is not None and estop_engaged:
+            # The first hold after an e-stop: its latency (received -> hold published).
+            self.estop_latencies_s.append(time.monotonic() - self._estop_received_s)
+            self._estop_received_s = None
+
+    # ----------------------------------------------------------------- status
+    def _publish_status(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            observation_rate = min(rate.rate_hz(now) for rate in self._observation_rates)
+            machine = self._machine
+            report = PolicyStatus(
+                state=machine.state, fault_reason=machine.reason,
+                last_inference_ms=self._last_inference_ms,
+                observation_rate_hz=observation_rate,
+                command_rate_hz=self._tick_rate.rate_hz(now))
+            counters = {'accepted_chunks': machine.accepted_chunks,
+                        'rejected_chunks': machine.rejected_chunks,
+                        'superseded_chunks': self._inbox.dropped}
+        report.header.stamp = self.get_clock().now().to_msg()
+        self._status_publisher.publish(report)
+        self._publish_diagnostics(report, counters)
+
+    def _publish_diagnostics(self, report: PolicyStatus, counters: dict) -> None:
+        """The same status on /diagnostics, with the tick timing of the last 10 s."""
+        level = {PolicyStatus.STATE_FAULT: 'error', PolicyStatus.STATE_IDLE: 'warn'}.get(
+            report.state, 'ok')
+        values = {'state': status.state_name(report.state),
+                  'command_rate_hz': report.command_rate_hz,
+                  'observation_rate_hz': report.observation_rate_hz,
+                  'last_inference_ms': report.last_inference_ms, **counters,
+                  **self._ticks.period_error_stats(self.config.tick_s, STATUS_TICK_WINDOW)}
+        self._diagnostics_publisher.publish(diagnostic_array(
+            report.header.stamp, f'{self.get_name()}: chunk executor', level,
+            report.fault_reason or values['state'], values))
+
+    def status_snapshot(self) -> dict:
+        """Current state, reason, last command and chunk counters (for tests and tools)."""
+        with self._lock:
+            machine = self._machine
+            return {'state': machine.state, 'reason': machine.reason, 'phase': machine.phase,
+                    'command': None if machine.command is None else machine.command.copy(),
+                    'accepted_chunks': machine.accepted_chunks,
+                    'rejected_chunks': machine.rejected_chunks,
+                    'scheduled_chunks': len(machine.scheduler.chunks),
+                    'estop': machine.estop.engaged}
+
+    def destroy_node(self) -> None:
+        """Stop the intake thread, then destroy the node."""
+        inbox = getattr(self, '_inbox', None)
+        if inbox is not None:
+            inbox.close()
+            thread = getattr(self, '_intake_thread', None)
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5.0)
+        super().destroy_node()
+
+    def tick_periods_s(self) -> np.ndarray:
+        """Periods between consecutive tick starts (monotonic clock), (N-1,) seconds."""
+        return self._ticks.periods()
+
+
+def max_chunk_message_bytes(robot, max_steps: int, text_bytes: int = 65536) -> int:
+    """Serialized size of the largest acceptable ActionChunk for ``robot``.
+
+    A chunk of ``max_steps`` points per arm, each with positions, velocities, accelerations and
+    efforts for every joint, plus ``text_bytes`` for the joint names, frame id and instruction.
+    """
+    trajectories = []
+    for arm in robot.arms:
+        values = [0.0] * arm.dim
+        point = JointTrajectoryPoint(positions=values, velocities=values,
+                                     accelerations=values, effort=values)
+        trajectories.append(JointTrajectory(points=[point] * max_steps))
+    empty = JointTrajectory()
+    chunk = ActionChunk(left=trajectories[0],
+                        right=trajectories[1] if len(trajectories) > 1 else empty)
+    return len(serialize_message(chunk)) + text_bytes
+
+
+def _prepare_shutdown(node: ChunkExecutorNode) -> None:
+    node.restore_normal_scheduling()
+    shutdown_logger(node).info('shutting down; no torque-off is sent: the drivers keep holding '
+                               'the last command')
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console entry point: `vla-adapter-executor --ros-args -p rate_hz:=50.0 ...`."""
+    # The intake thread decodes chunks holding the GIL; the ticking thread asks for it back
+    # after this long (Python's default is 5 ms, a quarter of a 50 Hz tick).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    return_large_buffers_to_the_os()  # a rejected 16 MB chunk leaves no heap behind
+    return run_node(ChunkExecutorNode, NODE_NAME, args, on_shutdown=_prepare_shutdown,
+                    help_text=parameter_help(EXECUTOR_PARAMETERS, 'vla-adapter-executor',
+                                             NODE_NAME, __doc__.splitlines()[0]))
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

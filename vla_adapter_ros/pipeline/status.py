@@ -1,0 +1,43 @@
+"""The status vocabulary of the policy pipeline: state names and the reasons every reader matches.
+
+The state numbers are vla_adapter_msgs/PolicyStatus's constants; their names and the fixed
+reason texts live here once, and the executor, the inference node, sim-eval and the showcase
+import them (a reason that carries a value is built by the function beside its constant).
+"""
+
+from vla_adapter_msgs.msg import PolicyStatus
+
+STATE_NAMES = {PolicyStatus.STATE_IDLE: 'IDLE', PolicyStatus.STATE_STARTING: 'STARTING',
+               PolicyStatus.STATE_RUNNING: 'RUNNING', PolicyStatus.STATE_PAUSED: 'PAUSED',
+               PolicyStatus.STATE_HOLDING: 'HOLDING', PolicyStatus.STATE_FAULT: 'FAULT'}
+
+# The executor's reasons (PolicyStatus.fault_reason).
+WAITING_FOR_JOINT_STATES = 'waiting for joint_states'  # before the first tick
+WAITING_FOR_FIRST_CHUNK = 'waiting for the first chunk'  # running, no chunk yet (after restart)
+NO_CHUNK_COVERS_NOW = 'no chunk covers now'  # every scheduled chunk has been played
+MOVING_TO_START_POSE = 'moving to the start pose'
+SETTING_GRIPPER_MODE = 'setting the gripper operating mode'
+RESTARTING = 'restarting'
+CHUNK_DROPPED_STARTING = 'dropped: start-up not finished'  # ~/chunk_filed outcome
+CHUNK_ACCEPTED = 'accepted'  # ~/chunk_filed outcome
+
+
+def state_name(state: int) -> str:
+    """'RUNNING' for PolicyStatus.STATE_RUNNING; the number as text for an unknown state."""
+    return STATE_NAMES.get(state, str(state))
+
+
+def waiting_for_joint_states(missing: list[str], last_error: str = '') -> str:
+    """The executor's reason while some arms have not sent a valid joint_states yet."""
+    text = f'waiting for joint_states of {missing}'
+    return f'{text}; last error: {last_error}' if last_error else text
+
+
+def stale_chunk(age_s: float) -> str:
+    """The executor's reason when no chunk arrived within stale_chunk_s."""
+    return f'stale chunk: none for {age_s:.2f} s'
+
+
+def stale_observation(stale_arms: list[str]) -> str:
+    """The executor's fault when arms sent no valid joint_states within stale_observation_s."""
+    return f'stale observation: no valid joint_states from {", ".join(stale_arms)}'

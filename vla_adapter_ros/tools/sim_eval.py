@@ -1,0 +1,199 @@
+"""`vla-adapter-sim-eval`: closed-loop success on the MuJoCo ALOHA, through the real nodes.
+
+Starts the nodes of ``aloha.launch.py use_sim:=true sim:=mujoco sim_clock:=sim`` as processes
+and runs one episode per seed (tools/episode_driver.py); the simulator owns the clock, so the
+same seed gives the same episode on any machine. Beside the policy, the open-loop baselines of
+sim/baselines.py run on the same seeds; every rate is reported with its 95 % Wilson interval
+and compared on the same seeds (sim/eval_scoring.py). Writes ``report.json``, ``rewards.png``,
+``success.png`` and the first episode's ``top_camera.png`` / ``.gif``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from training.config_cli import build_config_parser, option, run_config_main
+from vla_adapter_ros.sim import eval_scoring
+from vla_adapter_ros.sim.baselines import baseline_rewards, mean_demonstration
+from vla_adapter_ros.sim.task_facts import DEFAULT_INSTRUCTION, SUCCESS_REWARD
+from vla_adapter_ros.tools.episode_driver import EpisodeDriver, eval_node_specs
+from vla_adapter_ros.tools.sim_eval_report import print_report, write_plots, write_strip
+
+PROG = 'vla-adapter-sim-eval'
+
+
+def _require(condition: bool, name: str, value, why: str) -> None:
+    if not condition:
+        raise ValueError(f'--{name} {value}: {why}')
+
+
+@dataclass(frozen=True)
+class SimEvalConfig:
+    """What `vla-adapter-sim-eval` runs (the fields are its command line)."""
+
+    checkpoint: str = option(metavar='DIR', help='policy checkpoint directory')
+    episodes: int = option(50, help='episodes, one per seed')
+    # Seeds from 1000 on: the scripted demonstrations use 0..999.
+    seed: int = option(1000, help='first seed (episodes use seed .. seed+episodes-1; never used '
+                                  'by the demonstrations)')
+    episode_steps: int = option(400, aliases=('--episode-steps',),
+                                help='20 ms steps per episode (400 = 8 s, as gym-aloha)')
+    demo_seeds: int = option(50, aliases=('--demo-seeds',),
+                             help='the mean-demonstration baseline averages seeds 0..N-1')
+    baselines: bool = option(True, help='run the hold-still and mean-demonstration baselines')
+    device: str = option('cpu', help="the inference node's torch device")
+    instruction: str = option(DEFAULT_INSTRUCTION, help='the instruction the policy is given')
+    # The demo policy's cameras are 96x128; the simulator renders at this size.
+    image_height: int = option(96, aliases=('--image-height',), help='camera image height')
+    image_width: int = option(128, aliases=('--image-width',), help='camera image width')
+    output_dir: str | None = option(None, aliases=('--output-dir',), metavar='DIR',
+                                    help='where report.json and the plots go (default: a '
+                                         'temporary folder)')
+    episode_timeout_s: float = option(600.0, aliases=('--episode-timeout-s',),
+                                      help='an episode that has not ended by then is an error')
+
+    def __post_init__(self) -> None:
+        for name in ('episodes', 'episode_steps', 'demo_seeds'):
+            _require(getattr(self, name) >= 1, name, getattr(self, name), 'must be >= 1')
+        _require(self.seed >= 0, 'seed', self.seed, 'must be >= 0')
+        for name in ('image_height', 'image_width'):
+            _require(16 <= getattr(self, name) <= 2048, name, getattr(self, name),
+                     'must be in [16, 2048]')
+        _require(self.episode_timeout_s > 0, 'episode_timeout_s', self.episode_timeout_s,
+                 'must be > 0')
+
+    @property
+    def seeds(self) -> list[int]:
+        """The evaluated seeds."""
+        return list(range(self.seed, self.seed + self.episodes))
+
+
+def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int]) -> dict:
+    """Start the nodes, run every seed; per-episode rewards, latencies and first-episode frames."""
+    from ament_index_python.packages import get_package_prefix
+    import rclpy
+    from tqdm import tqdm
+
+    from vla_adapter_core.robot_description import load_robot_description
+    from vla_adapter_ros.bringup.launch_description import PACKAGE
+    from vla_adapter_ros.bringup.node_processes import NodeProcessGroup
+    specs = eval_node_specs(str(Path(args.checkpoint).resolve()), args.device, args.instruction,
+                            args.episode_steps, (args.image_height, args.image_width))
+    executables = Path(get_package_prefix(PACKAGE)) / 'lib' / PACKAGE
+    group = NodeProcessGroup(specs, executables, output / 'logs')
+    rclpy.init()
+    driver = EpisodeDriver(load_robot_description('aloha_sim'), group.exited)
+    episodes, frames = [], []
+    try:
+        group.start()
+        driver.wait_for_policy(args.episode_timeout_s)
+        for index, seed in enumerate(tqdm(seeds, desc='episodes', unit='episode')):
+            started = time.monotonic()
+            chunks_before = len(driver.inference_ms)
+            rewards = driver.run_episode(seed, args.episode_steps, args.episode_timeout_s,
+                                         capture=index == 0)
+            if index == 0:
+                frames = list(driver.frames)
+            latencies = driver.inference_ms[chunks_before:]
+            episodes.append({'seed': seed, 'success': max(rewards, default=0) >= SUCCESS_REWARD,
+                             'max_reward': max(rewards, default=0.0),
+                             'final_reward': rewards[-1] if rewards else 0.0,
+                             'steps': len(rewards), 'chunks': len(latencies),
+                             'final_state': driver.arm_positions(),
+                             'wall_s': round(time.monotonic() - started, 2),
+                             'rewards': rewards})
+    except RuntimeError as error:
+        raise RuntimeError(f'{error} (logs in {output / "logs"})') from error
+    finally:
+        exited = group.exited()
+        group.stop()
+        latencies = list(driver.inference_ms)
+        faults = sorted(set(driver.faults))
+        driver.close()
+        rclpy.try_shutdown()
+    return {'episodes': episodes, 'frames': frames, 'inference_ms': latencies,
+            'faults': faults, 'exited_early': exited}
+
+
+def _check_checkpoint(config: SimEvalConfig) -> None:
+    if not Path(config.checkpoint, 'config.json').is_file():
+        raise ValueError(f'--checkpoint {config.checkpoint}: no config.json (not a checkpoint '
+                         'directory)')
+
+
+def run_baselines(config: SimEvalConfig) -> dict[str, list[list[int]]]:
+    """Per-seed reward sequences of each baseline on the evaluated seeds."""
+    seeds = config.seeds
+    print(f'[{PROG}] baselines on seeds {seeds[0]}..{seeds[-1]}', flush=True)
+    mean = mean_demonstration(list(range(config.demo_seeds)), config.episode_steps)
+    return {'hold_still': baseline_rewards('hold_still', seeds, None, config.episode_steps),
+            'mean_demonstration': baseline_rewards('mean_demonstration', seeds, mean,
+                                                   config.episode_steps)}
+
+
+def compare(policy_rewards: list, baselines: dict, summaries: dict) -> dict:
+    """The policy against each baseline on the same seeds: paired test and verdict."""
+    solved = eval_scoring.max_rewards(policy_rewards) >= SUCCESS_REWARD
+    comparisons = {}
+    for name, rewards in baselines.items():
+        paired = eval_scoring.paired_comparison(
+            solved, eval_scoring.max_rewards(rewards) >= SUCCESS_REWARD)
+        comparisons[name] = {**paired, 'verdict': eval_scoring.verdict(
+            summaries['policy'], summaries[name], paired)}
+    return comparisons
+
+
+def evaluate(config: SimEvalConfig) -> dict:
+    """The whole evaluation; the report (also written as report.json)."""
+    _check_checkpoint(config)
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    output = (Path(config.output_dir) if config.output_dir
+              else Path(tempfile.mkdtemp(prefix='vla_sim_eval_')))
+    output.mkdir(parents=True, exist_ok=True)
+    seeds = config.seeds
+    baselines = run_baselines(config) if config.baselines else {}
+    result = run_policy_episodes(config, output, seeds)
+    policy_rewards = [episode['rewards'] for episode in result['episodes']]
+    latencies = np.asarray(result['inference_ms'], dtype=np.float64)
+    summaries = {'policy': eval_scoring.summarise(policy_rewards),
+                 **{name: eval_scoring.summarise(rewards) for name, rewards in baselines.items()}}
+    report = {
+        'checkpoint': str(Path(config.checkpoint).resolve()), 'seeds': [seeds[0], seeds[-1]],
+        'episode_steps': config.episode_steps, 'summary': summaries,
+        'against_baselines': compare(policy_rewards, baselines, summaries),
+        'inference_ms': {'chunks': int(latencies.size),
+                         'p50': float(np.percentile(latencies, 50)) if latencies.size else None,
+                         'p99': float(np.percentile(latencies, 99)) if latencies.size else None},
+        'wall_s_per_episode': float(np.mean([episode['wall_s']
+                                             for episode in result['episodes']])),
+        'executor_faults': result['faults'],
+        'episodes': [{key: value for key, value in episode.items() if key != 'rewards'}
+                     for episode in result['episodes']]}
+    (output / 'report.json').write_text(json.dumps(report, indent=1))
+    write_plots(output, policy_rewards, baselines, summaries)
+    write_strip(output, result['frames'])
+    report['output_dir'] = str(output)
+    return report
+
+
+def _report(config: SimEvalConfig) -> int:
+    print_report(evaluate(config))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point ``vla-adapter-sim-eval``."""
+    parser = build_config_parser(SimEvalConfig, PROG, __doc__.splitlines()[0])
+    return run_config_main(parser, SimEvalConfig, argv, _report)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
