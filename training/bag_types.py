@@ -8,6 +8,10 @@ import functools
 
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+STRING = 'std_msgs/msg/String'
+# The recorder's instruction topic: the bag's own record of the instruction (a bare .mcap
+# keeps it when metadata.yaml is gone).
+INSTRUCTION_TOPIC = '/instruction'
 JOINT_GROUP_COMMAND = 'interbotix_xs_msgs/msg/JointGroupCommand'
 JOINT_SINGLE_COMMAND = 'interbotix_xs_msgs/msg/JointSingleCommand'
 # The Interbotix command definitions (interbotix_xs_msgs), absent from rosbags' stores.

@@ -12,6 +12,7 @@ the bag has that.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import contextlib
 from dataclasses import dataclass, field
 import hashlib
 import io
@@ -24,7 +25,8 @@ import numpy as np
 from PIL import Image
 from rosbags.rosbag2 import Reader
 
-from training.bag_types import bag_typestore
+from training.bag_types import INSTRUCTION_TOPIC, bag_typestore
+from training.bag_types import STRING as STRING_TYPE
 from training.data_config import DatasetConfig
 from training.episodes import (
     ACTION_KEY,
@@ -117,6 +119,39 @@ def image_message_to_rgb(bag: Path, topic: str, message) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
+@contextlib.contextmanager
+def damaged_bag_errors(bag: Path, passthrough: tuple = ()):
+    """Inside: an error of the bag reader becomes one EpisodeError naming the bag.
+
+    rosbags, mcap and sqlite raise many unrelated types (an OverflowError, a struct error) on a
+    damaged file; ``passthrough`` exceptions (not the bag's fault) propagate unchanged.
+    """
+    try:
+        yield
+    except (EpisodeError, *passthrough):
+        raise
+    except Exception as error:  # noqa: BLE001 - any reader failure is a damaged bag
+        detail = ' '.join(str(error).split()) or type(error).__name__
+        raise EpisodeError(bag, 'bag', f'damaged, cannot be read ({detail})') from None
+
+
+def check_message_counts(bag: Path, reader: Reader, read: dict[str, int]) -> None:
+    """EpisodeError when a topic yielded fewer messages than the bag says it holds.
+
+    The counts come from metadata.yaml, or from the MCAP summary for a bare .mcap (rosbags
+    reads either into its connections). A damaged region that the reader skips silently shows
+    up here, however small.
+    """
+    expected: dict[str, int] = {}
+    for connection in reader.connections:
+        if connection.topic in read:
+            expected[connection.topic] = expected.get(connection.topic, 0) + connection.msgcount
+    for topic, count in read.items():
+        if expected.get(topic) and count != expected[topic]:
+            raise EpisodeError(bag, topic, f'damaged: {count} messages read of the '
+                                           f'{expected[topic]} the bag records')
+
+
 class RosbagAligner:
     """Reads one bag, aligns its topics at ``config.rate_hz`` and writes the HDF5 cache."""
 
@@ -168,7 +203,11 @@ class RosbagAligner:
         missing = sorted(wanted - present)
         if missing:
             all_topics = sorted({c.topic for c in reader.connections})
-            raise EpisodeError(self.bag, missing[0],
+            cameras = set(self.camera_topics.values())
+            # A camera is found raw or as image_transport's compressed topic: name both.
+            name = (f'{missing[0]} (nor {missing[0]}/compressed)' if missing[0] in cameras
+                    else missing[0])
+            raise EpisodeError(self.bag, name,
                                f'topic missing from the bag (topics in bag: {all_topics})')
         series: dict[str, TopicSeries] = {}
         for connection in connections:
@@ -179,15 +218,27 @@ class RosbagAligner:
                 raise EpisodeError(self.bag, connection.topic,
                                    f'message type {connection.msgtype}, expected one of {allowed}')
             series[connection.topic] = TopicSeries(connection.topic, connection.msgtype)
-        for connection, bag_time, raw in reader.messages(connections=connections):
-            message = self.typestore.deserialize_cdr(raw, connection.msgtype)
-            entry = series[connection.topic]
-            entry.stamps.append(_stamp_ns(message, bag_time, self.config.timestamp_source))
-            if connection.msgtype not in IMAGE_TYPES:
-                entry.values.append(self._state_value(connection.topic, message))
+        instructions = [c for c in reader.connections
+                        if c.topic == INSTRUCTION_TOPIC and c.msgtype == STRING_TYPE]
+        read = dict.fromkeys((c.topic for c in [*connections, *instructions]), 0)
+        topic_instruction = None
+        with damaged_bag_errors(self.bag):
+            for connection, bag_time, raw in reader.messages(
+                    connections=connections + instructions):
+                read[connection.topic] += 1
+                message = self.typestore.deserialize_cdr(raw, connection.msgtype)
+                if connection.topic == INSTRUCTION_TOPIC:
+                    topic_instruction = message.data.strip() or topic_instruction  # last wins
+                    continue
+                entry = series[connection.topic]
+                entry.stamps.append(_stamp_ns(message, bag_time, self.config.timestamp_source))
+                if connection.msgtype not in IMAGE_TYPES:
+                    entry.values.append(self._state_value(connection.topic, message))
+        check_message_counts(self.bag, reader, read)
         custom = getattr(reader.storage, 'metadata', None)
         custom = getattr(custom, 'custom', None) or {}
-        return series, custom.get('instruction')
+        # The bag's metadata (custom_data), else the recorded instruction topic (a bare .mcap).
+        return series, custom.get('instruction') or topic_instruction
 
     def _grid(self, series: dict[str, TopicSeries]) -> np.ndarray:
         for entry in series.values():
@@ -238,8 +289,13 @@ class RosbagAligner:
         for topic in topic_camera:
             for step, position in enumerate(self._select(series[topic], grid).tolist()):
                 steps_of[topic].setdefault(position, []).append(step)
-        counters = dict.fromkeys(topic_camera, 0)
         connections = [c for c in reader.connections if c.topic in topic_camera]
+        with damaged_bag_errors(self.bag):
+            yield from self._frames_at(reader, connections, steps_of, topic_camera)
+
+    def _frames_at(self, reader: Reader, connections: list, steps_of: dict,
+                   topic_camera: dict) -> Iterator[tuple[str, list[int], np.ndarray]]:
+        counters = dict.fromkeys(topic_camera, 0)
         for connection, _, raw in reader.messages(connections=connections):
             position = counters[connection.topic]
             counters[connection.topic] += 1

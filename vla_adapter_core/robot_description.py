@@ -315,12 +315,15 @@ class RobotLayout:
             raise ValueError(f'RobotLayout: unknown keys {unknown}')
         return cls(**data)
 
-    def mismatch(self, robot: RobotLayout) -> str:
-        """'' when ``robot`` (the robot's layout) can run a policy of this layout, else why."""
+    def mismatch(self, robot: RobotLayout, mine: str = 'checkpoint') -> str:
+        """'' when ``robot`` (the robot's layout) can run a policy of this layout, else why.
+
+        ``mine`` names what this layout belongs to in the reason ('checkpoint', 'bag', ...).
+        """
         for field in ('action_names', 'proprio_names', 'gripper'):
-            mine, theirs = getattr(self, field), getattr(robot, field)
-            if mine != theirs:
-                return (f'{field}: checkpoint {_describe(mine)} vs robot {_describe(theirs)}')
+            ours, theirs = getattr(self, field), getattr(robot, field)
+            if ours != theirs:
+                return f'{field}: {mine} {_describe(ours)} vs robot {_describe(theirs)}'
         return ''
 
 

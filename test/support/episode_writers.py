@@ -134,6 +134,11 @@ class RosbagEpisodeWriter:
             velocity=np.zeros(0), effort=np.zeros(0))
         self._write(topic, 'sensor_msgs/msg/JointState', message, stamp_ns + bag_delay_ns)
 
+    def string(self, topic: str, bag_time_ns: int, text: str) -> None:
+        """std_msgs/String, as the recorder stores the instruction topic."""
+        message = self.typestore.types['std_msgs/msg/String'](data=text)
+        self._write(topic, 'std_msgs/msg/String', message, bag_time_ns)
+
     def float_array(self, topic: str, bag_time_ns: int, values: np.ndarray) -> None:
         """std_msgs/Float64MultiArray (no header: aligned by bag time)."""
         types = self.typestore.types

@@ -105,6 +105,10 @@ class BagWriter:
             data=np.asarray(values, dtype=np.float64))
         self._write(topic, 'std_msgs/msg/Float64MultiArray', message, time_ns)
 
+    def string(self, topic: str, time_ns: int, text: str) -> None:
+        message = self.typestore.types['std_msgs/msg/String'](data=text)
+        self._write(topic, 'std_msgs/msg/String', message, time_ns)
+
     def close(self, instruction: str | None = INSTRUCTION) -> None:
         if instruction:
             self.writer.set_custom_data('instruction', instruction)
@@ -116,15 +120,19 @@ def write_episode(path: Path, robot: RobotDescription, *, storage: str = 'mcap',
                   actions=None, leader_actions: bool = False, compressed: bool = False,
                   cameras=None, instruction: str | None = INSTRUCTION,
                   sidecar: dict | None = None, time_shift_ns: int = 0, image_hw=(24, 32),
-                  image_format: str = 'png') -> Path:
+                  image_format: str = 'png', instruction_topic: str | None = None) -> Path:
     """One episode of ``robot`` in the recorder's layout; returns ``path``.
 
     ``actions``: [(bag time ns, (action_dim,) policy values)] written on /commanded_action;
     ``leader_actions``: the leaders' joint states at ``state_hz`` (each leader copies its
     follower's joints, gripper joint mapped through the leader's calibration) instead.
+    ``instruction_topic``: a text published on /instruction during the episode, as the
+    recorder stores it.
     """
     path = Path(path)
     writer = BagWriter(path, storage)
+    if instruction_topic is not None:
+        writer.string('/instruction', T0 + time_shift_ns, instruction_topic)
     cameras = list(cameras or robot.cameras)
     for index in range(int(seconds * camera_hz) + 1):
         stamp = T0 + time_shift_ns + round(index * 1e9 / camera_hz)

@@ -11,6 +11,7 @@ episode); the rest are read-only.
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.bag_types import INSTRUCTION_TOPIC
 from vla_adapter_ros.params.parameters import (
     NodeConfig,
     ParameterSpec,
@@ -48,7 +49,7 @@ RECORDER_PARAMETERS = ParameterTable((
                   "one value per action dimension, policy units) for 'executor_commands'."),
     ParameterSpec('instruction', '', 'Instruction of the next episode (a String on '
                   'instruction_topic replaces it).', dynamic=True),
-    ParameterSpec('instruction_topic', '/instruction',
+    ParameterSpec('instruction_topic', INSTRUCTION_TOPIC,
                   'std_msgs/String topic of the instruction; recorded into the bag.'),
     ParameterSpec('max_episode_s', 0.0, 'Stop an episode after this long (s); 0 = only by '
                   'service or topic.', (0.0, 86400.0)),

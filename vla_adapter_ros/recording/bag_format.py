@@ -19,7 +19,7 @@ from PIL import Image as PilImage
 from rosbags.rosbag2 import StoragePlugin, Writer
 import yaml
 
-from training.bag_types import JOINT_GROUP_COMMAND, JOINT_SINGLE_COMMAND
+from training.bag_types import JOINT_GROUP_COMMAND, JOINT_SINGLE_COMMAND, STRING
 from vla_adapter_core.robot_description import RobotDescription
 
 BAG_METADATA_VERSION = 8
@@ -28,7 +28,6 @@ STORAGE_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 JOINT_STATE = 'sensor_msgs/msg/JointState'
-STRING = 'std_msgs/msg/String'
 FLOAT64_ARRAY = 'std_msgs/msg/Float64MultiArray'
 
 

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from training.data_config import DatasetConfig
 from training.episodes import EpisodeError
-from training.rosbag_episodes import AlignedStates, RosbagAligner, is_rosbag
+from training.rosbag_episodes import (
+    AlignedStates,
+    RosbagAligner,
+    damaged_bag_errors,
+    is_rosbag,
+)
 from vla_adapter_core.robot_description import RobotDescription, RobotLayout
 from vla_adapter_ros.recording.bag_format import read_episode_metadata
 from vla_adapter_ros.replay.replay_config import DEFAULT_ACTION_TOPIC, ReplayEvalConfig
@@ -72,7 +77,7 @@ def _check_recorded_robot(path: Path, metadata: dict, robot: RobotDescription) -
     if not layout:
         return
     try:
-        mismatch = RobotLayout.from_dict(layout).mismatch(robot.layout())
+        mismatch = RobotLayout.from_dict(layout).mismatch(robot.layout(), mine='bag')
     except (TypeError, ValueError, KeyError) as error:
         raise EpisodeError(path, 'episode_metadata.yaml',
                            f'robot layout unreadable: {error}') from None
@@ -134,13 +139,12 @@ def load_episode(path: Path, robot: RobotDescription, policy_config,
 
 
 def guard_reading(path: Path, work):
-    """Run ``work()``; rosbags' errors on a damaged bag become an EpisodeError naming it."""
+    """Run ``work()``; a reader's error on a damaged bag becomes an EpisodeError naming it.
+
+    An error of the policy (PolicyCallFailed) is the policy's, not the bag's: re-raised as such.
+    """
     try:
-        return work()
-    except EpisodeError:
-        raise
+        with damaged_bag_errors(path, passthrough=(PolicyCallFailed,)):
+            return work()
     except PolicyCallFailed as failure:
         raise failure.error from None
-    except Exception as error:  # noqa: BLE001 - rosbags, mcap and sqlite raise many types
-        detail = ' '.join(str(error).split()) or type(error).__name__
-        raise EpisodeError(path, 'bag', f'damaged, cannot be read ({detail})') from None

@@ -82,7 +82,8 @@ def draw_plots(folder: Path, plots: dict, report: dict, max_plots: int) -> list[
     dimension_names = report.get('dimension_names', [])
     for index, episode in enumerate(plots.get('episodes', [])[:max_plots]):
         name = f'joints_{index:02d}_{_safe(episode["name"])}.png'
-        _plot_joints(pyplot, folder / name, episode, dimension_names)
+        _save(pyplot, joint_figure(pyplot, episode, dimension_names,
+                                   report.get('gripper_dims', [])), folder / name)
         names.append(name)
     by_step = {key: values for key, values in plots.get('by_step', {}).items() if values}
     if by_step:
@@ -100,22 +101,42 @@ def draw_plots(folder: Path, plots: dict, report: dict, max_plots: int) -> list[
         names.append('error_over_horizon.png')
     latencies = np.asarray(plots.get('latencies_s', []), dtype=np.float64) * 1e3
     if latencies.size:
-        figure, axis = pyplot.subplots(figsize=(6, 3.5))
-        axis.hist(latencies, bins=min(50, max(5, latencies.size // 4)))
-        for label, value in (('p50', np.percentile(latencies, 50)),
-                             ('p99', np.percentile(latencies, 99))):
-            axis.axvline(value, linestyle='--', color='k', linewidth=0.8)
-            axis.text(value, axis.get_ylim()[1] * 0.9, f' {label} {value:.1f} ms', fontsize=8)
-        axis.set_xlabel('inference latency (ms)')
-        axis.set_ylabel('chunks')
-        axis.set_title('predict_action_chunk latency')
-        _save(pyplot, figure, folder / 'latency_histogram.png')
+        _save(pyplot, latency_figure(pyplot, latencies), folder / 'latency_histogram.png')
         names.append('latency_histogram.png')
     return names
 
 
-def _plot_joints(pyplot, path: Path, episode: dict, dimension_names: list) -> None:
-    """Recorded actions, the predicted first step and the executed commands, per dimension."""
+def latency_figure(pyplot, latencies_ms: np.ndarray):
+    """Histogram of the inference latencies with the p50 / p99 lines labelled inside the axes."""
+    figure, axis = pyplot.subplots(figsize=(6, 3.5))
+    axis.hist(latencies_ms, bins=min(50, max(5, latencies_ms.size // 4)))
+    axis.set_xlabel('inference latency (ms)')
+    axis.set_ylabel('chunks')
+    axis.set_title('predict_action_chunk latency')
+    low, high = axis.get_xlim()
+    for row, (label, value) in enumerate((('p50', np.percentile(latencies_ms, 50)),
+                                          ('p99', np.percentile(latencies_ms, 99)))):
+        axis.axvline(value, linestyle='--', color='k', linewidth=0.8)
+        # Labels right of a line in the left half, left of it in the right half: never past
+        # the edge; the two at different heights.
+        right_half = value > low + 0.5 * (high - low)
+        axis.annotate(f'{label} {value:.1f} ms', xy=(value, 0.92 - 0.1 * row),
+                      xycoords=('data', 'axes fraction'), ha='right' if right_half else 'left',
+                      xytext=(-3 if right_half else 3, 0), textcoords='offset points',
+                      fontsize=8)
+    return figure
+
+
+def _joint_label(name: str, dim: int, gripper_dims: list) -> str:
+    unit = '0 closed..1 open' if dim in gripper_dims else 'rad'
+    return f'{name}\n({unit})'
+
+
+def joint_figure(pyplot, episode: dict, dimension_names: list, gripper_dims: list):
+    """Recorded actions, the predicted first step and the executed commands, per dimension.
+
+    Each panel's y axis carries its unit; the legend sits above the panels, covering none.
+    """
     recorded = np.asarray(episode['recorded'])
     dims = recorded.shape[1]
     columns = 2 if dims > 4 else 1
@@ -135,18 +156,22 @@ def _plot_joints(pyplot, path: Path, episode: dict, dimension_names: list) -> No
         if commands is not None:
             axis.plot((np.asarray(commands[0]) - origin) * 1e-9, commands[1][:, dim],
                       color='tab:orange', linewidth=0.9, label='executed')
-        label = dimension_names[dim] if dim < len(dimension_names) else f'dim {dim}'
-        axis.set_ylabel(label, fontsize=7)
+        name = dimension_names[dim] if dim < len(dimension_names) else f'dim {dim}'
+        axis.set_ylabel(_joint_label(name, dim, gripper_dims), fontsize=7)
         axis.tick_params(labelsize=6)
     for axis in axes[-1]:
         axis.set_xlabel('time in the episode (s)', fontsize=7)
-    axes[0, 0].legend(fontsize=6, loc='upper right')
+    handles, labels = axes[0, 0].get_legend_handles_labels()
     figure.suptitle(f'{episode["name"]}: predicted vs recorded', fontsize=9)
-    _save(pyplot, figure, path)
+    figure.legend(handles, labels, fontsize=7, loc='upper center', ncol=len(labels),
+                  bbox_to_anchor=(0.5, 0.965), frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
+    return figure
 
 
 def _save(pyplot, figure, path: Path) -> None:
-    figure.tight_layout()
+    if not figure.legends:  # the joint figure lays itself out around its legend
+        figure.tight_layout()
     figure.savefig(path, dpi=80)
     pyplot.close(figure)
 

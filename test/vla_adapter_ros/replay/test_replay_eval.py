@@ -216,8 +216,11 @@ def _truncated(tmp_path):
 
 
 def _missing_topic(tmp_path):
-    return write_episode(tmp_path / 'bag', ALOHA, leader_actions=True,
-                         cameras=['cam_high', 'cam_left_wrist']), 'topic missing'
+    """The right wrist camera is missing from a bag of compressed images."""
+    return write_episode(tmp_path / 'bag', ALOHA, leader_actions=True, compressed=True,
+                         cameras=['cam_high', 'cam_left_wrist']), (
+        '/cam_right_wrist/camera/color/image_rect_raw (nor /cam_right_wrist/camera/color/'
+        'image_rect_raw/compressed): topic missing')
 
 
 def _wrong_type(tmp_path):
@@ -264,7 +267,8 @@ def _other_robot(tmp_path):
 def _other_robot_sidecar(tmp_path):
     bag = write_episode(tmp_path / 'bag', ALOHA, leader_actions=True, sidecar={
         'robot': load_robot_description('wx250s').summary()})
-    return bag, "recorded on robot 'wx250s'"
+    return bag, ("recorded on robot 'wx250s', whose layout differs from 'aloha': "
+                 'action_names: bag 7 dims')
 
 
 BAD_BAGS = {'truncated': _truncated, 'missing_topic': _missing_topic, 'wrong_type': _wrong_type,
@@ -389,3 +393,13 @@ def test_an_executed_view_of_rejected_chunks_says_so_everywhere(policy, tmp_path
     assert 'vla-adapter-replay-eval: WARNING: the executed view is mostly' in printed
     page = (output / 'report.html').read_text()
     assert '<p class="warning">WARNING: the executed view is mostly' in page
+
+
+def test_a_bare_mcap_takes_its_instruction_from_the_instruction_topic(policy, tmp_path):
+    folder = write_episode(tmp_path / 'bag', ALOHA, leader_actions=True, instruction=None,
+                           instruction_topic='fold the towel')
+    [mcap] = folder.glob('*.mcap')
+    bare = tmp_path / 'episode.mcap'  # the file alone: no metadata.yaml, no custom data
+    mcap.rename(bare)
+    report = evaluate([bare], policy, ALOHA, SETTINGS)
+    assert report['episodes'][0]['instruction'] == 'fold the towel'
