@@ -1,0 +1,170 @@
+"""Our LeRobot reader against the real lerobot package: every value and every frame.
+
+Datasets are written by lerobot 0.4.4's own LeRobotDataset.create / add_frame / save_episode and
+read back by its LeRobotDataset (its torchcodec decoding), in a subprocess (lerobot_oracle.py);
+the v2.1 fixture is hand-written (see lerobot_fixtures.py) and checked against lerobot's own
+conversion of it to v3.0. Nothing here contacts a host: HF_HUB_OFFLINE=1 throughout.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from lerobot_fixtures import (
+    ALOHA_NAMES,
+    SHUFFLED_NAMES,
+    lerobot_dump,
+    make_inputs,
+    run_oracle,
+    vector_feature,
+    video_feature,
+    write_v21_by_hand,
+    write_with_lerobot,
+)
+import numpy as np
+import pytest
+
+from training.data_config import DatasetConfig
+from training.dataset import load_episodes
+from training.episodes import EpisodeError
+
+ALOHA_CAMERAS = ['cam_high', 'cam_left_wrist', 'cam_right_wrist']
+ALOHA_TASKS = ['pick up the cube', 'fold the towel', 'pick up the cube']
+ALOHA_LENGTHS = [12, 9, 15]
+# Column of the dataset (right arm stored first) holding each of our dimensions.
+FROM_SHUFFLED = [SHUFFLED_NAMES.index(name) for name in ALOHA_NAMES]
+
+
+@pytest.fixture(scope='module', autouse=True)
+def offline(monkeypatch_module):
+    monkeypatch_module.setenv('HF_HUB_OFFLINE', '1')
+
+
+@pytest.fixture(scope='module')
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp('lerobot')
+
+
+@pytest.fixture(scope='module')
+def aloha_v3(work):
+    features = {'observation.state': vector_feature(SHUFFLED_NAMES),
+                'action': vector_feature(SHUFFLED_NAMES),
+                **{f'observation.images.{cam}': video_feature() for cam in ALOHA_CAMERAS}}
+    return write_with_lerobot(work, 'aloha_v3', features, ALOHA_TASKS, ALOHA_LENGTHS)
+
+
+@pytest.fixture(scope='module')
+def gym_v3_h264(work):
+    features = {'observation.state': vector_feature(ALOHA_NAMES),
+                'action': vector_feature(None),
+                'observation.images.top': video_feature()}
+    return write_with_lerobot(work, 'gym_h264', features, ['insert the peg'] * 2, [10, 7],
+                              vcodec='h264', seed=1)
+
+
+@pytest.fixture(scope='module')
+def aloha_v21(work):
+    """(hand-written v2.1 root, lerobot's dump of lerobot's own v3.0 conversion of a copy)."""
+    features = {'observation.state': vector_feature(SHUFFLED_NAMES),
+                'action': vector_feature(SHUFFLED_NAMES),
+                **{f'observation.images.{cam}': video_feature() for cam in ALOHA_CAMERAS}}
+    inputs = make_inputs([8, 11], list(features)[2:], seed=2)
+    root = work / 'aloha_v21'
+    write_v21_by_hand(root, features, ['stack the cups', 'open the drawer'], inputs)
+    converted = work / 'converted' / 'aloha_v21'
+    shutil.copytree(root, converted)
+    run_oracle(work, 'convert21', '--root', str(converted))
+    return root, inputs, lerobot_dump(work, converted)
+
+
+def dataset_config(root, **overrides) -> DatasetConfig:
+    return DatasetConfig(paths=[str(root)], **overrides)
+
+
+def assert_matches_lerobot(episodes, dump, inputs, columns, cameras, video_keys) -> None:
+    """Values, tasks and every frame equal what lerobot returns (frames visited out of order)."""
+    proprio = np.concatenate([episode.proprio for episode in episodes])  # (N, 14)
+    actions = np.concatenate([episode.actions for episode in episodes])
+    np.testing.assert_array_equal(proprio, dump['observation.state'][:, columns])
+    np.testing.assert_array_equal(actions, dump['action'][:, columns])
+    for index, episode in enumerate(episodes):
+        np.testing.assert_array_equal(episode.proprio,
+                                      inputs[f'ep{index}/observation.state'][:, columns])
+    tasks = [episode.instruction for episode in episodes for _ in range(len(episode))]
+    assert tasks == dump['task'].tolist()
+    positions = [(e, t) for e, episode in enumerate(episodes) for t in range(len(episode))]
+    order = np.random.default_rng(0).permutation(len(positions))
+    for index in [*order.tolist(), *range(len(positions))]:  # random access, then sequential
+        episode_index, step = positions[index]
+        images = episodes[episode_index].read_images(step)
+        for camera, key in zip(cameras, video_keys):
+            assert images[camera].shape == (48, 64, 3)
+            np.testing.assert_array_equal(images[camera], dump[key][index],
+                                          err_msg=f'{camera} sample {index}')
+
+
+def test_v3_written_by_lerobot_reads_identically(aloha_v3):
+    root, inputs, dump = aloha_v3
+    episodes = load_episodes(dataset_config(root))
+    assert [len(episode) for episode in episodes] == ALOHA_LENGTHS
+    assert [episode.instruction for episode in episodes] == ALOHA_TASKS
+    assert len(dump['index']) == sum(ALOHA_LENGTHS)
+    assert_matches_lerobot(episodes, dump, inputs, FROM_SHUFFLED, ALOHA_CAMERAS,
+                           [f'observation.images.{cam}' for cam in ALOHA_CAMERAS])
+
+
+def test_gym_aloha_h264_positional_action_reads_identically(gym_v3_h264):
+    root, inputs, dump = gym_v3_h264
+    episodes = load_episodes(dataset_config(root, robot='aloha_sim',
+                                            camera_names=['cam_high']))
+    assert [len(episode) for episode in episodes] == [10, 7]
+    identity = list(range(14))
+    assert_matches_lerobot(episodes, dump, inputs, identity, ['cam_high'],
+                           ['observation.images.top'])
+
+
+def test_v21_reads_as_lerobot_reads_its_own_conversion(aloha_v21):
+    root, inputs, dump = aloha_v21
+    episodes = load_episodes(dataset_config(root))
+    assert [episode.instruction for episode in episodes] == ['stack the cups', 'open the drawer']
+    assert_matches_lerobot(episodes, dump, inputs, FROM_SHUFFLED, ALOHA_CAMERAS,
+                           [f'observation.images.{cam}' for cam in ALOHA_CAMERAS])
+
+
+def test_declared_gripper_units_convert_with_the_description_calibration(aloha_v3, tmp_path):
+    root, inputs, _ = aloha_v3
+    mapping = tmp_path / 'finger_joint.yaml'
+    mapping.write_text(
+        'robot: aloha\n'
+        'cameras: {cam_high: observation.images.cam_high}\n'
+        "state: {feature: observation.state, names: '{side}_{joint}', gripper: finger}\n"
+        "action: {feature: action, names: '{side}_{joint}', gripper: {closed: 2.0, open: -2.0}}\n")
+    episodes = load_episodes(dataset_config(root, lerobot_mapping=str(mapping),
+                                            camera_names=['cam_high']))
+    raw_state = inputs['ep0/observation.state'][:, FROM_SHUFFLED].astype(np.float64)
+    raw_action = inputs['ep0/action'][:, FROM_SHUFFLED].astype(np.float64)
+    # config/robots/aloha.yaml: follower finger closed 0.0440 m, open 0.0579 m.
+    expected = (raw_state[:, [6, 13]] - 0.0440) / (0.0579 - 0.0440)
+    np.testing.assert_allclose(episodes[0].proprio[:, [6, 13]], expected, rtol=1e-6)
+    np.testing.assert_allclose(episodes[0].actions[:, [6, 13]],
+                               (raw_action[:, [6, 13]] - 2.0) / -4.0, rtol=1e-6)
+    np.testing.assert_array_equal(episodes[0].proprio[:, :6], raw_state[:, :6].astype(np.float32))
+
+
+def test_features_that_do_not_fit_are_refused_naming_the_feature(aloha_v3, tmp_path):
+    root = aloha_v3[0]
+    with pytest.raises(EpisodeError, match=r'observation\.images\.cam_low: feature missing'):
+        load_episodes(dataset_config(root, camera_names=['cam_high', 'cam_low']))
+    mapping = tmp_path / 'wrong_names.yaml'
+    mapping.write_text("robot: aloha\ncameras: {cam_high: observation.images.cam_high}\n"
+                       "state: {feature: observation.state, names: 'arm_{index}'}\n"
+                       "action: {feature: action}\n")
+    with pytest.raises(EpisodeError, match=r"observation\.state: names lack \['arm_0'"):
+        load_episodes(dataset_config(root, lerobot_mapping=str(mapping),
+                                     camera_names=['cam_high']))

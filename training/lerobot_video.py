@@ -1,0 +1,173 @@
+"""Frame-accurate decoding of LeRobot camera videos (MP4: AV1, H.264, HEVC) with PyAV.
+
+A frame is asked for by its presentation time (s) in the file; the frame whose time is within
+``tolerance_s`` of it is returned as uint8 (H, W, 3) RGB, the same frame LeRobot's own decoder
+returns for that time. Decoding seeks to the key frame at or before the time and decodes forward;
+a request just after the previous one (the next steps of an episode) continues decoding without
+seeking. Containers stay open per process (DataLoader workers each open their own).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+
+# Continue decoding forward instead of seeking when the next request is at most this far ahead.
+FORWARD_WINDOW_S = 0.5
+MAX_OPEN_FILES = 16
+
+
+class VideoFrameError(ValueError):
+    """A frame that cannot be had; the caller adds the episode and camera."""
+
+
+@dataclass
+class _OpenVideo:
+    container: av.container.InputContainer
+    stream: av.video.stream.VideoStream
+    frames: Iterator | None = None  # decoding position, None after a seek is needed
+    last_time: float = -1.0  # time of the last frame taken from ``frames``
+    last_frame: np.ndarray | None = None  # that frame, RGB, if it was returned
+
+
+def video_codec(path: str | Path) -> str:
+    """The codec name of the first video stream (raises VideoFrameError if unreadable)."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoFrameError('no video stream')
+            return container.streams.video[0].codec_context.name
+    except av.FFmpegError as error:
+        raise VideoFrameError(f'not a readable video ({error})') from None
+
+
+def decoder_available(codec: str) -> bool:
+    """True when PyAV's FFmpeg can decode ``codec`` (e.g. 'av1', 'h264', 'hevc')."""
+    try:
+        av.codec.Codec(codec, 'r')
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
+
+
+class VideoFrames:
+    """Open videos of this process and the frame at a time in each."""
+
+    def __init__(self, tolerance_s: float) -> None:
+        self.tolerance_s = tolerance_s
+        self._open: OrderedDict[str, _OpenVideo] = OrderedDict()
+        self._pid = os.getpid()
+
+    def _video(self, path: str) -> _OpenVideo:
+        if self._pid != os.getpid():  # forked: never share FFmpeg state with the parent
+            self._open, self._pid = OrderedDict(), os.getpid()
+        video = self._open.get(path)
+        if video is None:
+            try:
+                container = av.open(path)
+            except av.FFmpegError as error:
+                raise VideoFrameError(f'not a readable video ({error})') from None
+            if not container.streams.video:
+                container.close()
+                raise VideoFrameError('no video stream')
+            video = _OpenVideo(container, container.streams.video[0])
+            self._open[path] = video
+            if len(self._open) > MAX_OPEN_FILES:
+                _, oldest = self._open.popitem(last=False)
+                oldest.container.close()
+        self._open.move_to_end(path)
+        return video
+
+    def _restart(self, video: _OpenVideo, time_s: float) -> None:
+        """Seek to the key frame at or before ``time_s`` and restart decoding there."""
+        target = max(0.0, time_s - self.tolerance_s)
+        offset = int(target / video.stream.time_base)
+        video.container.seek(offset, stream=video.stream, backward=True, any_frame=False)
+        video.frames = video.container.decode(video.stream)
+        video.last_time, video.last_frame = -1.0, None
+
+    def frame_at(self, path: str | Path, time_s: float) -> np.ndarray:
+        """uint8 (H, W, 3) RGB frame shown at ``time_s``; VideoFrameError if none is close."""
+        video = self._video(str(path))
+        ahead = time_s - video.last_time
+        if video.last_frame is not None and abs(ahead) <= self.tolerance_s:
+            return video.last_frame
+        if video.frames is None or not -self.tolerance_s < ahead <= FORWARD_WINDOW_S:
+            self._restart(video, time_s)
+        try:
+            for frame in video.frames:
+                if frame.pts is None:
+                    continue
+                frame_time = float(frame.pts * video.stream.time_base)
+                video.last_time, video.last_frame = frame_time, None
+                if frame_time >= time_s - self.tolerance_s:
+                    if frame_time > time_s + self.tolerance_s:
+                        break
+                    video.last_frame = frame.to_ndarray(format='rgb24')  # (H, W, 3)
+                    return video.last_frame
+        except av.FFmpegError as error:
+            video.frames = None
+            raise VideoFrameError(f'decoding failed near {time_s:.4f} s ({error})') from None
+        video.frames = None
+        shown = f'{video.last_time:.4f} s' if video.last_time >= 0 else 'the end of the video'
+        raise VideoFrameError(f'no frame within {self.tolerance_s} s of {time_s:.4f} s (next '
+                              f'frame at {shown})')
+
+    def close(self) -> None:
+        """Close every open container."""
+        for video in self._open.values():
+            video.container.close()
+        self._open.clear()
+
+    def __getstate__(self) -> dict:
+        return {'tolerance_s': self.tolerance_s}  # open containers never cross processes
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state['tolerance_s'])
+
+
+# Encoder settings of LeRobot's recorder (lerobot.datasets.video_utils.encode_video_frames): a
+# key frame every 2 frames keeps random access cheap; yuv420p is what every decoder reads.
+VIDEO_CODECS = {
+    'libsvtav1': ('av1', {'g': '2', 'crf': '30', 'preset': '12'}),
+    'h264': ('h264', {'g': '2', 'crf': '23', 'preset': 'veryfast'}),
+}
+
+
+def write_video(path: str | Path, frames, fps: float, codec: str) -> dict:
+    """Encode uint8 (H, W, 3) RGB ``frames`` to an MP4 at ``fps`` (frame i at i / fps s).
+
+    Returns LeRobot's ``info`` block of the video feature (codec, size, pix_fmt, fps).
+    """
+    if codec not in VIDEO_CODECS:
+        raise ValueError(f'video codec {codec!r}: expected one of {sorted(VIDEO_CODECS)}')
+    name, options = VIDEO_CODECS[codec]
+    encoder = {'av1': 'libsvtav1', 'h264': 'libx264'}[name]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = None
+    with av.open(str(path), 'w', format='mp4') as container:
+        rate = Fraction(fps).limit_denominator(1000)
+        stream = container.add_stream(encoder, rate=rate, options=options)
+        stream.pix_fmt = 'yuv420p'
+        for index, rgb in enumerate(frames):
+            if size is None:
+                size = rgb.shape[:2]
+                stream.height, stream.width = size
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24')
+            frame.pts = index
+            frame.time_base = 1 / rate
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    if size is None:
+        raise ValueError(f'{path}: no frames to encode')
+    return {'video.height': int(size[0]), 'video.width': int(size[1]), 'video.codec': name,
+            'video.pix_fmt': 'yuv420p', 'video.is_depth_map': False, 'video.fps': fps,
+            'video.channels': 3, 'has_audio': False}
