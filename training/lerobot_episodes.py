@@ -69,12 +69,10 @@ class VideoIndex:
                     if not container.streams.video:
                         raise EpisodeError(where, feature, f'{path} has no video stream')
                     stream = container.streams.video[0]
-                    codec = stream.codec_context.name
-                    if not decoder_available(codec):
-                        tag = stream.codec_context.codec_tag
-                        raise EpisodeError(where, feature, f'unknown video codec {codec!r} (tag '
-                                                           f'{tag!r}) in {path}: PyAV cannot '
-                                                           'decode it')
+                    codec = stream.codec_context.name if stream.codec_context else None
+                    if codec is None or not decoder_available(codec):
+                        raise EpisodeError(where, feature, f'unknown video codec {codec!r} in '
+                                                           f'{path}: PyAV cannot decode it')
                     pts = [packet.pts for packet in container.demux(stream)
                            if packet.pts is not None]
                     base = float(stream.time_base)

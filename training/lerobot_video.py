@@ -37,17 +37,6 @@ class _OpenVideo:
     last_frame: np.ndarray | None = None  # that frame, RGB, if it was returned
 
 
-def video_codec(path: str | Path) -> str:
-    """The codec name of the first video stream (raises VideoFrameError if unreadable)."""
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoFrameError('no video stream')
-            return container.streams.video[0].codec_context.name
-    except av.FFmpegError as error:
-        raise VideoFrameError(f'not a readable video ({error})') from None
-
-
 def decoder_available(codec: str) -> bool:
     """True when PyAV's FFmpeg can decode ``codec`` (e.g. 'av1', 'h264', 'hevc')."""
     try:
@@ -74,9 +63,9 @@ class VideoFrames:
                 container = av.open(path)
             except av.FFmpegError as error:
                 raise VideoFrameError(f'not a readable video ({error})') from None
-            if not container.streams.video:
+            if not container.streams.video or container.streams.video[0].codec_context is None:
                 container.close()
-                raise VideoFrameError('no video stream')
+                raise VideoFrameError('no video stream of a codec PyAV knows')
             video = _OpenVideo(container, container.streams.video[0])
             self._open[path] = video
             if len(self._open) > MAX_OPEN_FILES:

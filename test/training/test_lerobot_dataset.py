@@ -8,6 +8,7 @@ conversion of it to v3.0. Nothing here contacts a host: HF_HUB_OFFLINE=1 through
 
 from __future__ import annotations
 
+import re
 import shutil
 
 from lerobot_fixtures import (
@@ -22,8 +23,11 @@ from lerobot_fixtures import (
     write_with_lerobot,
 )
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from training import compute_dataset_statistics
 from training.data_config import DatasetConfig
 from training.dataset import load_episodes
 from training.episodes import EpisodeError
@@ -168,3 +172,95 @@ def test_features_that_do_not_fit_are_refused_naming_the_feature(aloha_v3, tmp_p
     with pytest.raises(EpisodeError, match=r"observation\.state: names lack \['arm_0'"):
         load_episodes(dataset_config(root, lerobot_mapping=str(mapping),
                                      camera_names=['cam_high']))
+
+
+def corrupt_copy(root, tmp_path, damage) -> str:
+    """A copy of dataset ``root`` with ``damage(copy)`` applied."""
+    copy = tmp_path / root.name
+    shutil.copytree(root, copy)
+    damage(copy)
+    return str(copy)
+
+
+def truncate_data(root) -> None:
+    path = root / 'data/chunk-000/file-000.parquet'
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def delete_wrist_video(root) -> None:
+    (root / 'videos/observation.images.cam_left_wrist/chunk-000/file-000.mp4').unlink()
+
+
+def shift_timestamp(root) -> None:
+    path = root / 'data/chunk-000/file-000.parquet'
+    table = pq.read_table(path)
+    timestamps = table.column('timestamp').to_numpy().copy()
+    timestamps[ALOHA_LENGTHS[0] + 3] += 0.013  # episode 1, step 3
+    table = table.set_column(table.column_names.index('timestamp'), 'timestamp',
+                             pa.array(timestamps, pa.float32()))
+    pq.write_table(table, path)
+
+
+def shift_video_start(root) -> None:
+    path = next((root / 'meta/episodes').glob('chunk-*/*.parquet'))
+    table = pq.read_table(path)
+    name = 'videos/observation.images.cam_high/from_timestamp'
+    starts = table.column(name).to_numpy().copy()
+    starts[2] += 0.05  # episode 2's frames 2.5 frame periods off
+    pq.write_table(table.set_column(table.column_names.index(name), name, pa.array(starts)),
+                   path)
+
+
+def unknown_codec(root) -> None:
+    path = root / 'videos/observation.images.cam_high/chunk-000/file-000.mp4'
+    path.write_bytes(path.read_bytes().replace(b'av01', b'zzzz'))  # the sample entry's fourcc
+
+
+@pytest.mark.parametrize('damage, expected', [
+    (truncate_data, r'aloha_v3 episode 0: data: unreadable parquet .*file-000\.parquet'),
+    (delete_wrist_video, r'aloha_v3 episode 0: observation\.images\.cam_left_wrist: video file '
+                         r'missing: .*file-000\.mp4'),
+    (shift_timestamp, r'aloha_v3 episode 1: timestamp: steps 2 -> 3 are 0\.0330 s apart, not '
+                      r'1/fps = 0\.0200 s'),
+    (shift_video_start, r'aloha_v3 episode 2: observation\.images\.cam_high: timestamps do not '
+                        r'match the video: step 0 wants 0\.4700 s, nearest frame 0\.0100 s away'),
+    (unknown_codec, r'aloha_v3 episode 0: observation\.images\.cam_high: unknown video codec '
+                    r'None in .*: PyAV cannot decode it'),
+], ids=['truncated_parquet', 'missing_video', 'mismatched_timestamps', 'video_offset',
+        'unknown_codec'])
+def test_damaged_dataset_is_one_line_naming_the_episode(aloha_v3, tmp_path, capsys, damage,
+                                                        expected):
+    path = corrupt_copy(aloha_v3[0], tmp_path, damage)
+    status = compute_dataset_statistics.main(['--data', path, '--output',
+                                              str(tmp_path / 'stats.json')])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert len(error.strip().splitlines()) == 1, error
+    assert re.match(r'vla-adapter-stats: error: ' + r'.*' + expected, error.strip()), error
+
+
+def hub_cache(cache, repo_id: str, snapshots: dict[str, object]) -> None:
+    """The Hugging Face cache layout of dataset ``repo_id``: refs/<revision> -> snapshots."""
+    folder = cache / f"datasets--{repo_id.replace('/', '--')}"
+    for number, (revision, root) in enumerate(snapshots.items()):
+        commit = f'{number + 1:040x}'
+        shutil.copytree(root, folder / 'snapshots' / commit)
+        (folder / 'refs').mkdir(parents=True, exist_ok=True)
+        (folder / 'refs' / revision).write_text(commit)
+
+
+def test_hub_repo_id_reads_the_cache_at_a_revision(aloha_v3, aloha_v21, tmp_path,
+                                                   monkeypatch):
+    import huggingface_hub.constants
+
+    cache = tmp_path / 'hub'
+    hub_cache(cache, 'lerobot/aloha_fixture', {'main': aloha_v3[0], 'v2.1': aloha_v21[0]})
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(cache))
+    latest = load_episodes(DatasetConfig(paths=['lerobot/aloha_fixture']))
+    old = load_episodes(DatasetConfig(paths=['lerobot/aloha_fixture'], revision='v2.1'))
+    assert [len(episode) for episode in latest] == ALOHA_LENGTHS
+    assert [len(episode) for episode in old] == [8, 11]
+    assert latest[0].dataset.version == 'v3.0' and old[0].dataset.version == 'v2.1'
+    with pytest.raises(EpisodeError, match=r'lerobot/aloha_fixture: repo_id: not in the Hugging '
+                                           r'Face cache .*revision v9'):
+        load_episodes(DatasetConfig(paths=['lerobot/aloha_fixture'], revision='v9'))
