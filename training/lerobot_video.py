@@ -125,38 +125,57 @@ class VideoFrames:
 # Encoder settings of LeRobot's recorder (lerobot.datasets.video_utils.encode_video_frames): a
 # key frame every 2 frames keeps random access cheap; yuv420p is what every decoder reads.
 VIDEO_CODECS = {
-    'libsvtav1': ('av1', {'g': '2', 'crf': '30', 'preset': '12'}),
-    'h264': ('h264', {'g': '2', 'crf': '23', 'preset': 'veryfast'}),
+    'libsvtav1': ('libsvtav1', 'av1', {'g': '2', 'crf': '30', 'preset': '12'}),
+    'h264': ('libx264', 'h264', {'g': '2', 'crf': '23', 'preset': 'veryfast'}),
 }
 
 
-def write_video(path: str | Path, frames, fps: float, codec: str) -> dict:
-    """Encode uint8 (H, W, 3) RGB ``frames`` to an MP4 at ``fps`` (frame i at i / fps s).
+class VideoWriter:
+    """An MP4 being written frame by frame: frame i is shown at i / fps s."""
 
-    Returns LeRobot's ``info`` block of the video feature (codec, size, pix_fmt, fps).
-    """
-    if codec not in VIDEO_CODECS:
-        raise ValueError(f'video codec {codec!r}: expected one of {sorted(VIDEO_CODECS)}')
-    name, options = VIDEO_CODECS[codec]
-    encoder = {'av1': 'libsvtav1', 'h264': 'libx264'}[name]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    size = None
-    with av.open(str(path), 'w', format='mp4') as container:
-        rate = Fraction(fps).limit_denominator(1000)
-        stream = container.add_stream(encoder, rate=rate, options=options)
-        stream.pix_fmt = 'yuv420p'
-        for index, rgb in enumerate(frames):
-            if size is None:
-                size = rgb.shape[:2]
-                stream.height, stream.width = size
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24')
-            frame.pts = index
-            frame.time_base = 1 / rate
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    if size is None:
-        raise ValueError(f'{path}: no frames to encode')
-    return {'video.height': int(size[0]), 'video.width': int(size[1]), 'video.codec': name,
-            'video.pix_fmt': 'yuv420p', 'video.is_depth_map': False, 'video.fps': fps,
-            'video.channels': 3, 'has_audio': False}
+    def __init__(self, path: str | Path, fps: float, codec: str) -> None:
+        if codec not in VIDEO_CODECS:
+            raise ValueError(f'video codec {codec!r}: expected one of {sorted(VIDEO_CODECS)}')
+        self.encoder, self.codec, self.options = VIDEO_CODECS[codec]
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.rate = Fraction(fps).limit_denominator(1000)
+        self.fps = fps
+        self.container = av.open(str(self.path), 'w', format='mp4')
+        self.stream = None
+        self.count = 0
+
+    def add(self, rgb: np.ndarray) -> None:
+        """Append one uint8 (H, W, 3) RGB frame (every frame must have the first's size)."""
+        if self.stream is None:
+            self.stream = self.container.add_stream(self.encoder, rate=self.rate,
+                                                    options=self.options)
+            self.stream.pix_fmt = 'yuv420p'
+            self.stream.height, self.stream.width = rgb.shape[:2]
+        elif rgb.shape[:2] != (self.stream.height, self.stream.width):
+            raise ValueError(f'{self.path}: frame {self.count} is {rgb.shape[:2]}, the video '
+                             f'{(self.stream.height, self.stream.width)}')
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24')
+        frame.pts, frame.time_base = self.count, 1 / self.rate
+        self.container.mux(self.stream.encode(frame))
+        self.count += 1
+
+    def close(self) -> dict:
+        """Flush and close; LeRobot's ``info`` block of the video feature."""
+        if self.stream is None:
+            self.container.close()
+            raise ValueError(f'{self.path}: no frames to encode')
+        self.container.mux(self.stream.encode())
+        self.container.close()
+        return {'video.height': int(self.stream.height), 'video.width': int(self.stream.width),
+                'video.codec': self.codec, 'video.pix_fmt': 'yuv420p',
+                'video.is_depth_map': False, 'video.fps': self.fps, 'video.channels': 3,
+                'has_audio': False}
+
+
+def write_video(path: str | Path, frames, fps: float, codec: str) -> dict:
+    """Encode uint8 (H, W, 3) RGB ``frames`` to an MP4; the video feature's ``info`` block."""
+    writer = VideoWriter(path, fps, codec)
+    for rgb in frames:
+        writer.add(rgb)
+    return writer.close()

@@ -85,6 +85,10 @@ def dump(root: Path, out: Path) -> None:
                                     for item in items]).astype(np.uint8)
         else:
             arrays[key] = np.stack([np.asarray(item[key]) for item in items])
+    for column in ('success', 'recording', 'source'):  # episode metadata of our exports
+        if column in dataset.meta.episodes.column_names:
+            values = dataset.meta.episodes[column]  # JSON text: no object arrays (pickle)
+            arrays[f'episodes/{column}'] = np.array([json.dumps(value) for value in values])
     np.savez(out, **arrays)
 
 
