@@ -210,3 +210,38 @@ def load_lerobot_dataset(spec: str, config: DatasetConfig) -> list[LeRobotEpisod
     if not episodes:
         raise EpisodeError(fmt.name, 'episodes', 'the dataset has no episodes')
     return episodes
+
+
+def stats_differences(episodes, rtol: float = 1e-3, atol: float = 1e-5) -> list[str]:
+    """Where each LeRobot dataset's ``meta/stats.json`` differs from our statistics.
+
+    Ours are over the episodes used (in our units); the file's are converted through the same
+    mapping. One line per differing (dataset, feature, statistic), naming the largest gap.
+    """
+    by_dataset: dict[str, list[LeRobotEpisode]] = {}
+    for episode in episodes:
+        if isinstance(episode, LeRobotEpisode):
+            by_dataset.setdefault(episode.dataset.name, []).append(episode)
+    lines = []
+    for name, used in by_dataset.items():
+        dataset = used[0].dataset
+        if dataset.stats is None:
+            lines.append(f'{name}: no meta/stats.json to compare with')
+            continue
+        for bound, values in ((dataset.state, np.concatenate([e.proprio for e in used])),
+                              (dataset.action, np.concatenate([e.actions for e in used]))):
+            values = values.astype(np.float64)  # (N, D)
+            ours = {'mean': values.mean(0), 'std': values.std(0), 'min': values.min(0),
+                    'max': values.max(0)}
+            theirs = bound.stats_to_ours(dataset.stats.get(bound.feature) or {})
+            for key, reference in theirs.items():
+                gap = np.abs(ours[key] - reference)
+                bad = np.flatnonzero(gap > atol + rtol * np.abs(reference))
+                if len(bad):
+                    worst = int(bad[np.argmax(gap[bad])])
+                    lines.append(f'{name}: {bound.feature} {key} differs from meta/stats.json in '
+                                 f'{len(bad)} of {len(gap)} dimensions (largest: dimension '
+                                 f'{worst}, ours {ours[key][worst]:.6g}, stats.json '
+                                 f'{reference[worst]:.6g}; ours cover the {len(used)} episodes '
+                                 'used)')
+    return lines

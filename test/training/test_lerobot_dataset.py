@@ -8,6 +8,7 @@ conversion of it to v3.0. Nothing here contacts a host: HF_HUB_OFFLINE=1 through
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -31,6 +32,7 @@ from training import compute_dataset_statistics
 from training.data_config import DatasetConfig
 from training.dataset import load_episodes
 from training.episodes import EpisodeError
+from training.lerobot_episodes import stats_differences
 
 ALOHA_CAMERAS = ['cam_high', 'cam_left_wrist', 'cam_right_wrist']
 ALOHA_TASKS = ['pick up the cube', 'fold the towel', 'pick up the cube']
@@ -264,3 +266,56 @@ def test_hub_repo_id_reads_the_cache_at_a_revision(aloha_v3, aloha_v21, tmp_path
     with pytest.raises(EpisodeError, match=r'lerobot/aloha_fixture: repo_id: not in the Hugging '
                                            r'Face cache .*revision v9'):
         load_episodes(DatasetConfig(paths=['lerobot/aloha_fixture'], revision='v9'))
+
+
+def test_statistics_are_ours_and_agree_with_lerobots_stats_json(aloha_v3, tmp_path, capsys):
+    root, inputs, _ = aloha_v3
+    output = tmp_path / 'stats.json'
+    assert compute_dataset_statistics.main(['--data', str(root), '--output', str(output)]) == 0
+    assert 'note:' not in capsys.readouterr().out  # lerobot's own statistics, within 1e-3
+    entry = json.loads(output.read_text())['default']
+    actions = np.concatenate([inputs[f'ep{e}/action'] for e in range(3)])[:, FROM_SHUFFLED]
+    np.testing.assert_allclose(entry['action']['mean'], actions.astype(np.float64).mean(0),
+                               rtol=1e-12)
+    assert entry['num_trajectories'] == 3 and entry['num_transitions'] == sum(ALOHA_LENGTHS)
+    # A gripper mapping with a negative scale converts the file's statistics the same way.
+    mapping = tmp_path / 'flipped.yaml'
+    mapping.write_text('robot: aloha\ncameras: {cam_high: observation.images.cam_high}\n'
+                       'state: {feature: observation.state}\n'
+                       'action: {feature: action, gripper: {closed: 2.0, open: -2.0}}\n')
+    episodes = load_episodes(dataset_config(root, lerobot_mapping=str(mapping),
+                                            camera_names=['cam_high']))
+    assert stats_differences(episodes) == []
+    stats = json.loads((root / 'meta/stats.json').read_text())
+    stats['observation.state']['mean'][7] += 1.0  # left_waist: our dimension 0
+    copy = corrupt_copy(root, tmp_path, lambda r: (r / 'meta/stats.json').write_text(
+        json.dumps(stats)))
+    lines = stats_differences(load_episodes(dataset_config(copy)))
+    assert len(lines) == 1 and re.search(
+        r'observation\.state mean differs from meta/stats\.json in 1 of 14 dimensions '
+        r'\(largest: dimension 0, ours -?[\d.e-]+, stats\.json -?[\d.e-]+; ours cover the 3 '
+        r'episodes used\)', lines[0]), lines
+
+
+def test_training_mixes_a_lerobot_dataset_with_hdf5_episodes(aloha_v3, tmp_path):
+    from episode_writers import block_episode, write_aloha_hdf5
+
+    from training.finetune import main as train_main
+    from vla_adapter_core.testing import build_tiny_config, default_tokenizer_dir
+
+    rng = np.random.default_rng(5)
+    for index in range(2):
+        images, qpos, action = block_episode(rng.uniform(-1, 1, 2), 5, ALOHA_CAMERAS, size=48)
+        write_aloha_hdf5(tmp_path / f'episode_{index}.hdf5', images, qpos, action,
+                         instruction='hand over the block')
+    config = build_tiny_config(chunk_size=4, camera_names=ALOHA_CAMERAS, image_size=56)
+    (tmp_path / 'policy.json').write_text(json.dumps(config.to_dict()))
+    code = train_main(['--data', str(aloha_v3[0]), str(tmp_path), '--chunk_size', '4',
+                       '--policy_config', str(tmp_path / 'policy.json'), '--tokenizer_dir',
+                       default_tokenizer_dir(), '--output_dir', str(tmp_path / 'run'),
+                       '--max_steps', '2', '--batch_size', '2', '--num_workers', '2',
+                       '--num_val_episodes', '1', '--no_progress_bar'])
+    assert code == 0
+    saved = json.loads(next((tmp_path / 'run').rglob('dataset_statistics.json')).read_text())
+    entry = next(iter(saved.values()))
+    assert entry['num_trajectories'] == 5 and entry['num_transitions'] == 36 + 10
