@@ -141,9 +141,11 @@ def default_mapping_name(robot: str) -> str:
 
 
 def flat_names(names: Any) -> list[str] | None:
-    """A feature's ``names`` as a flat list: a list, or a dict holding one list; else None."""
+    """A feature's ``names`` as a flat list: a list, or a dict / list holding one list."""
     if isinstance(names, Mapping) and len(names) == 1:
         names = next(iter(names.values()))
+    if isinstance(names, list) and len(names) == 1 and isinstance(names[0], list):
+        names = names[0]
     if isinstance(names, list) and all(isinstance(name, str) for name in names):
         return list(names)
     return None
