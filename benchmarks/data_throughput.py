@@ -15,6 +15,7 @@ workers, i.e. the whole input path of ``vla-adapter-train``. Prints the numbers;
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 from pathlib import Path
@@ -142,7 +143,10 @@ def measure(dataset: EpisodeDataset, workers: int, batch_size: int, batches: int
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)
-    return batches * batch_size / (time.perf_counter() - start)
+    rate = batches * batch_size / (time.perf_counter() - start)
+    del iterator, loader  # end the persistent workers before the next row starts its own
+    gc.collect()
+    return rate
 
 
 def cpu_cost_ms(dataset: EpisodeDataset, collate, samples: int = 64) -> float:

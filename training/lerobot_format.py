@@ -203,21 +203,26 @@ class LeRobotFormat:
 
 
 def read_episode_rows(fmt: LeRobotFormat, record: EpisodeRecord, columns: list[str],
-                      tables: dict[Path, pa.Table]) -> dict[str, np.ndarray]:
+                      tables: dict[Path, tuple]) -> dict[str, np.ndarray]:
     """The episode's rows of ``columns`` (each (T, ...)), checked against the episode table.
 
-    ``tables`` caches whole data files across the episodes that share them (v3).
+    ``tables`` caches whole data files, with their rows per episode, across the episodes that
+    share them (v3).
     """
     where = fmt.episode_name(record.index)
-    table = tables.get(record.data_file)
-    if table is None:
+    if record.data_file not in tables:
         table = read_parquet(record.data_file, where, 'data')
-        tables[record.data_file] = table
-    missing = [name for name in columns + ['episode_index'] if name not in table.column_names]
-    if missing:
-        raise EpisodeError(where, missing[0], f'column missing from {record.data_file}')
-    episode_index = table.column('episode_index').to_numpy()
-    rows = np.flatnonzero(episode_index == record.index)
+        missing = [name for name in columns + ['episode_index']
+                   if name not in table.column_names]
+        if missing:
+            raise EpisodeError(where, missing[0], f'column missing from {record.data_file}')
+        episode_index = column_values(table.column('episode_index')).astype(np.int64)  # (N,)
+        order = np.argsort(episode_index, kind='stable')
+        starts = np.searchsorted(episode_index[order], np.unique(episode_index))
+        groups = dict(zip(np.unique(episode_index).tolist(), np.split(order, starts[1:])))
+        tables[record.data_file] = (table, groups)
+    table, groups = tables[record.data_file]
+    rows = groups.get(record.index, np.zeros(0, np.int64))
     if len(rows) != record.length:
         raise EpisodeError(where, 'data', f'{len(rows)} rows in {record.data_file}, the episode '
                                           f'table says {record.length}')

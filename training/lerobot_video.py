@@ -4,7 +4,8 @@ A frame is asked for by its presentation time (s) in the file; the frame whose t
 ``tolerance_s`` of it is returned as uint8 (H, W, 3) RGB, the same frame LeRobot's own decoder
 returns for that time. Decoding seeks to the key frame at or before the time and decodes forward;
 a request just after the previous one (the next steps of an episode) continues decoding without
-seeking. Containers stay open per process (DataLoader workers each open their own).
+seeking. Containers stay open per process (DataLoader workers each open their own; a forked
+worker never closes the ones it inherited).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 import os
 from pathlib import Path
+import weakref
 
 import av
 import numpy as np
@@ -22,6 +24,20 @@ import numpy as np
 # Continue decoding forward instead of seeking when the next request is at most this far ahead.
 FORWARD_WINDOW_S = 0.5
 MAX_OPEN_FILES = 16
+# Containers a forked child inherited: closing one there would wait forever for the parent's
+# FFmpeg decoder threads, which a fork does not copy, so the child keeps them unclosed.
+_INHERITED: list = []
+_INSTANCES: weakref.WeakSet = weakref.WeakSet()
+
+
+def _abandon_inherited_videos() -> None:
+    """After a fork (DataLoader workers): every VideoFrames starts over without closing."""
+    for frames in list(_INSTANCES):
+        _INHERITED.append(frames._open)
+        frames._open = OrderedDict()
+
+
+os.register_at_fork(after_in_child=_abandon_inherited_videos)
 
 
 class VideoFrameError(ValueError):
@@ -52,11 +68,9 @@ class VideoFrames:
     def __init__(self, tolerance_s: float) -> None:
         self.tolerance_s = tolerance_s
         self._open: OrderedDict[str, _OpenVideo] = OrderedDict()
-        self._pid = os.getpid()
+        _INSTANCES.add(self)
 
     def _video(self, path: str) -> _OpenVideo:
-        if self._pid != os.getpid():  # forked: never share FFmpeg state with the parent
-            self._open, self._pid = OrderedDict(), os.getpid()
         video = self._open.get(path)
         if video is None:
             try:

@@ -27,10 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from torch.utils.data import DataLoader
 
 from training import compute_dataset_statistics
 from training.data_config import DatasetConfig
-from training.dataset import load_episodes
+from training.dataset import EpisodeDataset, load_episodes
 from training.episodes import EpisodeError
 from training.lerobot_episodes import stats_differences
 
@@ -319,3 +320,16 @@ def test_training_mixes_a_lerobot_dataset_with_hdf5_episodes(aloha_v3, tmp_path)
     saved = json.loads(next((tmp_path / 'run').rglob('dataset_statistics.json')).read_text())
     entry = next(iter(saved.values()))
     assert entry['num_trajectories'] == 5 and entry['num_transitions'] == 36 + 10
+
+
+def test_forked_dataloader_workers_decode_after_the_parent_did(aloha_v3):
+    """A fork copies no FFmpeg decoder threads: inherited decoders must never be closed."""
+    episodes = load_episodes(dataset_config(aloha_v3[0]))
+    dataset = EpisodeDataset(episodes, chunk_size=4)
+    expected = [dataset[index]['images']['cam_high'] for index in range(len(dataset))]
+    loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=list, timeout=60,
+                        multiprocessing_context='fork')
+    frames = [sample['images']['cam_high'] for batch in loader for sample in batch]
+    assert len(frames) == sum(ALOHA_LENGTHS)
+    for got, want in zip(frames, expected):
+        np.testing.assert_array_equal(got, want)
