@@ -65,9 +65,10 @@ def write_with_lerobot(work: Path, name: str, features: dict, tasks: list[str],
             'vcodec': vcodec, 'robot_type': 'aloha'}
     (work / f'{name}_spec.json').write_text(json.dumps(spec))
     root = work / name
+    out = work / f'{name}_dump.npz'
     run_oracle(work, 'write', '--root', str(root), '--inputs', str(work / f'{name}_inputs.npz'),
-               '--spec', str(work / f'{name}_spec.json'))
-    return root, inputs, lerobot_dump(work, root)
+               '--spec', str(work / f'{name}_spec.json'), '--out', str(out))
+    return root, inputs, dict(np.load(out))
 
 
 def lerobot_dump(work: Path, root: Path) -> dict[str, np.ndarray]:

@@ -6,9 +6,11 @@ FFmpeg-8 build loads ``libavutil.so.60`` & co. by soname; PyAV's wheel ships tho
 mangled names, so :func:`ffmpeg_shim` links them under their sonames into a folder put on
 ``LD_LIBRARY_PATH`` of the subprocess (which is why lerobot never runs inside the test process).
 
-    python lerobot_oracle.py write  --root DIR --inputs inputs.npz --spec spec.json
+    python lerobot_oracle.py write  --root DIR --inputs inputs.npz --spec spec.json [--out F]
     python lerobot_oracle.py dump   --root DIR --out dump.npz
-    python lerobot_oracle.py convert21 --root DIR      # lerobot's own v2.1 -> v3.0 converter
+    python lerobot_oracle.py convert21 --root DIR [--out F]  # lerobot's v2.1 -> v3.0 converter
+
+``--out`` after ``write`` or ``convert21`` also dumps the result.
 """
 
 from __future__ import annotations
@@ -110,10 +112,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == 'write':
         write(args.root, args.inputs, json.loads(args.spec.read_text()))
-    elif args.command == 'dump':
-        dump(args.root, args.out)
-    else:
+    elif args.command == 'convert21':
         convert21(args.root)
+    if args.out is not None:  # dump too: one lerobot start-up (~5 s) instead of two
+        dump(args.root, args.out)
     return 0
 
 

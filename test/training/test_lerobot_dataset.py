@@ -15,7 +15,6 @@ import shutil
 from lerobot_fixtures import (
     ALOHA_NAMES,
     SHUFFLED_NAMES,
-    lerobot_dump,
     make_inputs,
     run_oracle,
     vector_feature,
@@ -86,8 +85,9 @@ def aloha_v21(work):
     write_v21_by_hand(root, features, ['stack the cups', 'open the drawer'], inputs)
     converted = work / 'converted' / 'aloha_v21'
     shutil.copytree(root, converted)
-    run_oracle(work, 'convert21', '--root', str(converted))
-    return root, inputs, lerobot_dump(work, converted)
+    out = work / 'converted_dump.npz'
+    run_oracle(work, 'convert21', '--root', str(converted), '--out', str(out))
+    return root, inputs, dict(np.load(out))
 
 
 def dataset_config(root, **overrides) -> DatasetConfig:
