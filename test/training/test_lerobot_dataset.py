@@ -333,3 +333,17 @@ def test_forked_dataloader_workers_decode_after_the_parent_did(aloha_v3):
     assert len(frames) == sum(ALOHA_LENGTHS)
     for got, want in zip(frames, expected):
         np.testing.assert_array_equal(got, want)
+
+
+def test_adaptive_bins_come_from_our_reading_of_the_actions(aloha_v3, tmp_path):
+    from training.compute_adaptive_bins import main as bins_main
+    from vla_adapter_core.heads import ActionBins
+
+    root, inputs, dump = aloha_v3
+    assert bins_main(['--data', str(root), '--n_action_bins', '16', '--output_dir',
+                      str(tmp_path)]) == 0
+    bins = ActionBins.from_json(next(tmp_path.glob('dataset_statistics_16_bins.json')))
+    actions = dump['action'][:, FROM_SHUFFLED].astype(np.float64)  # what lerobot returns
+    span = actions.max(0) - actions.min(0)
+    np.testing.assert_allclose(bins.low.numpy(), actions.min(0) - 0.05 * span, rtol=1e-6)
+    np.testing.assert_allclose(bins.high.numpy(), actions.max(0) + 0.05 * span, rtol=1e-6)
