@@ -43,14 +43,14 @@ TIMESTAMP = 'timestamp'
 class BoundDataset:
     """One opened dataset: its name, stats file and the bound state / action mappings."""
 
-    name: str
-    root: Path
-    version: str
-    fps: float
-    state: BoundVector
-    action: BoundVector
+    name: str  # the repo id or directory, naming the dataset in every message
+    root: Path  # the local directory (a Hub snapshot for repo ids)
+    version: str  # codebase_version: v2.0, v2.1 or v3.0
+    fps: float  # steps per second; consecutive timestamps are 1/fps apart
+    state: BoundVector  # observation feature -> proprio (our order and units)
+    action: BoundVector  # action feature -> actions
     cameras: dict[str, str]  # camera -> video feature
-    stats: dict | None  # meta/stats.json
+    stats: dict | None  # meta/stats.json, compared with ours (never used for training)
 
 
 class VideoIndex:

@@ -164,7 +164,7 @@ def dimension_names(template: str, description: RobotDescription) -> list[str]:
 class BoundVector:
     """A vector mapping bound to one dataset: columns to pick, then a per-dimension affine map."""
 
-    feature: str
+    feature: str  # the dataset feature it reads
     columns: np.ndarray  # (D,) dataset column of each description dimension
     offset: np.ndarray  # (D,) ours = (dataset - offset) / scale
     scale: np.ndarray  # (D,)

@@ -46,8 +46,8 @@ class VideoFrameError(ValueError):
 
 @dataclass
 class _OpenVideo:
-    container: av.container.InputContainer
-    stream: av.video.stream.VideoStream
+    container: av.container.InputContainer  # the open file
+    stream: av.video.stream.VideoStream  # its first video stream
     frames: Iterator | None = None  # decoding position, None after a seek is needed
     last_time: float = -1.0  # time of the last frame taken from ``frames``
     last_frame: np.ndarray | None = None  # that frame, RGB, if it was returned
