@@ -8,7 +8,9 @@ must return.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 from lerobot_oracle import run_oracle
@@ -133,3 +135,26 @@ def _write_v21_meta(root: Path, features: dict, tasks: list[str], episodes: list
     for name, rows in (('episodes', episodes), ('episodes_stats', stats),
                        ('tasks', [{'task_index': i, 'task': t} for i, t in enumerate(tasks)])):
         (meta / f'{name}.jsonl').write_text(''.join(json.dumps(row) + '\n' for row in rows))
+
+
+def write_dataset_snapshot(cache: Path, repo_id: str, root: Path, commit: str,
+                           revisions: tuple[str, ...] = ('main',)) -> Path:
+    """``root`` as a cached Hub dataset repo at ``commit``, as huggingface_hub lays it out.
+
+    ``datasets--<owner>--<name>/`` with ``blobs/<sha256>`` (contents), ``snapshots/<commit>/``
+    (relative symlinks to the blobs) and ``refs/<revision>`` (the commit) for each revision.
+    """
+    repo = cache / ('datasets--' + repo_id.replace('/', '--'))
+    (repo / 'blobs').mkdir(parents=True, exist_ok=True)
+    (repo / 'refs').mkdir(exist_ok=True)
+    snapshot = repo / 'snapshots' / commit
+    for path in sorted(p for p in root.rglob('*') if p.is_file()):
+        data = path.read_bytes()
+        blob = repo / 'blobs' / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = snapshot / path.relative_to(root)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    for revision in revisions:
+        (repo / 'refs' / revision).write_text(commit)
+    return snapshot

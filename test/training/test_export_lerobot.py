@@ -8,12 +8,12 @@ same videos. Nothing contacts a host: the Hub push is checked against a local ca
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import re
-import shutil
 
 from episode_writers import write_aloha_hdf5
 import h5py
-from lerobot_fixtures import lerobot_dump
+from lerobot_fixtures import lerobot_dump, write_dataset_snapshot
 import numpy as np
 import pytest
 from test_export_hdf5 import INSTRUCTION, record_bag
@@ -127,8 +127,7 @@ class LocalCacheHub:
     def upload_folder(self, repo_id, folder_path, repo_type, commit_message):
         self.calls.append(('upload_folder', repo_id, repo_type))
         commit = 'a' * 40
-        shutil.copytree(folder_path, self.folder(repo_id) / 'snapshots' / commit)
-        (self.folder(repo_id) / 'refs' / 'main').write_text(commit)
+        write_dataset_snapshot(self.cache, repo_id, Path(folder_path), commit)
         return type('CommitInfo', (), {'oid': commit})()
 
     def create_tag(self, repo_id, tag, repo_type, revision, exist_ok):

@@ -19,6 +19,7 @@ from lerobot_fixtures import (
     run_oracle,
     vector_feature,
     video_feature,
+    write_dataset_snapshot,
     write_v21_by_hand,
     write_with_lerobot,
 )
@@ -242,22 +243,13 @@ def test_damaged_dataset_is_one_line_naming_the_episode(aloha_v3, tmp_path, caps
     assert re.match(r'vla-adapter-stats: error: ' + r'.*' + expected, error.strip()), error
 
 
-def hub_cache(cache, repo_id: str, snapshots: dict[str, object]) -> None:
-    """The Hugging Face cache layout of dataset ``repo_id``: refs/<revision> -> snapshots."""
-    folder = cache / f"datasets--{repo_id.replace('/', '--')}"
-    for number, (revision, root) in enumerate(snapshots.items()):
-        commit = f'{number + 1:040x}'
-        shutil.copytree(root, folder / 'snapshots' / commit)
-        (folder / 'refs').mkdir(parents=True, exist_ok=True)
-        (folder / 'refs' / revision).write_text(commit)
-
-
 def test_hub_repo_id_reads_the_cache_at_a_revision(aloha_v3, aloha_v21, tmp_path,
                                                    monkeypatch):
     import huggingface_hub.constants
 
     cache = tmp_path / 'hub'
-    hub_cache(cache, 'lerobot/aloha_fixture', {'main': aloha_v3[0], 'v2.1': aloha_v21[0]})
+    write_dataset_snapshot(cache, 'lerobot/aloha_fixture', aloha_v21[0], '1' * 40, ('v2.1',))
+    write_dataset_snapshot(cache, 'lerobot/aloha_fixture', aloha_v3[0], '2' * 40, ('main',))
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(cache))
     latest = load_episodes(DatasetConfig(paths=['lerobot/aloha_fixture']))
     old = load_episodes(DatasetConfig(paths=['lerobot/aloha_fixture'], revision='v2.1'))
