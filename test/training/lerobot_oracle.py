@@ -9,6 +9,7 @@ mangled names, so :func:`ffmpeg_shim` links them under their sonames into a fold
     python lerobot_oracle.py write  --root DIR --inputs inputs.npz --spec spec.json [--out F]
     python lerobot_oracle.py dump   --root DIR --out dump.npz
     python lerobot_oracle.py convert21 --root DIR [--out F]  # lerobot's v2.1 -> v3.0 converter
+    python lerobot_oracle.py decode --root VIDEO --times '[0.0, 0.02]' --out frames.npz
 
 ``--out`` after ``write`` or ``convert21`` also dumps the result.
 """
@@ -94,6 +95,14 @@ def dump(root: Path, out: Path) -> None:
     np.savez(out, **arrays)
 
 
+def decode(video: Path, times: list[float], out: Path) -> None:
+    """Lerobot's own decoding (torchcodec) of the frames at ``times`` (s) of one video."""
+    from lerobot.datasets.video_utils import decode_video_frames
+
+    frames = decode_video_frames(video, times, tolerance_s=1e-4, backend='torchcodec')
+    np.savez(out, frames=(frames.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+
+
 def convert21(root: Path) -> None:
     """Lerobot's v2.1 -> v3.0 conversion of the local dataset ``root`` (no Hub)."""
     from lerobot.datasets.v30.convert_dataset_v21_to_v30 import convert_dataset
@@ -104,12 +113,16 @@ def convert21(root: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument('command', choices=('write', 'dump', 'convert21'))
-    parser.add_argument('--root', type=Path, required=True)
+    parser.add_argument('command', choices=('write', 'dump', 'convert21', 'decode'))
+    parser.add_argument('--root', type=Path, help='the dataset (the video for decode)')
+    parser.add_argument('--times', help='decode: JSON list of times (s)')
     parser.add_argument('--inputs', type=Path)
     parser.add_argument('--spec', type=Path)
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
+    if args.command == 'decode':
+        decode(args.root, json.loads(args.times), args.out)
+        return 0
     if args.command == 'write':
         write(args.root, args.inputs, json.loads(args.spec.read_text()))
     elif args.command == 'convert21':
