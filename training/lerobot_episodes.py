@@ -127,7 +127,7 @@ class LeRobotEpisode:
         else:
             raise EpisodeError(self.name, 'tasks', 'no task string (the instruction); set '
                                                    '--instruction')
-        self.frames = VideoFrames(config.video_tolerance_s)
+        self.frames = VideoFrames(config.video_tolerance_s, config.video_decoder_threads)
 
     def __len__(self) -> int:
         return int(self.proprio.shape[0])

@@ -65,8 +65,9 @@ def decoder_available(codec: str) -> bool:
 class VideoFrames:
     """Open videos of this process and the frame at a time in each."""
 
-    def __init__(self, tolerance_s: float) -> None:
+    def __init__(self, tolerance_s: float, threads: int = 1) -> None:
         self.tolerance_s = tolerance_s
+        self.threads = threads  # decoder threads per video (0: FFmpeg's choice)
         self._open: OrderedDict[str, _OpenVideo] = OrderedDict()
         _INSTANCES.add(self)
 
@@ -81,6 +82,7 @@ class VideoFrames:
                 container.close()
                 raise VideoFrameError('no video stream of a codec PyAV knows')
             video = _OpenVideo(container, container.streams.video[0])
+            video.stream.codec_context.thread_count = self.threads  # before the first decode
             self._open[path] = video
             if len(self._open) > MAX_OPEN_FILES:
                 _, oldest = self._open.popitem(last=False)
@@ -130,10 +132,11 @@ class VideoFrames:
         self._open.clear()
 
     def __getstate__(self) -> dict:
-        return {'tolerance_s': self.tolerance_s}  # open containers never cross processes
+        # Open containers never cross processes.
+        return {'tolerance_s': self.tolerance_s, 'threads': self.threads}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state['tolerance_s'])
+        self.__init__(state['tolerance_s'], state['threads'])
 
 
 # Encoder settings of LeRobot's recorder (lerobot.datasets.video_utils.encode_video_frames): a
