@@ -2,16 +2,20 @@
 
 Writes a temporary ALOHA dataset (3 cameras, 640x480 frames, JPEG-compressed as ALOHA records
 them), then times a DataLoader over :class:`training.dataset.EpisodeDataset` with the training
-augmentation. ``--with_processor`` runs the training collate as well (the shared processor:
-resize to 224, tower normalisation, tokens, normalised proprio and actions) in the workers, i.e.
-the whole input path of ``vla-adapter-train``. Prints the numbers; asserts nothing.
+augmentation. The LeRobot row writes the same frames as a LeRobot v3.0 dataset (AV1 or H.264 MP4
+with a key frame every 2 frames, as LeRobot records) and times the same loader with video
+decoding (``--format``). ``--with_processor`` runs the training collate as well (the shared
+processor: resize to 224, tower normalisation, tokens, normalised proprio and actions) in the
+workers, i.e. the whole input path of ``vla-adapter-train``. Prints the numbers; asserts nothing.
 
     .venv/bin/python benchmarks/data_throughput.py [--workers 2] [--batch_size 16]
+        [--format hdf5|lerobot|both] [--video_codec libsvtav1|h264]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 from pathlib import Path
@@ -75,6 +79,31 @@ def write_dataset(folder: Path, episodes: int, steps: int, seed: int = 0) -> Non
             root.create_dataset('compress_len', data=lengths.astype(np.float32))
 
 
+def write_lerobot_dataset(folder: Path, episodes: int, steps: int, codec: str,
+                          seed: int = 0) -> None:
+    """The same frames and states as a LeRobot v3.0 dataset (our writer, ALOHA mapping)."""
+    from training.lerobot_mapping import dimension_names
+    from training.lerobot_writer import LeRobotWriter
+
+    rng = np.random.default_rng(seed)
+    names = dimension_names('{side}_{joint}', ALOHA)
+    features = {key: {'dtype': 'float32', 'shape': [len(names)], 'names': {'motors': names}}
+                for key in ('observation.state', 'action')}
+    for camera in ALOHA_CAMERAS:
+        features[f'observation.images.{camera}'] = {'dtype': 'video', 'shape': [480, 640, 3],
+                                                    'names': ['height', 'width', 'channels']}
+    writer = LeRobotWriter(folder, 50, features, codec, ALOHA.name)
+    for index in range(episodes):
+        videos = writer.video_writers(index)
+        for step in range(steps):
+            for camera in ALOHA_CAMERAS:
+                videos[f'observation.images.{camera}'].add(synthetic_frame(rng, step))
+        state = rng.normal(size=(steps, ALOHA.action_dim)).astype(np.float32)
+        writer.add_episode({'observation.state': state, 'action': state}, 'transfer the cube',
+                           videos, {})
+    writer.finish()
+
+
 def training_collate(episodes) -> object:
     """The exact collate of vla-adapter-train.
 
@@ -114,7 +143,10 @@ def measure(dataset: EpisodeDataset, workers: int, batch_size: int, batches: int
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)
-    return batches * batch_size / (time.perf_counter() - start)
+    rate = batches * batch_size / (time.perf_counter() - start)
+    del iterator, loader  # end the persistent workers before the next row starts its own
+    gc.collect()
+    return rate
 
 
 def cpu_cost_ms(dataset: EpisodeDataset, collate, samples: int = 64) -> float:
@@ -136,22 +168,37 @@ def main() -> None:
     parser.add_argument('--steps', type=int, default=100)
     parser.add_argument('--jpeg_draft_size', type=int, default=224)
     parser.add_argument('--with_processor', action='store_true')
+    parser.add_argument('--format', choices=('hdf5', 'lerobot', 'both'), default='both')
+    parser.add_argument('--video_codec', choices=('libsvtav1', 'h264'), default='libsvtav1')
     args = parser.parse_args()
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as folder:
-        write_dataset(Path(folder), args.episodes, args.steps)
-        config = DatasetConfig(paths=[folder], jpeg_draft_size=args.jpeg_draft_size)
-        episodes = load_episodes(config)
-        augmenter = ImageAugmenter(AugmentationConfig(), output_size=224)
-        dataset = EpisodeDataset(episodes, config.chunk_size, augmenter)
-        collate = training_collate(episodes) if args.with_processor else stack_images
-        cost = cpu_cost_ms(dataset, collate)
-        rate = measure(dataset, args.workers, args.batch_size, args.batches, collate)
+    formats = ('hdf5', 'lerobot') if args.format == 'both' else (args.format,)
+    for data_format in formats:
+        with tempfile.TemporaryDirectory() as folder:
+            if data_format == 'hdf5':
+                write_dataset(Path(folder), args.episodes, args.steps)
+                source = f'3 cameras 640x480 JPEG, jpeg_draft_size={args.jpeg_draft_size}'
+            else:
+                write_lerobot_dataset(Path(folder) / 'lerobot', args.episodes, args.steps,
+                                      args.video_codec)
+                source = f'LeRobot v3.0, 3 cameras 640x480 {args.video_codec} MP4 (PyAV decode)'
+            config = DatasetConfig(paths=[folder], jpeg_draft_size=args.jpeg_draft_size)
+            report(config, args, source)
+
+
+def report(config: DatasetConfig, args: argparse.Namespace, source: str) -> None:
+    """Time one dataset's data path and print its row."""
+    episodes = load_episodes(config)
+    augmenter = ImageAugmenter(AugmentationConfig(), output_size=224)
+    dataset = EpisodeDataset(episodes, config.chunk_size, augmenter)
+    collate = training_collate(episodes) if args.with_processor else stack_images
+    cost = cpu_cost_ms(dataset, collate)
+    rate = measure(dataset, args.workers, args.batch_size, args.batches, collate)
     path = 'decode + augment' + (' + processor' if args.with_processor else '')
-    print(f'data path ({path}), 3 cameras 640x480 JPEG, jpeg_draft_size={args.jpeg_draft_size}')
+    print(f'data path ({path}), {source}')
     print(f'  CPU cost: {cost:.2f} ms per sample = {1000 / cost:.0f} samples/s per core')
     print(f'  DataLoader with {args.workers} workers: {rate:.1f} samples/s '
-          f'(load average now {os.getloadavg()[0]:.1f})')
+          f'(load average now {os.getloadavg()[0]:.1f})', flush=True)
 
 
 if __name__ == '__main__':

@@ -20,7 +20,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install --quiet -r requirements/torch.txt -r requirements/core.txt \
     -r requirements/ros.txt -r requirements/dev.txt -r requirements/sim.txt 2>&1 \
     | { grep -v 'is ignored: it is neither' || true; }
-  "$venv/bin/python" -c 'import torch, torchvision, timm, transformers, rclpy, rosbags, h5py, mujoco, dm_control, gym_aloha' \
+  # The tests' lerobot oracle: --no-deps, so its own pins never move ours.
+  "$venv/bin/python" -m pip install --quiet --no-deps -r requirements/lerobot_oracle.txt 2>&1 \
+    | { grep -v 'is ignored: it is neither' || true; }
+  "$venv/bin/python" -c 'import torch, torchvision, timm, transformers, rclpy, rosbags, h5py, mujoco, dm_control, gym_aloha, av, pyarrow, lerobot.datasets.lerobot_dataset' \
     || { echo '[setup] dependency installation failed' >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -19,6 +19,7 @@ import numpy as np
 from training.config_cli import build_config_parser, option, run_config_main
 from training.data_config import DatasetConfig
 from training.dataset import Episode, load_episodes
+from training.lerobot_episodes import stats_differences
 from vla_adapter_core.normalization import STATISTICS_FILE, check_statistics, save_statistics
 
 
@@ -75,7 +76,10 @@ class StatisticsConfig:
 
 def write_statistics(config: StatisticsConfig) -> int:
     """Compute the statistics of ``config.data`` and write them to ``config.output``."""
-    statistics = compute_statistics(load_episodes(config.data), config.unnorm_key)
+    episodes = load_episodes(config.data)
+    statistics = compute_statistics(episodes, config.unnorm_key)
+    for line in stats_differences(episodes):
+        print(f'note: {line}')
     output = Path(config.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     notes = save_statistics(statistics, output)

@@ -1,4 +1,4 @@
-"""Configuration of the episode datasets (ALOHA HDF5 and rosbag2).
+"""Configuration of the episode datasets (ALOHA HDF5, rosbag2 and LeRobot).
 
 The robot is a description (:mod:`vla_adapter_core.robot_description`, ``--robot NAME|FILE``):
 its follower arms give the proprio (joint_states topics, joints, finger calibration), its leader
@@ -17,7 +17,7 @@ from vla_adapter_core.config import ConfigDictMixin
 from vla_adapter_core.robot_description import RobotDescription, load_robot_description
 
 # Kept for benchmarks/data_throughput.py; the robot descriptions are the source of camera names.
-LAYOUTS = ('auto', 'aloha_hdf5', 'rosbag2')
+LAYOUTS = ('auto', 'aloha_hdf5', 'rosbag2', 'lerobot')
 JPEG_CHANNEL_ORDERS = ('bgr', 'rgb')
 TIMESTAMP_SOURCES = ('header', 'bag')
 GRIPPER_MODES = ('aloha', 'raw')
@@ -45,7 +45,8 @@ class DatasetConfig(ConfigDictMixin):
 
     # --- what to read -------------------------------------------------------------------------
     paths: list[str] = option(factory=list, flag='data', required=True, metavar='PATH',
-                              help='episode files (HDF5), rosbag2 directories or folders of them')
+                              help='episode files (HDF5), rosbag2 directories, LeRobot dataset '
+                                   'directories or Hub repo ids (owner/name), or folders of them')
     layout: str = option('auto', choices=LAYOUTS,
                          help="episode format; 'auto' decides per path")
     robot: str = option('aloha', metavar='NAME|FILE',
@@ -90,6 +91,20 @@ class DatasetConfig(ConfigDictMixin):
     cache_dir: str | None = option(
         None, help='where aligned bag episodes are cached (None: beside the bag)')
     jpeg_quality: int = option(95, help='JPEG quality of the aligned-episode cache')
+    # --- LeRobot ------------------------------------------------------------------------------
+    lerobot_mapping: str | None = option(
+        None, metavar='NAME|FILE',
+        help='feature mapping of LeRobot datasets onto the robot (config/lerobot: aloha, '
+             'gym_aloha; or a YAML file) (None: the shipped mapping written for --robot)')
+    revision: str | None = option(
+        None, help='Hub revision (branch, tag or commit) of LeRobot datasets given as repo ids '
+                   '(None: the default branch); HF_HUB_OFFLINE=1 reads the cache only')
+    video_tolerance_s: float = option(
+        1e-4, help="a LeRobot step's video frame must be this close to its timestamp (LeRobot's "
+                   'own tolerance_s)')
+    video_decoder_threads: int = option(
+        1, help='threads per video decoder (0: FFmpeg decides); DataLoader workers already '
+                'decode in parallel, and one thread used 17% less CPU per AV1 frame here')
 
     def __post_init__(self) -> None:
         self.paths = [str(path) for path in self.paths]
@@ -133,6 +148,14 @@ class DatasetConfig(ConfigDictMixin):
         _require(self.max_gap_s > 0, 'max_gap_s', self.max_gap_s, 'must be > 0')
         _require(1 <= self.jpeg_quality <= 100, 'jpeg_quality', self.jpeg_quality,
                  'must be in 1..100')
+        _require(self.lerobot_mapping is None or self.lerobot_mapping.strip() != '',
+                 'lerobot_mapping', self.lerobot_mapping, 'empty')
+        _require(self.revision is None or self.revision.strip() != '', 'revision',
+                 self.revision, 'empty')
+        _require(0 < self.video_tolerance_s < 1, 'video_tolerance_s', self.video_tolerance_s,
+                 'must be in (0, 1) s')
+        _require(isinstance(self.video_decoder_threads, int) and self.video_decoder_threads >= 0,
+                 'video_decoder_threads', self.video_decoder_threads, 'must be an int >= 0')
 
     def robot_description(self) -> RobotDescription:
         """The description ``robot`` names (loaded once per process)."""

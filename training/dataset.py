@@ -24,12 +24,16 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 from training.augmentation import ImageAugmenter
 from training.data_config import DatasetConfig
 from training.episodes import HDF5_SUFFIXES, AlohaHdf5Episode, EpisodeError
+from training.lerobot_episodes import LeRobotEpisode, load_lerobot_dataset
+from training.lerobot_format import is_lerobot_dataset, looks_like_repo_id
 from training.rosbag_episodes import is_rosbag, load_rosbag_episode
 
-Episode = AlohaHdf5Episode
+Episode = AlohaHdf5Episode | LeRobotEpisode
 
 
 def _layout_of(path: Path) -> str | None:
+    if is_lerobot_dataset(path):
+        return 'lerobot'
     if path.is_file() and path.suffix in HDF5_SUFFIXES:
         return 'aloha_hdf5'
     if is_rosbag(path) and path.exists():
@@ -40,13 +44,18 @@ def _layout_of(path: Path) -> str | None:
 def discover_episodes(config: DatasetConfig) -> list[tuple[Path, str]]:
     """(path, layout) of every episode under ``config.paths``, sorted, in the configured layout.
 
-    A path is an episode (``.hdf5``/``.h5`` file, rosbag2 directory, ``.mcap``/``.db3`` file) or
-    a folder searched recursively for episodes (bag directories are not searched inside).
+    A path is an episode (``.hdf5``/``.h5`` file, rosbag2 directory, ``.mcap``/``.db3`` file), a
+    LeRobot dataset (directory with ``meta/info.json``, or a Hub repo id ``owner/name``: many
+    episodes) or a folder searched recursively for them (bags and datasets are not searched
+    inside).
     """
     if not config.paths:
         raise ValueError('DatasetConfig.paths=[]: no episode paths given')
     found: list[tuple[Path, str]] = []
     for root in map(Path, config.paths):
+        if looks_like_repo_id(str(root)):
+            found.append((root, 'lerobot'))
+            continue
         if not root.exists():
             raise EpisodeError(root, 'path', 'does not exist')
         layout = _layout_of(root)
@@ -56,11 +65,13 @@ def discover_episodes(config: DatasetConfig) -> list[tuple[Path, str]]:
             before = len(found)
             found.extend(_search_folder(root))
             if len(found) == before:
-                raise EpisodeError(root, 'path', 'unknown dataset layout: no .hdf5/.h5 episodes '
-                                                 'or rosbag2 bags (metadata.yaml, .mcap, .db3)')
+                raise EpisodeError(root, 'path', 'unknown dataset layout: no .hdf5/.h5 episodes, '
+                                                 'rosbag2 bags (metadata.yaml, .mcap, .db3) or '
+                                                 'LeRobot datasets (meta/info.json)')
         else:
             raise EpisodeError(root, 'path', 'unknown dataset layout: expected an ALOHA .hdf5/.h5 '
-                                             'file or a rosbag2 bag (directory, .mcap, .db3)')
+                                             'file, a rosbag2 bag (directory, .mcap, .db3) or a '
+                                             'LeRobot dataset')
     if config.layout != 'auto':
         wrong = [str(path) for path, layout in found if layout != config.layout]
         if wrong:
@@ -88,6 +99,8 @@ def load_episodes(config: DatasetConfig) -> list[Episode]:
     for path, layout in discover_episodes(config):
         if layout == 'aloha_hdf5':
             episodes.append(AlohaHdf5Episode(path, config))
+        elif layout == 'lerobot':
+            episodes.extend(load_lerobot_dataset(str(path), config))
         else:
             episodes.append(load_rosbag_episode(path, config))
     return episodes

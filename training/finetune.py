@@ -29,6 +29,7 @@ from training.compute_adaptive_bins import compute_bins
 from training.compute_dataset_statistics import compute_statistics
 from training.config_cli import run_config_main
 from training.dataset import EpisodeDataset, SeededSampler, load_episodes, split_episodes
+from training.lerobot_episodes import stats_differences
 from training.model_setup import (
     adapt_policy_config,
     build_model,
@@ -177,6 +178,9 @@ def prepare_data(config: TrainConfig, context: DistributedContext):
         torch_dist.barrier()
     train_episodes, val_episodes = split_episodes(episodes, config.num_val_episodes, config.seed)
     statistics = compute_statistics(episodes, config.unnorm_key)
+    if context.is_main:  # ours are used; say where a LeRobot dataset's own statistics differ
+        for line in stats_differences(episodes):
+            print(f'note: {line}')
     bins = (compute_bins(episodes, config.n_action_bins) if config.head_kind == 'discrete'
             else None)
     return train_episodes, val_episodes, statistics, bins

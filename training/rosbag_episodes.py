@@ -377,7 +377,8 @@ def cache_path_for(bag: Path, config: DatasetConfig) -> Path:
                     f.stat().st_mtime_ns] for f in files if f.is_file()]
     settings = {key: value for key, value in config.to_dict().items()
                 if key not in ('paths', 'instruction', 'chunk_size', 'hdf5_jpeg_channel_order',
-                               'jpeg_draft_size', 'layout', 'cache_dir')}
+                               'jpeg_draft_size', 'layout', 'cache_dir', 'lerobot_mapping',
+                               'revision', 'video_tolerance_s', 'video_decoder_threads')}
     settings['robot'] = config.robot_description().summary()  # its facts, not just its name
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, str(bag.resolve()), fingerprint,
                                         settings], sort_keys=True).encode()).hexdigest()[:16]

@@ -90,8 +90,8 @@ def test_missing_and_invalid_settings_are_one_line_errors(tmp_path, capsys):
     line = user_error(capsys, [*REQUIRED, '--max_steps', '0'])
     assert line.endswith('TrainConfig.max_steps=0: must be a positive int')
     path = tmp_path / 'run.yaml'
-    path.write_text('data: {paths: [a], layout: lerobot}\noutput_dir: x\npretrained: y\n')
-    assert "DatasetConfig.layout='lerobot'" in user_error(capsys, ['--config', str(path)])
+    path.write_text('data: {paths: [a], layout: zarr}\noutput_dir: x\npretrained: y\n')
+    assert "DatasetConfig.layout='zarr'" in user_error(capsys, ['--config', str(path)])
     assert 'invalid choice' in user_error(capsys, [*REQUIRED, '--head_kind', 'diffusion'])
 
 

@@ -176,8 +176,8 @@ def test_unknown_layouts_are_rejected(tmp_path):
 
 
 def test_config_errors_name_field_and_value():
-    with pytest.raises(ValueError, match=r"DatasetConfig.layout='lerobot'"):
-        DatasetConfig(layout='lerobot')
+    with pytest.raises(ValueError, match=r"DatasetConfig.layout='zarr'"):
+        DatasetConfig(layout='zarr')
     with pytest.raises(ValueError, match=r'DatasetConfig.chunk_size=0'):
         DatasetConfig(chunk_size=0)
     with pytest.raises(ValueError, match=r'DatasetConfig.action_topic=None'):

@@ -153,14 +153,41 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
         pathlib.Path(share_directory) / 'config' / CONFIG_FILES[mode])
     file_parameters = load_parameter_file(config_file)
     robot = resolve_robot(arguments)
-    topics, cameras = _cameras(arguments, robot)
     log_level = arguments['log_level'].strip().lower()
     if log_level not in LOG_LEVELS:
         fail_argument('log_level', arguments['log_level'], f'must be one of {LOG_LEVELS}')
-    use_sim = parse_bool('use_sim', arguments['use_sim'])
     chunk_topic = arguments['chunk_topic'].strip()
     if not chunk_topic or chunk_topic.endswith('/'):
         fail_argument('chunk_topic', arguments['chunk_topic'], 'must be a topic name')
+    nodes = _node_parameters(arguments, robot, sim_kind, chunk_topic)
+    _validate_effective(file_parameters, {INFERENCE_NODE: nodes['inference'],
+                                          EXECUTOR_NODE: nodes['executor'],
+                                          SIM_NODE: nodes['sim'] or nodes['shared']})
+    ros_arguments = ['--ros-args', '--log-level', log_level]
+    specs = _core_specs(nodes, config_file, chunk_topic, ros_arguments)
+    record = parse_bool('record', arguments['record'])
+    if record:
+        specs.append(_recorder_spec(arguments, nodes['shared'], ros_arguments))
+    replay_bag = arguments['replay_bag'].strip()
+    if replay_bag:
+        if nodes['use_sim']:
+            fail_argument('replay_bag', replay_bag,
+                          'replays instead of the simulated robot: drop use_sim')
+        joint_states = {**file_parameters.get(EXECUTOR_NODE, {}), **nodes['executor']}.get(
+            'joint_states_topic', 'joint_states')
+        if record:
+            fail_argument('record', arguments['record'],
+                          'records a live robot or simulation, not a replay (record the /replay '
+                          'commands with vla-adapter-record, see README)')
+        specs = _replay_specs(specs, replay_bag, robot, joint_states, chunk_topic)
+    return specs
+
+
+def _node_parameters(arguments: dict, robot: RobotDescription, sim_kind: str,
+                     chunk_topic: str) -> dict:
+    """The launch-argument parameters of each node ('sim' / 'mujoco' None when not started)."""
+    topics, cameras = _cameras(arguments, robot)
+    use_sim = parse_bool('use_sim', arguments['use_sim'])
     shared = {'robot_description': str(pathlib.Path(robot.source).resolve()),
               'robot_names': list(robot.namespaces)}
     inference = {**shared, 'checkpoint': _check_checkpoint(arguments['checkpoint']),
@@ -183,22 +210,26 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
         inference.update(image_height=rendered.image_height, image_width=rendered.image_width)
         if mujoco['clock'] == 'sim':
             executor['clock_jump_s'] = SIM_CLOCK_JUMP_S
-    _validate_effective(file_parameters, {INFERENCE_NODE: inference, EXECUTOR_NODE: executor,
-                                          SIM_NODE: sim or shared})
-    ros_arguments = ['--ros-args', '--log-level', log_level]
+    return {'shared': shared, 'inference': inference, 'executor': executor, 'sim': sim,
+            'mujoco': mujoco, 'use_sim': use_sim}
+
+
+def _core_specs(nodes: dict, config_file: str, chunk_topic: str, ros_arguments: list) -> list:
+    """Inference and executor, plus the kinematic or MuJoCo simulator when there is one."""
     remappings = []
     if chunk_topic != DEFAULT_CHUNK_TOPIC:
         remappings = [(DEFAULT_CHUNK_TOPIC, chunk_topic)] + [
             (f'{DEFAULT_CHUNK_TOPIC}/{side}', f'{chunk_topic}/{side}') for side in ARM_SIDES]
     specs = [
         NodeSpec(PACKAGE, EXECUTABLES[INFERENCE_NODE], INFERENCE_NODE,
-                 [config_file, inference], remappings, list(ros_arguments)),
+                 [config_file, nodes['inference']], remappings, list(ros_arguments)),
         NodeSpec(PACKAGE, EXECUTABLES[EXECUTOR_NODE], EXECUTOR_NODE,
-                 [config_file, executor], [], list(ros_arguments)),
+                 [config_file, nodes['executor']], [], list(ros_arguments)),
     ]
-    if sim is not None:
-        specs.append(NodeSpec(PACKAGE, EXECUTABLES[SIM_NODE], SIM_NODE, [config_file, sim], [],
-                              list(ros_arguments)))
+    if nodes['sim'] is not None:
+        specs.append(NodeSpec(PACKAGE, EXECUTABLES[SIM_NODE], SIM_NODE,
+                              [config_file, nodes['sim']], [], list(ros_arguments)))
+    mujoco = nodes['mujoco']
     if mujoco is not None:
         if mujoco['clock'] == 'sim':  # the simulator owns /clock
             specs = [NodeSpec(spec.package, spec.executable, spec.name,
@@ -206,21 +237,6 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
                               spec.arguments) for spec in specs]
         specs.append(NodeSpec(PACKAGE, EXECUTABLES[MUJOCO_NODE], MUJOCO_NODE, [mujoco], [],
                               list(ros_arguments)))
-    record = parse_bool('record', arguments['record'])
-    if record:
-        specs.append(_recorder_spec(arguments, shared, ros_arguments))
-    replay_bag = arguments['replay_bag'].strip()
-    if replay_bag:
-        if use_sim:
-            fail_argument('replay_bag', replay_bag,
-                          'replays instead of the simulated robot: drop use_sim')
-        joint_states = {**file_parameters.get(EXECUTOR_NODE, {}), **executor}.get(
-            'joint_states_topic', 'joint_states')
-        if record:
-            fail_argument('record', arguments['record'],
-                          'records a live robot or simulation, not a replay (record the /replay '
-                          'commands with vla-adapter-record, see README)')
-        specs = _replay_specs(specs, replay_bag, robot, joint_states, chunk_topic)
     return specs
 
 

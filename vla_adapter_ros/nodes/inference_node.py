@@ -88,6 +88,10 @@ class InferenceNode(Node):
         self._status_publisher = self.create_publisher(PolicyStatus, 'policy_status', 10)
         self._state = PolicyStatus.STATE_STARTING
         self._publish_status()
+        if settings.cpu_threads:
+            import torch
+
+            torch.set_num_threads(settings.cpu_threads)
         self.policy = policy if policy is not None else load_policy(
             settings.checkpoint, settings.device, settings.dtype, settings.compile)
         warning = check_policy_matches_robot(self.policy.config, self.robot,

@@ -5,6 +5,7 @@ Design notes: docs/ARCHITECTURE.md, "Module notes", vla_adapter_ros/nodes/mujoco
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -16,7 +17,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64, Header, Int32
+from std_msgs.msg import Bool, Float64, Header, Int32, String
 from std_srvs.srv import Trigger
 
 from vla_adapter_ros.nodes.driver_interface import create_arm_interface, create_camera_publisher
@@ -28,6 +29,7 @@ from vla_adapter_ros.pipeline.conversions import (
     rgb_to_image,
     stamp_to_nanoseconds,
 )
+from vla_adapter_ros.pipeline.health import PhaseTimes
 
 NODE_NAME = 'mujoco_aloha'
 START_TIME_NS = 1_000_000_000  # sim clock of the first step (0 means "no time yet" in ROS)
@@ -65,6 +67,7 @@ class MujocoAlohaNode(Node):
         self.command_timeouts = 0
         self._create_interfaces()
         self._stop = threading.Event()
+        self.phase_times = PhaseTimes()  # where an episode's wall time goes (sim clock)
         self.context.on_shutdown(self._stop.set)  # a signal: no publishing after it
         if config.clock == 'sim':
             self._thread = threading.Thread(target=self._sim_clock_loop, name='mujoco_sim_clock',
@@ -99,6 +102,8 @@ class MujocoAlohaNode(Node):
         self._reward_publisher = self.create_publisher(Float64, '~/reward', reliable)
         self._success_publisher = self.create_publisher(Bool, '~/success', reliable)
         self._done_publisher = self.create_publisher(Int32, '~/episode_done', reliable)
+        # Where the episode's wall time went (JSON {phase: seconds}), just before episode_done.
+        self._timing_publisher = self.create_publisher(String, '~/episode_timing', reliable)
         self.create_service(Trigger, '~/reset', self._on_reset)
         self.create_service(Trigger, '~/start', self._on_start)
         if config.clock == 'sim':
@@ -151,6 +156,7 @@ class MujocoAlohaNode(Node):
                 response.success, response.message = False, 'episode over: ~/reset first'
             else:
                 self._running = True
+                self.phase_times.reset()
                 response.success = True
                 response.message = f'episode {self._episode_seed} started'
         return response
@@ -167,6 +173,7 @@ class MujocoAlohaNode(Node):
             self.scene.reset(seed)
             self._episode_seed, self._step, self._success = seed, 0, False
             self._running = start
+            self.phase_times.reset()
         self.get_logger().info(f'episode: seed {seed}' + ('' if start else ' (placed)'))
         return seed
 
@@ -178,9 +185,10 @@ class MujocoAlohaNode(Node):
         self._step += 1
         if self._step >= self.config.episode_steps:
             self._running = False
+            self._timing_publisher.publish(String(data=json.dumps(self.phase_times.seconds)))
             self._done_publisher.publish(Int32(data=int(self._episode_seed)))
             self.get_logger().info(f'episode {self._episode_seed} done: success '
-                                   f'{self._success}')
+                                   f'{self._success}; wall time {self.phase_times.summary()}')
 
     def _publish_joint_states(self, stamp_ns: int) -> None:
         for index, arm in enumerate(self.robot.arms):
@@ -241,7 +249,8 @@ class MujocoAlohaNode(Node):
                 # An episode's first step: commands of the paused ticks before it still in
                 # flight must not count as this step's.
                 self._stop.wait(FIRST_STEP_SETTLE_S)
-            with self._lock:
+            phases = self.phase_times
+            with phases.measure('sensors'), self._lock:
                 running = self._running
                 camera_frame = running and self._step % config.camera_every_steps == 0
                 with self._command_event:
@@ -251,8 +260,9 @@ class MujocoAlohaNode(Node):
                     self._publish_images(stamp_ns)
             # Sensors (and the last chunk) reach the other nodes before the clock ticks, so
             # the executor's tick at this time sees them, however busy the machine is.
-            self._stop.wait(config.settle_s)
-            self._publish_clock(stamp_ns)
+            with phases.measure('settle'):
+                self._stop.wait(config.settle_s)
+                self._publish_clock(stamp_ns)
             if not running:
                 # Between episodes time passes at the wall clock's pace (the executor can
                 # start up and restart) while the scene stands still; its commands are
@@ -260,10 +270,12 @@ class MujocoAlohaNode(Node):
                 self._wait_for_commands(seen, idle_period_s, warn=False)
                 self._sim_time_ns += STEP_NS
                 continue
-            self._wait_for_commands(seen, config.command_timeout_s)
+            with phases.measure('commands'):
+                self._wait_for_commands(seen, config.command_timeout_s)
             if camera_frame and config.chunk_timeout_s > 0:
-                self._wait_for_chunk(stamp_ns)
-            with self._lock:
+                with phases.measure('chunk'):
+                    self._wait_for_chunk(stamp_ns)
+            with phases.measure('physics'), self._lock:
                 if self._running:
                     reward = self.scene.step()
                     self._finish_step(reward, stamp_ns + STEP_NS)

@@ -25,6 +25,9 @@ INFERENCE_PARAMETERS = ParameterTable((
                   'VLAPolicy.save_pretrained or vla-adapter-train, an upstream VLA-Adapter run, '
                   "or a Hugging Face Hub repo id (e.g. 'VLA-Adapter/LIBERO-Spatial-Pro')."),
     ParameterSpec('device', 'cpu', "Torch device of the policy, e.g. 'cuda' or 'cpu'."),
+    ParameterSpec('cpu_threads', 0, "torch CPU threads of the policy; 0 = torch's default (one "
+                  'per core). On a CPU shared with a simulator or other nodes, 1 avoids the '
+                  'stalls of threads waiting for busy cores.', (0, 256)),
     ParameterSpec('dtype', 'auto', "Policy dtype: 'auto' (bf16 where supported), 'float32', "
                   "'bfloat16' or 'float16'.", choices=DTYPES),
     ParameterSpec('compile', 'none', "torch.compile of the policy: 'none' (eager), 'default' "

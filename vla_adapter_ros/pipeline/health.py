@@ -9,7 +9,9 @@
   key-value pairs such as rates and latencies).
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+import contextlib
+import time
 
 import numpy as np
 
@@ -96,6 +98,32 @@ class EventRate:
         if recent.size < 2 or recent[-1] <= recent[0]:
             return 0.0
         return float((recent.size - 1) / (recent[-1] - recent[0]))
+
+
+class PhaseTimes:
+    """Wall time spent in each named phase of a loop since the last reset (its profile)."""
+
+    def __init__(self) -> None:
+        """No phase measured yet."""
+        self.seconds: dict[str, float] = {}
+
+    def reset(self) -> None:
+        """Forget what was measured."""
+        self.seconds = {}
+
+    @contextlib.contextmanager
+    def measure(self, phase: str) -> Iterator[None]:
+        """Add the wall time of the ``with`` body to ``phase``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+    def summary(self) -> str:
+        """'sensors 1.20 s, settle 2.05 s, ... (total 9.80 s)'."""
+        parts = [f'{phase} {seconds:.2f} s' for phase, seconds in self.seconds.items()]
+        return f'{", ".join(parts)} (total {sum(self.seconds.values()):.2f} s)'
 
 
 def diagnostic_array(stamp, name: str, level_name: str, message: str,

@@ -7,6 +7,7 @@ pose, starts the episode and collects the rewards until ``~/episode_done``.
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -17,8 +18,13 @@ SIM_NODE = 'mujoco_aloha'
 
 
 def eval_node_specs(checkpoint: str, device: str, instruction: str, steps: int,
-                    image_hw: tuple[int, int]) -> list:
-    """The specs of ``aloha.launch.py use_sim:=true sim:=mujoco sim_clock:=sim`` (no autostart)."""
+                    image_hw: tuple[int, int], cpu_threads: int = 0,
+                    simulator: dict | None = None) -> list:
+    """The specs of ``aloha.launch.py use_sim:=true sim:=mujoco sim_clock:=sim`` (no autostart).
+
+    ``cpu_threads``: the inference node's torch threads; ``simulator``: further parameters of
+    the MuJoCo node.
+    """
     from ament_index_python.packages import get_package_share_directory
 
     from vla_adapter_ros.bringup.launch_description import PACKAGE, build_node_specs
@@ -30,9 +36,11 @@ def eval_node_specs(checkpoint: str, device: str, instruction: str, steps: int,
     for spec in specs:
         if spec.name == SIM_NODE:
             spec.parameters.append({'autostart': False, 'episode_steps': steps,
-                                    'image_height': height, 'image_width': width})
+                                    'image_height': height, 'image_width': width,
+                                    **(simulator or {})})
         elif spec.name == 'vla_inference':
-            spec.parameters.append({'image_height': height, 'image_width': width})
+            spec.parameters.append({'image_height': height, 'image_width': width,
+                                    'cpu_threads': cpu_threads})
     return specs
 
 
@@ -46,7 +54,7 @@ class EpisodeDriver:
         from rclpy.node import Node
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from sensor_msgs.msg import Image, JointState
-        from std_msgs.msg import Float64, Int32
+        from std_msgs.msg import Float64, Int32, String
         from std_srvs.srv import Trigger
 
         from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
@@ -65,6 +73,10 @@ class EpisodeDriver:
         node.create_subscription(Float64, f'/{SIM_NODE}/reward',
                                  lambda msg: self.rewards.append(msg.data), reliable)
         node.create_subscription(Int32, f'/{SIM_NODE}/episode_done', self._on_done, reliable)
+        self.phase_seconds: dict = {}  # the simulator's wall-time profile of the last episode
+        node.create_subscription(
+            String, f'/{SIM_NODE}/episode_timing',
+            lambda msg: setattr(self, 'phase_seconds', json.loads(msg.data)), reliable)
         node.create_subscription(ActionChunk, 'action_chunk',
                                  lambda msg: self.inference_ms.append(msg.inference_ms), 100)
         node.create_subscription(Image, robot.camera_topic.format(camera=robot.cameras[0]),

@@ -50,6 +50,12 @@ class SimEvalConfig:
                              help='the mean-demonstration baseline averages seeds 0..N-1')
     baselines: bool = option(True, help='run the hold-still and mean-demonstration baselines')
     device: str = option('cpu', help="the inference node's torch device")
+    # The simulator, executor and policy share the CPU: one policy thread never waits for a
+    # core the simulator holds.
+    cpu_threads: int = option(1, help="the inference node's torch CPU threads (0: torch's "
+                                      'default, one per core)')
+    settle_s: float = option(0.005, help="the simulator's wall-clock pause between its "
+                                         'sensors and its clock at each step (s)')
     instruction: str = option(DEFAULT_INSTRUCTION, help='the instruction the policy is given')
     # The demo policy's cameras are 96x128; the simulator renders at this size.
     image_height: int = option(96, aliases=('--image-height',), help='camera image height')
@@ -69,6 +75,8 @@ class SimEvalConfig:
                      'must be in [16, 2048]')
         _require(self.episode_timeout_s > 0, 'episode_timeout_s', self.episode_timeout_s,
                  'must be > 0')
+        _require(self.cpu_threads >= 0, 'cpu_threads', self.cpu_threads, 'must be >= 0')
+        _require(0.0 <= self.settle_s <= 1.0, 'settle_s', self.settle_s, 'must be in [0, 1]')
 
     @property
     def seeds(self) -> list[int]:
@@ -86,7 +94,8 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int]) -> 
     from vla_adapter_ros.bringup.launch_description import PACKAGE
     from vla_adapter_ros.bringup.node_processes import NodeProcessGroup
     specs = eval_node_specs(str(Path(args.checkpoint).resolve()), args.device, args.instruction,
-                            args.episode_steps, (args.image_height, args.image_width))
+                            args.episode_steps, (args.image_height, args.image_width),
+                            args.cpu_threads, {'settle_s': args.settle_s})
     executables = Path(get_package_prefix(PACKAGE)) / 'lib' / PACKAGE
     group = NodeProcessGroup(specs, executables, output / 'logs')
     rclpy.init()
@@ -109,6 +118,8 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int]) -> 
                              'steps': len(rewards), 'chunks': len(latencies),
                              'final_state': driver.arm_positions(),
                              'wall_s': round(time.monotonic() - started, 2),
+                             'simulator_phases_s': {phase: round(seconds, 3) for phase, seconds
+                                                    in driver.phase_seconds.items()},
                              'rewards': rewards})
     except RuntimeError as error:
         raise RuntimeError(f'{error} (logs in {output / "logs"})') from error
@@ -121,6 +132,14 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int]) -> 
         rclpy.try_shutdown()
     return {'episodes': episodes, 'frames': frames, 'inference_ms': latencies,
             'faults': faults, 'exited_early': exited}
+
+
+def mean_phases(episodes: list[dict]) -> dict:
+    """Mean wall seconds per simulator phase over the episodes (where an episode's time goes)."""
+    phases = [episode['simulator_phases_s'] for episode in episodes
+              if episode['simulator_phases_s']]
+    names = sorted({name for entry in phases for name in entry})
+    return {name: float(np.mean([entry.get(name, 0.0) for entry in phases])) for name in names}
 
 
 def _check_checkpoint(config: SimEvalConfig) -> None:
@@ -174,6 +193,7 @@ def evaluate(config: SimEvalConfig) -> dict:
                          'p99': float(np.percentile(latencies, 99)) if latencies.size else None},
         'wall_s_per_episode': float(np.mean([episode['wall_s']
                                              for episode in result['episodes']])),
+        'simulator_phases_s': mean_phases(result['episodes']),
         'executor_faults': result['faults'],
         'episodes': [{key: value for key, value in episode.items() if key != 'rewards'}
                      for episode in result['episodes']]}

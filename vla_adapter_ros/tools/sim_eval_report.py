@@ -71,6 +71,10 @@ def print_report(report: dict) -> None:
         print(f'inference latency: p50 {latency["p50"]:.0f} ms, p99 {latency["p99"]:.0f} ms '
               f'over {latency["chunks"]} chunks; {report["wall_s_per_episode"]:.1f} s of wall '
               'time per episode')
+    if report.get('simulator_phases_s'):
+        phases = ', '.join(f'{name} {seconds:.2f} s'
+                           for name, seconds in report['simulator_phases_s'].items())
+        print(f'simulator wall time per episode: {phases}')
     if report['executor_faults']:
         print(f'executor faults: {report["executor_faults"]}')
     print(f'report, plots and camera strip: {report["output_dir"]}')
