@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import functools
+import os
 from typing import Any
 
 from training.config_cli import option
@@ -45,10 +46,11 @@ class DatasetConfig(ConfigDictMixin):
 
     # --- what to read -------------------------------------------------------------------------
     paths: list[str] = option(factory=list, flag='data', required=True, metavar='PATH',
+                              path='file',
                               help='episode files (HDF5), rosbag2 directories or folders of them')
     layout: str = option('auto', choices=LAYOUTS,
                          help="episode format; 'auto' decides per path")
-    robot: str = option('aloha', metavar='NAME|FILE',
+    robot: str = option('aloha', metavar='NAME|FILE', path='file_or_name',
                         help='robot description: a built-in name (aloha, aloha_v1, vx300s, '
                              'wx250s, wx250) or a description YAML file; gives the arms, joints, '
                              'gripper calibration, cameras and the proprio / action sizes')
@@ -92,7 +94,8 @@ class DatasetConfig(ConfigDictMixin):
     jpeg_quality: int = option(95, help='JPEG quality of the aligned-episode cache')
 
     def __post_init__(self) -> None:
-        self.paths = [str(path) for path in self.paths]
+        # Absolute, so a saved train_config.json names the same files from any directory.
+        self.paths = [os.path.abspath(str(path)) for path in self.paths]
         _require(isinstance(self.robot, str) and self.robot.strip() != '', 'robot', self.robot,
                  'name a built-in robot or a description file')
         description = self.robot_description()
