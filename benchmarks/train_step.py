@@ -12,7 +12,7 @@ finite, every trainable tensor that received a gradient changed, no frozen tenso
 Before a mode is built, its weights + gradients + optimiser state are computed from parameter
 counts (meta device); a mode that cannot fit the device's memory is reported, not run.
 
-    python benchmarks/train_step.py --device cuda                 # every setting (< 8 min, H100)
+    python benchmarks/train_step.py --device cuda --deadline_s 420  # every setting, < 8 min
     python benchmarks/train_step.py --device cpu --modes lora --batch_sizes 1 --steps 1
     python benchmarks/train_step.py --tiny                        # the same code, tiny, seconds
     python benchmarks/train_step.py --account_only                # computed memory only
@@ -64,6 +64,7 @@ from training.trainer import (  # noqa: E402
     build_run,
     learning_rate_factor,
     resolve_device,
+    to_device,
     train_step,
 )
 from vla_adapter_core.config import (  # noqa: E402
@@ -84,6 +85,8 @@ CAMERAS = ['cam_high', 'cam_left_wrist', 'cam_right_wrist']
 CHUNK, ACTION_DIM = 25, 14  # ALOHA: 25 steps of 2 x (6 joints + gripper)
 MODES = ('lora', 'full')
 FIT_MARGIN = 1.1  # computed need x this must be below the available memory to run a mode
+FORWARD_MARGIN = 2.0  # weights x this must be below it to measure one forward pass instead
+MOVING_GRADIENT = 1e-6  # 100 x AdamW's eps: a gradient this large moves its weight by ~lr
 
 
 def policy_config(tiny: bool) -> PolicyConfig:
@@ -168,26 +171,35 @@ def checksums(model: torch.nn.Module) -> dict[str, float]:
                 for name, param in model.named_parameters()}
 
 
-def step_check(model, before: dict, after: dict, with_grad: set, loss: float) -> dict:
-    """The first step's correctness: loss finite, trained tensors changed, frozen ones not."""
+def step_check(model, before: dict, after: dict, gradients: dict, loss: float) -> dict:
+    """The first step's correctness: loss finite, trained tensors changed, frozen ones not.
+
+    A tensor must change when its largest gradient value exceeds ``MOVING_GRADIENT``: AdamW's
+    first update is then at least 0.99 x lr per such value. Smaller gradients (a zero-initialised
+    factor upstream of them) may leave it unchanged; they are counted, not failed.
+    """
     trainable = {name for name, param in model.named_parameters() if param.requires_grad}
     changed = {name for name in before if before[name] != after[name]}
+    moving = {name for name, largest in gradients.items() if largest > MOVING_GRADIENT}
+    still = sorted(moving - changed)
     return {'loss': loss, 'loss_finite': math.isfinite(loss),
-            'trainable_tensors': len(trainable), 'with_gradient': len(with_grad),
-            'changed_with_gradient': len(changed & with_grad),
+            'trainable_tensors': len(trainable),
+            'with_gradient': sum(largest > 0 for largest in gradients.values()),
+            'moving_gradient': len(moving), 'changed_with_gradient': len(changed & moving),
+            'unchanged_with_gradient': [(name, gradients[name]) for name in still[:5]],
             'frozen_changed': sorted(changed - trainable)[:5],
-            'ok': (math.isfinite(loss) and with_grad <= changed and not changed - trainable)}
+            'ok': math.isfinite(loss) and not still and not changed - trainable}
 
 
 def gradient_recorder(model: torch.nn.Module, record: dict):
-    """A step pre-hook noting gradient bytes and the tensors with a non-zero gradient."""
+    """A step pre-hook noting gradient bytes and each gradient's largest absolute value."""
     names = {id(param): name for name, param in model.named_parameters()}
 
     def hook(optimizer, *_):
         grads = [param for group in optimizer.param_groups for param in group['params']
                  if param.grad is not None]
         record['gradients'] = sum(p.grad.numel() * p.grad.element_size() for p in grads)
-        record['with_grad'] = {names[id(p)] for p in grads if bool(p.grad.abs().sum() > 0)}
+        record['largest'] = {names[id(p)]: float(p.grad.abs().max()) for p in grads}
     return hook
 
 
@@ -203,7 +215,7 @@ def measure(run: BenchRun, batches, trainable: list, steps: int) -> dict:
     before = checksums(run.model)
     with SavedTensorMeter(run.model) as meter:
         metrics = train_step(run, batches, optimizer, scheduler, trainable)
-    check = step_check(run.model, before, checksums(run.model), seen['with_grad'],
+    check = step_check(run.model, before, checksums(run.model), seen['largest'],
                        metrics['loss'])
     times = []
     for _ in range(steps):
@@ -230,15 +242,39 @@ def release(run: RunState) -> None:
         torch.cuda.empty_cache()
 
 
-def too_large(base: TrainConfig, total: int, trainable: int) -> str | None:
-    """Why a mode cannot fit this device (computed), or None."""
+def fit(base: TrainConfig, total: int, trainable: int) -> tuple[str, str]:
+    """('step' | 'forward' | 'none', why): what of a mode fits this device (computed).
+
+    'forward': the step does not fit, the weights and one forward pass may (its activations
+    are then measured without a backward pass or an optimiser).
+    """
     device = resolve_device(base, DistributedContext())
-    need = computed_memory(total, trainable, base.optimizer)['total']
+    need = computed_memory(total, trainable, base.optimizer)
     available = available_memory(device)
-    if need * FIT_MARGIN <= available:
-        return None
-    return (f'not run: weights + gradients + optimiser state need {need / GIB:.1f} GiB '
-            f'(computed), {available / GIB:.1f} GiB available on {device.type}')
+    if need['total'] * FIT_MARGIN <= available:
+        return 'step', ''
+    why = (f'weights + gradients + optimiser state need {need["total"] / GIB:.1f} GiB '
+           f'(computed), {available / GIB:.1f} GiB available on {device.type}')
+    return ('forward' if need['weights'] * FORWARD_MARGIN <= available else 'none'), why
+
+
+def build_bench_run(args: argparse.Namespace, base: TrainConfig, statistics: dict) -> BenchRun:
+    """The trainer's RunState for ``base`` (seeded as trainer.train seeds it), in training mode."""
+    torch.manual_seed(base.seed)  # LoRA's initialisation draws from the global generator
+    plain = build_run(base, DistributedContext(), None, statistics)
+    run = BenchRun(**{item.name: getattr(plain, item.name)
+                      for item in dataclasses.fields(RunState)}, precision=args.precision)
+    run.model.train()
+    return run
+
+
+def forward_only(run: BenchRun, batches) -> dict:
+    """Activations and peak of one forward pass with the graph kept (no backward, no step)."""
+    reset_peak(run.device)
+    with SavedTensorMeter(run.model) as meter, run.autocast():
+        loss, _ = run.loss_module(to_device(next(batches), run.device))
+    return {'forward_only': True, 'loss': float(loss), 'weights': parameter_bytes(run.model),
+            'activations': meter.bytes, **peak_memory(run.device)}
 
 
 def run_mode(args: argparse.Namespace, folder: Path, mode: str, statistics: dict) -> list[dict]:
@@ -247,35 +283,37 @@ def run_mode(args: argparse.Namespace, folder: Path, mode: str, statistics: dict
     total, trainable_count = parameter_counts(base)
     common = {'mode': mode, 'optimizer': args.optimizer, 'parameters': total,
               'trainable': trainable_count}
-    reason = too_large(base, total, trainable_count)
-    if reason:
-        print(f'{mode}: {reason}')
-        return [dict(common, skipped=reason)]
+    fits, why = fit(base, total, trainable_count)
+    if fits != 'step':
+        print(f'{mode}: step not run: {why}' + ('; one forward pass measured instead'
+                                                if fits == 'forward' else ''), flush=True)
+        common['skipped'] = f'not run: {why}'
+    if fits == 'none':
+        return [common]
     started = time.perf_counter()
-    torch.manual_seed(base.seed)  # as trainer.train does: LoRA's initialisation is random
-    plain = build_run(base, DistributedContext(), None, statistics)
-    run = BenchRun(**{item.name: getattr(plain, item.name)
-                      for item in dataclasses.fields(RunState)}, precision=args.precision)
-    del plain
+    run = build_bench_run(args, base, statistics)
     common['build_s'] = time.perf_counter() - started
     common['precision'] = 'bf16' if (args.precision == 'bf16' or (
         args.precision == 'auto' and run.device.type == 'cuda')) else 'fp32'
-    run.model.train()
     trainable = [param for param in run.model.parameters() if param.requires_grad]
     rows = []
     for checkpointing in args.checkpointing:
         for batch_size in args.batch_sizes:
+            if time.monotonic() > args.deadline:
+                print(f'| {mode} | {checkpointing} | {batch_size} | not started: --deadline_s |')
+                continue
             config = train_config(args, folder, mode, batch_size, checkpointing == 'on')
             run.model.set_gradient_checkpointing(config.gradient_checkpointing)
-            setting = dict(common, checkpointing=checkpointing, batch_size=batch_size)
             batches = itertools.repeat(synthetic_batch(run, batch_size))
             try:
-                result = measure(dataclasses.replace(run, config=config), batches, trainable,
-                                 args.steps)
+                result = (forward_only(run, batches) if fits == 'forward' else
+                          measure(dataclasses.replace(run, config=config), batches, trainable,
+                                  args.steps))
             except torch.OutOfMemoryError:
                 result = {'out_of_memory': True}
             release(run)
-            rows.append(dict(setting, **result))
+            rows.append(dict(common, checkpointing=checkpointing, batch_size=batch_size,
+                             **result))
             print(format_row(rows[-1]), flush=True)
             if result.get('out_of_memory'):
                 break  # larger batches do not fit either
@@ -290,10 +328,13 @@ def format_row(row: dict) -> str:
     gib = {key: value / GIB for key, value in row.items() if isinstance(value, int)}
     peak = (f"{gib['peak_allocated']:.2f} / {gib['peak_reserved']:.2f}"
             if 'peak_allocated' in row else f"{gib['peak_rss']:.2f} (CPU RSS)")
+    if row.get('forward_only'):
+        return (head + f"{peak} (forward only) | - | - | {gib['weights']:.2f} | - | - | "
+                f"{gib['activations']:.3f} | loss {row['loss']:.4f}, no step (does not fit) |")
     check = row['check']
-    verdict = (f"ok ({check['changed_with_gradient']}/{check['trainable_tensors']} trainable "
-               'tensors had a gradient and changed, no frozen one)' if check['ok']
-               else f'FAILED {check}')
+    verdict = (f"ok (all {check['changed_with_gradient']} of {check['trainable_tensors']} "
+               'trainable tensors with a gradient above 1e-6 changed, no frozen one)'
+               if check['ok'] else f'FAILED {check}')
     return (head + f"{peak} | {row['step_s']:.3f} | {row['samples_per_s']:.2f} | "
             f"{gib['weights']:.2f} | {gib['gradients']:.3f} | {gib['optimizer_state']:.3f} | "
             f"{gib['activations']:.3f} | loss {check['loss']:.4f}, {verdict} |")
@@ -337,7 +378,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='print the computed memory table only (no model is built)')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--output', type=Path, default=None, help='write the rows as JSON')
+    parser.add_argument('--deadline_s', type=float, default=None,
+                        help="start no setting after this many seconds (a lent GPU's budget)")
     args = parser.parse_args(argv)
+    args.deadline = (time.monotonic() + args.deadline_s if args.deadline_s is not None
+                     else math.inf)
     if args.batch_sizes is None:
         args.batch_sizes = [1, 2] if args.tiny else [1, 4, 8, 16]
     if args.steps is None:

@@ -155,6 +155,24 @@ def test_full_finetune_trains_every_weight_and_excludes_lora(setup):
         train_config(optimizer='sgd')
 
 
+def test_8bit_adamw_follows_adamw_within_its_quantisation_with_uint8_moments(setup):
+    pytest.importorskip('bitsandbytes')
+    plain = run_steps(setup, lora_rank=4)
+    eight = run_steps(setup, lora_rank=4, optimizer='adamw_8bit')
+    assert plain[0][0] == eight[0][0]  # the same first forward
+    np.testing.assert_allclose(eight[0], plain[0], rtol=0.02)  # 8-bit moments: not bit-equal
+    assert eight[0][-1] < 0.9 * eight[0][0]  # it trains
+    # uint8 moments for tensors of 4096+ values; smaller ones keep fp32 state (a third in all
+    # for this tiny model, whose head has many small tensors).
+    model, optimizer = eight[3]
+    for param in model.parameters():
+        if param.requires_grad:
+            moment = optimizer.state[param]['state1']
+            assert moment.dtype == (torch.uint8 if param.numel() >= 4096 else torch.float32)
+    ratio = optimizer_state_bytes(optimizer) / optimizer_state_bytes(plain[3][1])
+    assert 0.25 <= ratio < 0.35, ratio
+
+
 @pytest.mark.skipif(importlib.util.find_spec('bitsandbytes') is not None,
                     reason='bitsandbytes is installed')
 def test_8bit_adamw_without_bitsandbytes_is_a_one_line_value_error(setup):
