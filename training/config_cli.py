@@ -7,7 +7,10 @@ group named after the field. ``bool`` fields get ``--name`` / ``--no_name``.
 
 ``--config FILE`` (YAML or JSON, nested like ``to_dict()``, e.g. a run's saved
 ``train_config.json``) supplies values; flags given on the command line override the file; an
-unknown key in the file is a one-line error (exit code 2), as is an invalid value.
+unknown key in the file is a one-line error (exit code 2), as is an invalid value. A relative
+path in the file (a field declared with ``option(path=...)``) is relative to the file's own
+folder, so the file works from any directory; on the command line it is relative to the current
+directory, as usual.
 
 Every such parser also has ``--debug`` (a flag of the tool, not a config field):
 :func:`run_config_main` reports an error in the data or a checkpoint on one line with exit code
@@ -20,7 +23,9 @@ import argparse
 from collections.abc import Callable, Iterator, Sequence
 import dataclasses
 import difflib
+import os
 from pathlib import Path
+import re
 import types
 import typing
 from typing import Any
@@ -31,13 +36,23 @@ from vla_adapter_core.cli_errors import add_debug_flag, run_reporting_errors
 
 CONFIG_DEST = '_config_file'
 NO_PREFIX = '--no_'
+# option(path=...): 'file' is a local file or directory; 'file_or_name' may also be a name
+# (a built-in robot, a Hugging Face Hub repo id), taken as a path only where that path exists;
+# 'file_or_repo_id' is a path unless it has a repo id's shape (owner/name) and does not exist.
+PATH_KINDS = ('file', 'file_or_name', 'file_or_repo_id')
+REPO_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[\w.-]+$')  # a Hugging Face Hub repo id
+
+
+def looks_like_repo_id(text: str, folder: Path | None = None) -> bool:
+    """``owner/name`` that is not an existing path (relative to ``folder`` when given)."""
+    return bool(REPO_ID.match(text)) and not (Path(folder or '.') / text).exists()
 
 
 def option(default: Any = dataclasses.MISSING, *, help: str,
            factory: Any = dataclasses.MISSING, choices: Sequence | None = None,
            flag: str | None = None, aliases: Sequence[str] = (),
            const_flags: dict[str, Any] | None = None, required: bool = False,
-           metavar: str | None = None) -> Any:
+           metavar: str | None = None, path: str | None = None) -> Any:
     """A dataclass field with its command-line description.
 
     Args:
@@ -50,10 +65,14 @@ def option(default: Any = dataclasses.MISSING, *, help: str,
             they and the flag exclude one another on a command line.
         required: the command line (or ``--config`` file) must give it, despite the default.
         metavar: the placeholder in the usage text.
+        path: the value names a file or directory (see :data:`PATH_KINDS`): relative values in
+            a ``--config`` file are resolved against the file's folder.
     """
+    if path is not None and path not in PATH_KINDS:
+        raise TypeError(f'option(path={path!r}): expected one of {PATH_KINDS}')
     metadata = {'help': help, 'choices': tuple(choices) if choices else None, 'flag': flag,
                 'aliases': tuple(aliases), 'const_flags': dict(const_flags or {}),
-                'required': required, 'metavar': metavar}
+                'required': required, 'metavar': metavar, 'path': path}
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -222,8 +241,41 @@ def _check_keys(cls: type, values: dict, prefix: str, source: str) -> dict:
     return checked
 
 
+def _resolved(value: Any, folder: Path, kind: str) -> Any:
+    """``value`` (a string or a list of them) with relative paths made absolute in ``folder``."""
+    if isinstance(value, list):
+        return [_resolved(item, folder, kind) for item in value]
+    if not isinstance(value, str) or not value or Path(value).is_absolute():
+        return value
+    candidate = folder / value
+    if kind == 'file_or_name' and not candidate.exists():
+        return value  # a name (robot, Hub repo id), or a path that is not there either way
+    if kind == 'file_or_repo_id' and looks_like_repo_id(value, folder):
+        return value
+    return os.path.normpath(candidate)
+
+
+def resolve_file_paths(cls: type, values: dict, folder: Path) -> dict:
+    """Checked ``values`` of a config file with its path fields resolved against ``folder``."""
+    hints = typing.get_type_hints(cls)
+    fields = {item.name: item for item in dataclasses.fields(cls)}
+    resolved = {}
+    for key, value in values.items():
+        nested = nested_config_class(hints[key])
+        kind = fields[key].metadata.get('path')
+        if nested is not None and isinstance(value, dict):
+            value = resolve_file_paths(nested, value, folder)
+        elif kind is not None:
+            value = _resolved(value, folder, kind)
+        resolved[key] = value
+    return resolved
+
+
 def read_config_file(path: str | Path, cls: type) -> dict:
-    """The nested settings of a YAML / JSON file, keys checked against ``cls``."""
+    """The nested settings of a YAML / JSON file, keys checked against ``cls``.
+
+    Relative values of path fields are resolved against the file's folder (absolute results).
+    """
     try:
         data = yaml.safe_load(Path(path).read_text(encoding='utf-8'))
     except OSError as error:
@@ -236,7 +288,8 @@ def read_config_file(path: str | Path, cls: type) -> dict:
     if not isinstance(data, dict):
         raise ConfigFileError(f'--config {path}: expected a mapping of settings, got '
                               f'{type(data).__name__}')
-    return _check_keys(cls, data, '', f'--config {path}')
+    checked = _check_keys(cls, data, '', f'--config {path}')
+    return resolve_file_paths(cls, checked, Path(path).absolute().parent)
 
 
 def _build(cls: type, values: dict) -> Any:

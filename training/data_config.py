@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import functools
+import os
 from typing import Any
 
-from training.config_cli import option
+from training.config_cli import looks_like_repo_id, option
 from vla_adapter_core.config import ConfigDictMixin
 from vla_adapter_core.robot_description import RobotDescription, load_robot_description
 
@@ -45,11 +46,12 @@ class DatasetConfig(ConfigDictMixin):
 
     # --- what to read -------------------------------------------------------------------------
     paths: list[str] = option(factory=list, flag='data', required=True, metavar='PATH',
+                              path='file_or_repo_id',
                               help='episode files (HDF5), rosbag2 directories, LeRobot dataset '
                                    'directories or Hub repo ids (owner/name), or folders of them')
     layout: str = option('auto', choices=LAYOUTS,
                          help="episode format; 'auto' decides per path")
-    robot: str = option('aloha', metavar='NAME|FILE',
+    robot: str = option('aloha', metavar='NAME|FILE', path='file_or_name',
                         help='robot description: a built-in name (aloha, aloha_v1, vx300s, '
                              'wx250s, wx250) or a description YAML file; gives the arms, joints, '
                              'gripper calibration, cameras and the proprio / action sizes')
@@ -107,7 +109,10 @@ class DatasetConfig(ConfigDictMixin):
                 'decode in parallel, and one thread used 17% less CPU per AV1 frame here')
 
     def __post_init__(self) -> None:
-        self.paths = [str(path) for path in self.paths]
+        # Absolute, so a saved train_config.json names the same files from any directory; a
+        # Hub repo id (no such local path) stays as it is.
+        self.paths = [str(path) if looks_like_repo_id(str(path)) else os.path.abspath(str(path))
+                      for path in self.paths]
         _require(isinstance(self.robot, str) and self.robot.strip() != '', 'robot', self.robot,
                  'name a built-in robot or a description file')
         description = self.robot_description()

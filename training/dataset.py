@@ -22,10 +22,11 @@ import numpy as np
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from training.augmentation import ImageAugmenter
+from training.config_cli import looks_like_repo_id
 from training.data_config import DatasetConfig
 from training.episodes import HDF5_SUFFIXES, AlohaHdf5Episode, EpisodeError
 from training.lerobot_episodes import LeRobotEpisode, load_lerobot_dataset
-from training.lerobot_format import is_lerobot_dataset, looks_like_repo_id
+from training.lerobot_format import is_lerobot_dataset
 from training.rosbag_episodes import is_rosbag, load_rosbag_episode
 
 Episode = AlohaHdf5Episode | LeRobotEpisode

@@ -23,11 +23,10 @@ import shutil
 import h5py
 import yaml
 
-from training.config_cli import build_config_parser, option, run_config_main
+from training.config_cli import REPO_ID, build_config_parser, option, run_config_main
 from training.data_config import ACTION_SOURCES, GRIPPER_MODES, TIMESTAMP_SOURCES, DatasetConfig
 from training.dataset import load_episodes
 from training.export_hdf5 import EPISODE_METADATA_NAME, recorded_success
-from training.lerobot_format import REPO_ID
 from training.lerobot_mapping import (
     bind_vector,
     default_mapping_name,

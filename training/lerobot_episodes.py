@@ -17,13 +17,13 @@ from pathlib import Path
 import av
 import numpy as np
 
+from training.config_cli import looks_like_repo_id
 from training.data_config import DatasetConfig
 from training.episodes import EpisodeError, check_state_arrays
 from training.lerobot_format import (
     EpisodeRecord,
     LeRobotFormat,
     is_lerobot_dataset,
-    looks_like_repo_id,
     read_episode_rows,
     resolve_hub_dataset,
 )

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
-import re
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,6 @@ INFO_PATH = 'meta/info.json'
 STATS_PATH = 'meta/stats.json'
 V2_VERSIONS = ('v2.0', 'v2.1')
 V3_VERSIONS = ('v3.0',)
-REPO_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[\w.-]+$')
 # Episode-table columns that are the format's own, not recorded episode metadata.
 V3_OWN_COLUMNS = ('episode_index', 'tasks', 'length', 'dataset_from_index', 'dataset_to_index')
 V3_OWN_PREFIXES = ('data/', 'videos/', 'meta/', 'stats/')
@@ -58,11 +56,6 @@ class EpisodeRecord:
 def is_lerobot_dataset(path: Path) -> bool:
     """A directory with ``meta/info.json``."""
     return path.is_dir() and (path / INFO_PATH).is_file()
-
-
-def looks_like_repo_id(text: str) -> bool:
-    """``owner/name`` that is not an existing path."""
-    return bool(REPO_ID.match(text)) and not Path(text).exists()
 
 
 def _offline() -> bool:

@@ -1,9 +1,9 @@
-"""Building the policy to fine-tune: config for the dataset, weights, freezing, LoRA, export.
+"""Building the policy to fine-tune: config, weights, freezing, LoRA, optimiser, export.
 
 The VLM (vision towers and LLM) is frozen; the projector, action queries, proprio projector and
 action head train. ``lora_rank`` > 0 adds LoRA adapters (peft) to every linear layer of the LLM;
-exported checkpoints carry the LoRA deltas merged into the LLM weights, so
-``VLAPolicy.from_pretrained`` loads them without peft.
+``full_finetune`` trains every weight instead. Exported checkpoints carry the LoRA deltas merged
+into the LLM weights, so ``VLAPolicy.from_pretrained`` loads them without peft.
 """
 
 from __future__ import annotations
@@ -124,7 +124,16 @@ def build_model(policy_config: PolicyConfig, source: PolicySource, bins: ActionB
 
 
 def set_trainable(model: VLAAdapterModel, config: TrainConfig) -> list[str]:
-    """Freeze the vision towers and LLM, add LoRA when asked; return the trainable names."""
+    """Freeze the vision towers and LLM, add LoRA when asked; return the trainable names.
+
+    ``full_finetune``: nothing is frozen. ``gradient_checkpointing`` is switched on here too.
+    """
+    model.set_gradient_checkpointing(config.gradient_checkpointing)
+    if config.full_finetune:
+        model.requires_grad_(True)
+        for param in model.vision.unused_parameters():  # no gradient would ever reach them
+            param.requires_grad_(False)
+        return model.trainable_parameter_names()
     model.freeze_vlm()
     if config.lora_rank > 0:
         alpha = config.lora_alpha if config.lora_alpha is not None else 2.0 * config.lora_rank
@@ -136,6 +145,21 @@ def set_trainable(model: VLAAdapterModel, config: TrainConfig) -> list[str]:
         if module is not None:
             module.requires_grad_(True)
     return model.trainable_parameter_names()
+
+
+def build_optimizer(parameters: list[torch.nn.Parameter],
+                    config: TrainConfig) -> torch.optim.Optimizer:
+    """The run's AdamW: torch's (multi-tensor or fused) or bitsandbytes' 8-bit one."""
+    options = {'lr': config.learning_rate, 'weight_decay': config.weight_decay}
+    if config.optimizer == 'adamw_8bit':
+        try:
+            import bitsandbytes
+        except ImportError:
+            raise ValueError("TrainConfig.optimizer='adamw_8bit': needs bitsandbytes, which is "
+                             "not installed; use 'adamw_fused' or install it") from None
+        return bitsandbytes.optim.AdamW8bit(parameters, **options)
+    return torch.optim.AdamW(parameters, fused=config.optimizer == 'adamw_fused' or None,
+                             **options)
 
 
 def export_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+import os
 from typing import Any
 
 from training.augmentation import AugmentationConfig
@@ -19,9 +20,12 @@ from vla_adapter_core.heads import head_class, head_kinds
 LR_SCHEDULES = ('cosine', 'linear', 'constant')
 DEVICES = ('auto', 'cpu', 'cuda')
 NORMALIZATION_MODES = ('bounds', 'bounds_q99')
+OPTIMIZERS = ('adamw', 'adamw_fused', 'adamw_8bit')
+# Input files checked (and made absolute) before anything heavy runs.
+INPUT_PATHS = ('policy_config', 'tokenizer_dir')
 # Settings a resumed run may change; everything else must match the interrupted run.
 RESUMABLE_CHANGES = ('resume', 'max_steps', 'save_every', 'val_every', 'log_every',
-                     'num_workers', 'progress_bar')
+                     'num_workers', 'progress_bar', 'gradient_checkpointing')
 # Upstream's head flags, kept as command-line aliases (and read from old train_config.json).
 HEAD_KIND_ALIASES = {'--use_discrete_head': 'discrete', '--use_dual_arm': 'dual_arm'}
 
@@ -39,7 +43,7 @@ class TrainConfig(ConfigDictMixin):
     output_dir: str = option(help='run directory: checkpoints, metrics.jsonl, tensorboard')
     # --- the policy ----------------------------------------------------------------------------
     pretrained: str | None = option(
-        None, metavar='DIR',
+        None, metavar='DIR', path='file_or_name',
         help='starting point: our checkpoint, an upstream VLA-Adapter run directory, a '
              'Prismatic VLM directory (prism-qwen25-...; needs --tokenizer_dir; its vision '
              "towers come from timm's pretrained weights or --vision_weights), or a Hugging "
@@ -50,9 +54,9 @@ class TrainConfig(ConfigDictMixin):
              'download/cache, e.g. dino=dinov2.safetensors siglip=siglip.safetensors '
              '(offline machines)')
     policy_config: str | None = option(
-        None, metavar='JSON', help='PolicyConfig JSON to build a fresh policy from')
+        None, metavar='JSON', path='file', help='PolicyConfig JSON to build a fresh policy from')
     tokenizer_dir: str | None = option(
-        None, metavar='DIR',
+        None, metavar='DIR', path='file',
         help='Qwen2.5 tokenizer (and, for a Prismatic VLM, the LLM config.json), e.g. '
              "upstream's pretrained_models/configs; needed with --policy_config")
     head_kind: str = option(
@@ -68,6 +72,11 @@ class TrainConfig(ConfigDictMixin):
                                     'stays frozen)')
     lora_alpha: float | None = option(None, help='LoRA alpha (None: 2 x rank)')
     lora_dropout: float = option(0.0, help='LoRA dropout')
+    # Upstream trains LoRA + head; full fine-tuning is the reference point of the memory table.
+    full_finetune: bool = option(
+        False, help='train every weight (vision towers and LLM too, not only the projector, '
+                    'queries, proprio projector and head); AdamW needs 16 bytes per parameter, '
+                    'about 27 GB at the real size; excludes lora_rank')
     # --- optimisation --------------------------------------------------------------------------
     max_steps: int = option(1000, help='optimiser steps')
     batch_size: int = option(8, help='samples per micro-batch and process')
@@ -78,6 +87,16 @@ class TrainConfig(ConfigDictMixin):
     lr_schedule: str = option('cosine', choices=LR_SCHEDULES, help='decay after the warm-up')
     min_lr_ratio: float = option(0.1, help='the decay ends at learning_rate x min_lr_ratio')
     max_grad_norm: float = option(1.0, help='gradient clipping norm')
+    # The optimiser state is the largest part of full fine-tuning's memory (8 bytes per weight).
+    optimizer: str = option(
+        'adamw', choices=OPTIMIZERS,
+        help="'adamw' (torch, multi-tensor), 'adamw_fused' (torch's fused kernel: the same "
+             "update without the multi-tensor path's temporary copies) or 'adamw_8bit' "
+             '(bitsandbytes, when installed: 2 instead of 8 bytes of state per weight)')
+    # Activations grow with the batch; recomputing them trades ~30 % step time for memory.
+    gradient_checkpointing: bool = option(
+        False, help='keep only the inputs of each LLM layer (and of each vision tower block '
+                    'when the towers train) and recompute the rest in the backward pass')
     augmentation: AugmentationConfig = option(factory=AugmentationConfig,
                                               help='training image augmentation')
     # --- validation, logging, checkpoints -----------------------------------------------------
@@ -103,6 +122,9 @@ class TrainConfig(ConfigDictMixin):
                  self.pretrained, 'give exactly one of pretrained and policy_config')
         _require(self.policy_config is None or self.tokenizer_dir is not None, 'tokenizer_dir',
                  self.tokenizer_dir, 'required when building from policy_config')
+        for name in INPUT_PATHS:  # absolute: a saved train_config.json works from anywhere
+            if getattr(self, name):
+                setattr(self, name, os.path.abspath(getattr(self, name)))
         try:
             head_class(self.head_kind)
         except ValueError as error:
@@ -114,6 +136,11 @@ class TrainConfig(ConfigDictMixin):
                  self.normalization_mode, f'expected one of {NORMALIZATION_MODES}')
         _require(self.lora_rank >= 0, 'lora_rank', self.lora_rank, 'must be >= 0')
         _require(0 <= self.lora_dropout < 1, 'lora_dropout', self.lora_dropout, 'in [0, 1)')
+        _require(not (self.full_finetune and self.lora_rank > 0), 'full_finetune',
+                 self.full_finetune, f'excludes lora_rank={self.lora_rank} (LoRA trains a '
+                 'frozen LLM; full fine-tuning trains it directly)')
+        _require(self.optimizer in OPTIMIZERS, 'optimizer', self.optimizer,
+                 f'expected one of {OPTIMIZERS}')
         for name in ('max_steps', 'batch_size', 'grad_accumulation', 'val_every', 'log_every',
                      'save_every'):
             value = getattr(self, name)
@@ -142,6 +169,14 @@ class TrainConfig(ConfigDictMixin):
                      'conflict')
             data['head_kind'] = kinds[0]
         return super().from_dict(data)
+
+    def check_input_paths(self) -> None:
+        """Raise FileNotFoundError naming the field when an input file or folder is missing."""
+        for name in INPUT_PATHS:
+            value = getattr(self, name)
+            if value is not None and not os.path.exists(value):
+                raise FileNotFoundError(f'TrainConfig.{name}={value!r}: no such file or '
+                                        'directory')
 
     def differences(self, other: TrainConfig) -> list[str]:
         """Fields (except those a resume may change) that differ from ``other``."""

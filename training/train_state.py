@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import pickle
+import re
 import shutil
 
 from safetensors.torch import load_file, save_file
@@ -71,6 +73,22 @@ def save_training_state(directory: Path, model: torch.nn.Module, optimizer, sche
     partial.rename(final)
 
 
+def load_tensor_pickle(path: Path) -> dict:
+    """``torch.load(weights_only=True)``; a file it refuses is a ``ValueError`` naming the file.
+
+    Such a file holds Python objects other than tensors and plain values: this package never
+    writes one, and loading it would run code from the file, so it is refused, not retried.
+    """
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r'GLOBAL ([\w.]+)', str(error))  # torch names the refused global
+        detail = f'the global {found.group(1)}' if found else 'content outside the allowed set'
+        raise ValueError(f'{path}: refused to load: it holds {detail}, not only tensors and '
+                         'plain values; vla-adapter-train never writes such a file, and loading '
+                         'it could run code from it (was it replaced?)') from None
+
+
 def load_training_state(directory: Path, model: torch.nn.Module, optimizer,
                         scheduler) -> tuple[int, dict]:
     """Restore what :func:`save_training_state` wrote; returns (step, saved TrainConfig dict)."""
@@ -83,7 +101,7 @@ def load_training_state(directory: Path, model: torch.nn.Module, optimizer,
         raise ValueError(f'{folder}: saved tensors do not match the model (missing {missing}, '
                          f'unexpected {extra}); was the run configured differently?')
     model.load_state_dict(tensors, strict=False)
-    state = torch.load(folder / OPTIMIZER_FILE, map_location='cpu', weights_only=True)
+    state = load_tensor_pickle(folder / OPTIMIZER_FILE)
     optimizer.load_state_dict(state['optimizer'])
     scheduler.load_state_dict(state['scheduler'])
     torch.set_rng_state(state['rng']['torch'])

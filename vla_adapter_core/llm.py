@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import Qwen2Config, Qwen2Model
 from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
 
@@ -95,6 +96,8 @@ class QwenBackbone(nn.Module):
         else:
             self.model = Qwen2Model(qwen2_config_from(config))
         self.rotary = LLMRotaryTables(self.model.config)
+        # True: keep only each layer's input and recompute the layer in the backward pass.
+        self.gradient_checkpointing = False
 
     def _check_pretrained(self) -> None:
         loaded = self.model.config
@@ -163,9 +166,14 @@ class QwenBackbone(nn.Module):
             position_embeddings = model.rotary_emb(inputs_embeds, position_ids)
         hidden = inputs_embeds  # (B, S, D)
         hidden_states = [hidden]
+        options = {'attention_mask': mask, 'position_ids': position_ids,
+                   'position_embeddings': position_embeddings, 'use_cache': False}
+        recompute = self.gradient_checkpointing and torch.is_grad_enabled()
         for layer in model.layers[:model.config.num_hidden_layers]:
-            hidden = layer(hidden, attention_mask=mask, position_ids=position_ids,
-                           position_embeddings=position_embeddings, use_cache=False)
-            hidden_states.append(hidden)  # (B, S, D)
+            if recompute:
+                hidden = checkpoint(layer, hidden, use_reentrant=False, **options)  # (B, S, D)
+            else:
+                hidden = layer(hidden, **options)  # (B, S, D)
+            hidden_states.append(hidden)
         hidden_states[-1] = model.norm(hidden)
         return tuple(hidden_states)

@@ -121,6 +121,18 @@ class VLAAdapterModel(nn.Module):
             proprio = round_to_bfloat16(proprio)  # upstream casts the state to bf16
         return self.proprio_projector(proprio)  # (B, 1, D)
 
+    def _frozen_vision_context(self, pixel_values: torch.Tensor):
+        """``no_grad`` when no gradient can reach the towers: none of their activations kept."""
+        if pixel_values.requires_grad or any(
+                param.requires_grad for param in self.vision.parameters()):
+            return contextlib.nullcontext()
+        return torch.no_grad()
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute LLM layers and vision tower blocks in the backward pass (less memory)."""
+        self.llm.gradient_checkpointing = enabled
+        self.vision.gradient_checkpointing = enabled
+
     def forward_detailed(self, batch: dict) -> ModelOutputs:
         """Run everything and keep the intermediates.
 
@@ -131,7 +143,8 @@ class VLAAdapterModel(nn.Module):
         self._check_batch(batch)
         if not torch.compiler.is_compiling():
             check_prompt_mask(batch['attention_mask'])  # a host sync; compiled graphs skip it
-        vision_features = self.vision(batch['pixel_values'])  # (B, NP, Dv)
+        with self._frozen_vision_context(batch['pixel_values']):
+            vision_features = self.vision(batch['pixel_values'])  # (B, NP, Dv)
         patch_embeddings = self.projector(vision_features)  # (B, NP, D)
         prompt_embeds = self.llm.embed_tokens(batch['input_ids'])  # (B, L, D)
         sequence = assemble_sequence(prompt_embeds, batch['attention_mask'], patch_embeddings,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import timm
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from vla_adapter_core.config import VisionConfig, tower_feature_block_index
 
@@ -77,6 +78,17 @@ class FusedVisionBackbone(nn.Module):
         self.feature_indices = [
             tower_feature_block_index(len(tower.blocks), config.feature_block_from_end)
             for tower in self.towers]
+        # True: keep only each block's input and recompute the block in the backward pass.
+        self.gradient_checkpointing = False
+
+    def unused_parameters(self) -> list[nn.Parameter]:
+        """Parameters the features never read: later blocks, the final norm, pooling heads."""
+        used = set()
+        for tower, block_index in zip(self.towers, self.feature_indices):
+            modules = [tower.patch_embed, tower.norm_pre, *tower.blocks[:block_index + 1]]
+            used.update(id(param) for module in modules for param in module.parameters())
+            used.update(id(param) for param in tower.parameters(recurse=False))  # positions
+        return [param for param in self.parameters() if id(param) not in used]
 
     @property
     def channels_per_image(self) -> int:
@@ -91,8 +103,9 @@ class FusedVisionBackbone(nn.Module):
         x = tower._pos_embed(x)  # (M, prefix + P, d)
         x = tower.patch_drop(x)
         x = tower.norm_pre(x)
+        recompute = self.gradient_checkpointing and torch.is_grad_enabled()
         for block in tower.blocks[:block_index + 1]:
-            x = block(x)
+            x = checkpoint(block, x, use_reentrant=False) if recompute else block(x)
         return x[:, tower.num_prefix_tokens:]  # (M, P, d)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:

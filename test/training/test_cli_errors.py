@@ -3,6 +3,7 @@
 ``--debug`` adds the traceback; the files written (statistics, bins) are checked before writing.
 """
 
+import fractions
 import json
 import os
 from pathlib import Path
@@ -14,11 +15,14 @@ from episode_writers import block_episode, write_aloha_hdf5
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from training.compute_adaptive_bins import main as bins_main
 from training.compute_dataset_statistics import main as stats_main
 from training.finetune import main as train_main
+from training.train_state import latest_resumable
 from vla_adapter_core.normalization import StatisticsWarning, load_statistics
+from vla_adapter_core.tiny_policies import build_tiny_config, default_tokenizer_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CAMERA = ['--camera_names', 'cam_high']
@@ -175,3 +179,25 @@ def test_console_entry_point_exit_code_and_output(tmp_path, debug):
     lines = result.stderr.strip().splitlines()
     assert lines[-1] == f'vla-adapter-stats: error: {tmp_path / "missing"}: path: does not exist'
     assert (lines[0] == 'Traceback (most recent call last):') if debug else len(lines) == 1
+
+
+def test_resume_refuses_a_pickle_in_one_line_without_advice(dataset, tmp_path, capsys):
+    """Issue 20.9: a training state torch will not load safely is named, exit 2, no advice."""
+    policy = tmp_path / 'policy.json'
+    config = build_tiny_config(chunk_size=2, camera_names=['cam_high'], image_size=56)
+    policy.write_text(json.dumps(config.to_dict()))
+    run = tmp_path / 'run'
+    args = ['--data', str(dataset), *CAMERA, '--chunk_size', '2', '--output_dir', str(run),
+            '--num_val_episodes', '0', '--policy_config', str(policy), '--tokenizer_dir',
+            default_tokenizer_dir(), '--batch_size', '1', '--num_workers', '0',
+            '--save_every', '1', '--no_progress_bar']
+    assert train_main([*args, '--max_steps', '1']) == 0
+    state = latest_resumable(run) / 'training_state' / 'optimizer.pt'
+    torch.save({'optimizer': fractions.Fraction(1, 3)}, state)  # a pickled Python object
+    capsys.readouterr()
+    assert train_main([*args, '--max_steps', '2', '--resume']) == 2
+    line = one_error_line(capsys, 'vla-adapter-train')
+    assert line == (f'vla-adapter-train: error: {state}: refused to load: it holds the global '
+                    'fractions.Fraction, not only tensors and plain values; vla-adapter-train '
+                    'never writes such a file, and loading it could run code from it (was it '
+                    'replaced?)')

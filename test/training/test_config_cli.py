@@ -2,6 +2,11 @@
 
 import argparse
 import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -10,6 +15,9 @@ from training.compute_dataset_statistics import StatisticsConfig
 from training.config_cli import build_config_parser, parse_config
 from training.data_config import DatasetConfig
 from training.train_config import TrainConfig, build_parser
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = REPO / 'config' / 'demo' / 'transfer_cube_train.yaml'
 
 REQUIRED = ['--data', 'episodes', '--output_dir', 'run', '--policy_config', 'policy.json',
             '--tokenizer_dir', 'tokenizer']
@@ -61,7 +69,9 @@ def test_config_file_supplies_values_and_flags_override_it(tmp_path):
     config = parse(['--config', str(path), '--max_steps', '9', '--chunk_size', '12'])
     assert config.max_steps == 9 and config.data.chunk_size == 12  # the flags win
     assert config.learning_rate == 0.01 and config.output_dir == 'from_file'
-    assert config.data.paths == ['a', 'b'] and config.data.action_dim == 7  # wx250s
+    # Relative paths in the file are relative to the file's folder; names stay names.
+    assert config.data.paths == [str(tmp_path / 'a'), str(tmp_path / 'b')]
+    assert config.data.action_dim == 7 and config.pretrained == 'ckpt'  # wx250s, a Hub id
     assert config.augmentation.hue == 0.1 and config.augmentation.crop_area == 0.9
 
 
@@ -135,3 +145,43 @@ def test_statistics_and_bins_command_lines_share_the_dataset_options(tmp_path, c
     line = user_error(capsys, ['--data', 'episodes', '--n_action_bins', '1'], bins_parser,
                       BinsConfig)
     assert line.endswith('BinsConfig.n_action_bins=1: must be >= 2')
+
+
+def test_relative_paths_in_a_config_file_are_relative_to_its_folder(tmp_path, monkeypatch):
+    """Issue 20.6: the demo YAML works from any directory, not only from the repository root."""
+    monkeypatch.chdir(tmp_path)
+    config = parse(['--config', str(DEMO_CONFIG), '--data', 'episodes', '--output_dir', 'run'])
+    assert config.policy_config == str(REPO / 'config' / 'demo' / 'transfer_cube_policy.json')
+    assert config.tokenizer_dir == str(REPO / 'vla_adapter_core' / 'assets' / 'qwen2_5_tokenizer')
+    config.check_input_paths()  # both exist
+    assert config.data.paths == [str(tmp_path / 'episodes')]  # flags: the current directory
+    assert config.output_dir == 'run'  # outputs are not inputs: left as given
+    folder = tmp_path / 'configs'
+    (folder / 'ckpt').mkdir(parents=True)
+    path = folder / 'run.yaml'
+    path.write_text(f'data: {{paths: [../eps, {tmp_path}/abs], robot: aloha}}\n'
+                    'tokenizer_dir: ./tok\npretrained: org/model\n')
+    config = parse(['--config', str(path), '--output_dir', 'run'])
+    assert config.data.paths == [str(tmp_path / 'eps'), str(tmp_path / 'abs')]
+    assert config.tokenizer_dir == str(folder / 'tok')
+    assert config.data.robot == 'aloha' and config.pretrained == 'org/model'  # names
+    path.write_text('data: {paths: [eps]}\npretrained: ckpt\n')  # a folder that exists there
+    assert parse(['--config', str(path), '--output_dir', 'run']).pretrained == str(folder / 'ckpt')
+
+
+def test_a_missing_input_path_fails_in_one_line_before_the_training_imports(tmp_path):
+    """The real process: exit 2 naming the field, and transformers was never imported."""
+    probe = ('import sys; from training.finetune import main; code = main(sys.argv[1:]); '
+             "print('transformers' in sys.modules, 'peft' in sys.modules, file=sys.stderr); "
+             'sys.exit(code)')
+    command = [sys.executable, '-c', probe, '--config', str(DEMO_CONFIG), '--data',
+               str(tmp_path), '--output_dir', str(tmp_path / 'run'), '--tokenizer_dir',
+               'no_such_tokenizer']
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"vla-adapter-train: error: TrainConfig.tokenizer_dir='{tmp_path}/no_such_tokenizer': "
+        'no such file or directory', 'False False']
+    assert time.monotonic() - started < 60

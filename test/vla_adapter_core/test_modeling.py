@@ -143,3 +143,23 @@ def test_from_state_dict_matches_and_checks_keys():
     resized = dict(state, **{'action_queries.weight': torch.zeros(3, 64)})
     with pytest.raises(ValueError, match='do not fit'):
         VLAAdapterModel.from_state_dict(policy.config, resized, 'test')
+
+
+def test_bf16_autocast_training_runs_every_head_close_to_fp32(policy):
+    """The GPU training path (bf16 autocast), on the CPU: bf16 proprio token, fp32 head.
+
+    The loss and the head's gradients stay near the fp32 ones.
+    """
+    batch = _training_batch(policy)
+    model = policy.model
+    results = []
+    for autocast in (False, True):
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            loss, _ = model.compute_loss(batch)
+        loss.backward()
+        grad = next(model.action_head.parameters()).grad.clone()
+        model.zero_grad(set_to_none=True)
+        results.append((loss.item(), grad))
+    assert np.isfinite(results[1][0])
+    assert abs(results[1][0] - results[0][0]) < 0.05 * abs(results[0][0])
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=0.1, atol=0.05)

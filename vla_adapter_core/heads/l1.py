@@ -133,7 +133,9 @@ class BridgeActionHead(nn.Module):
             ('task_states', task_states), ('adapter_states', adapter_states),
             ('proprio_token', proprio_token),
         ):
-            if tensor is not None and tensor.dtype != dtype:
+            # Under autocast (bf16 training) a Linear's output is bf16 beside fp32 weights.
+            if (tensor is not None and tensor.dtype != dtype
+                    and not torch.is_autocast_enabled(tensor.device.type)):
                 raise ValueError(f'{name} must have the head dtype {dtype}, got {tensor.dtype}')
         if not config.use_proprio:
             if proprio_token is not None:
