@@ -48,6 +48,12 @@ def looks_like_repo_id(text: str, folder: Path | None = None) -> bool:
     return bool(REPO_ID.match(text)) and not (Path(folder or '.') / text).exists()
 
 
+def require_option(condition: bool, name: str, value: Any, why: str) -> None:
+    """ValueError ``--name value: why`` unless ``condition`` (a tool config's check)."""
+    if not condition:
+        raise ValueError(f'--{name} {value}: {why}')
+
+
 def option(default: Any = dataclasses.MISSING, *, help: str,
            factory: Any = dataclasses.MISSING, choices: Sequence | None = None,
            flag: str | None = None, aliases: Sequence[str] = (),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from training.config_cli import build_config_parser, option
+from training.config_cli import build_config_parser, option, require_option
 
 PROG = 'vla-adapter-replay-eval'
 ACTION_SOURCES = ('auto', 'leader_joint_states', 'topic')
@@ -17,11 +17,6 @@ BLEND_MODES = ('ensemble', 'switch')
 DEFAULT_ACTION_TOPIC = '/commanded_action'  # the recorder's combined executor commands
 LATENCY_PROBES = 5  # single-observation calls timed per bag when predicting in batches
 MAX_BATCH_SIZE = 256  # --batch_size limit (memory: each observation holds its images)
-
-
-def _require(condition: bool, name: str, value, why: str) -> None:
-    if not condition:
-        raise ValueError(f'--{name} {value}: {why}')
 
 
 @dataclass(frozen=True)
@@ -79,19 +74,19 @@ class ReplayEvalConfig:
     progress: bool = option(True, help='a progress bar per bag')
 
     def __post_init__(self) -> None:
-        _require(self.stride >= 1, 'stride', self.stride, 'must be >= 1')
-        _require(self.dt >= 0, 'dt', self.dt, 'must be >= 0')
-        _require(1 <= self.batch_size <= MAX_BATCH_SIZE, 'batch_size', self.batch_size,
+        require_option(self.stride >= 1, 'stride', self.stride, 'must be >= 1')
+        require_option(self.dt >= 0, 'dt', self.dt, 'must be >= 0')
+        require_option(1 <= self.batch_size <= MAX_BATCH_SIZE, 'batch_size', self.batch_size,
                  f'must be 1 to {MAX_BATCH_SIZE}')
-        _require(self.threads >= 0, 'threads', self.threads, 'must be >= 0')
-        _require(self.max_gap_s > 0, 'max_gap_s', self.max_gap_s, 'must be > 0')
-        _require(self.executed_latency_s is None or self.executed_latency_s >= 0,
+        require_option(self.threads >= 0, 'threads', self.threads, 'must be >= 0')
+        require_option(self.max_gap_s > 0, 'max_gap_s', self.max_gap_s, 'must be > 0')
+        require_option(self.executed_latency_s is None or self.executed_latency_s >= 0,
                  'executed_latency_s', self.executed_latency_s, 'must be >= 0')
-        _require(self.executor_rate_hz > 0, 'executor_rate_hz', self.executor_rate_hz,
+        require_option(self.executor_rate_hz > 0, 'executor_rate_hz', self.executor_rate_hz,
                  'must be > 0')
-        _require(0.0 < self.gripper_threshold < 1.0, 'gripper_threshold',
+        require_option(0.0 < self.gripper_threshold < 1.0, 'gripper_threshold',
                  self.gripper_threshold, 'must be inside (0, 1)')
-        _require(self.max_plots >= 0, 'max_plots', self.max_plots, 'must be >= 0')
+        require_option(self.max_plots >= 0, 'max_plots', self.max_plots, 'must be >= 0')
 
 
 def build_parser():

@@ -19,7 +19,7 @@ from pathlib import Path
 import sys
 import time
 
-from training.config_cli import build_config_parser, option, run_config_main
+from training.config_cli import build_config_parser, option, require_option, run_config_main
 from vla_adapter_core.robot_description import RobotDescription, load_robot_description
 from vla_adapter_ros.sim.scripted_expert import DemoEpisodeConfig, ReplayFrame, run_demo
 from vla_adapter_ros.sim.task_facts import DEFAULT_INSTRUCTION, SUCCESS_REWARD
@@ -113,11 +113,6 @@ class DemoBagWriter:
 PROG = 'vla-adapter-sim-demos'
 
 
-def _require(condition: bool, name: str, value, why: str) -> None:
-    if not condition:
-        raise ValueError(f'--{name} {value}: {why}')
-
-
 @dataclass(frozen=True)
 class ScriptedDemosConfig:
     """What `vla-adapter-sim-demos` records (the fields are its command line)."""
@@ -142,15 +137,15 @@ class ScriptedDemosConfig:
                                                         'episode')
 
     def __post_init__(self) -> None:
-        _require(self.episodes >= 1, 'episodes', self.episodes, 'must be >= 1')
-        _require(self.first_seed >= 0, 'first_seed', self.first_seed, 'must be >= 0')
-        _require(self.workers >= 1, 'workers', self.workers, 'must be >= 1')
-        _require(0.0 <= self.disturbance_std <= 0.5, 'disturbance_std', self.disturbance_std,
+        require_option(self.episodes >= 1, 'episodes', self.episodes, 'must be >= 1')
+        require_option(self.first_seed >= 0, 'first_seed', self.first_seed, 'must be >= 0')
+        require_option(self.workers >= 1, 'workers', self.workers, 'must be >= 1')
+        require_option(0.0 <= self.disturbance_std <= 0.5, 'disturbance_std', self.disturbance_std,
                  'must be in [0, 0.5] rad')
         for name in ('image_height', 'image_width'):
-            _require(16 <= getattr(self, name) <= 2048, name, getattr(self, name),
+            require_option(16 <= getattr(self, name) <= 2048, name, getattr(self, name),
                      'must be in [16, 2048]')
-        _require(bool(self.instruction.strip()), 'instruction', repr(self.instruction),
+        require_option(bool(self.instruction.strip()), 'instruction', repr(self.instruction),
                  'must not be empty')
 
     @property

@@ -16,7 +16,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
-from training.config_cli import build_config_parser, option, run_config_main
+from training.config_cli import build_config_parser, option, require_option, run_config_main
 from vla_adapter_core.robot_description import RobotDescription, load_robot_description
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_ros.bringup.launch_description import PACKAGE, build_node_specs
@@ -135,8 +135,7 @@ class ShowcaseConfig:
 
     def __post_init__(self) -> None:
         for name in ('duration', 'startup_timeout'):
-            if not getattr(self, name) > 0:
-                raise ValueError(f'--{name} {getattr(self, name)}: must be > 0')
+            require_option(getattr(self, name) > 0, name, getattr(self, name), 'must be > 0')
 
 
 def run(arguments: ShowcaseConfig) -> int:

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from training.config_cli import build_config_parser, option, run_config_main
+from training.config_cli import build_config_parser, option, require_option, run_config_main
 from vla_adapter_ros.sim import eval_scoring
 from vla_adapter_ros.sim.baselines import baseline_rewards, mean_demonstration
 from vla_adapter_ros.sim.task_facts import DEFAULT_INSTRUCTION, SUCCESS_REWARD
@@ -28,11 +28,6 @@ from vla_adapter_ros.tools.episode_driver import EpisodeDriver, eval_node_specs
 from vla_adapter_ros.tools.sim_eval_report import print_report, write_plots, write_strip
 
 PROG = 'vla-adapter-sim-eval'
-
-
-def _require(condition: bool, name: str, value, why: str) -> None:
-    if not condition:
-        raise ValueError(f'--{name} {value}: {why}')
 
 
 @dataclass(frozen=True)
@@ -71,15 +66,15 @@ class SimEvalConfig:
 
     def __post_init__(self) -> None:
         for name in ('episodes', 'episode_steps', 'demo_seeds'):
-            _require(getattr(self, name) >= 1, name, getattr(self, name), 'must be >= 1')
-        _require(self.seed >= 0, 'seed', self.seed, 'must be >= 0')
+            require_option(getattr(self, name) >= 1, name, getattr(self, name), 'must be >= 1')
+        require_option(self.seed >= 0, 'seed', self.seed, 'must be >= 0')
         for name in ('image_height', 'image_width'):
-            _require(16 <= getattr(self, name) <= 2048, name, getattr(self, name),
+            require_option(16 <= getattr(self, name) <= 2048, name, getattr(self, name),
                      'must be in [16, 2048]')
-        _require(self.episode_timeout_s > 0, 'episode_timeout_s', self.episode_timeout_s,
+        require_option(self.episode_timeout_s > 0, 'episode_timeout_s', self.episode_timeout_s,
                  'must be > 0')
-        _require(self.cpu_threads >= 0, 'cpu_threads', self.cpu_threads, 'must be >= 0')
-        _require(0.0 <= self.settle_s <= 1.0, 'settle_s', self.settle_s, 'must be in [0, 1]')
+        require_option(self.cpu_threads >= 0, 'cpu_threads', self.cpu_threads, 'must be >= 0')
+        require_option(0.0 <= self.settle_s <= 1.0, 'settle_s', self.settle_s, 'must be in [0, 1]')
 
     @property
     def seeds(self) -> list[int]:
