@@ -13,7 +13,6 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -29,7 +28,7 @@ from vla_adapter_ros.nodes.node_main import run_node
 from vla_adapter_ros.params.inference_config import INFERENCE_PARAMETERS, InferenceConfig
 from vla_adapter_ros.params.parameters import declare_parameters, parameter_help
 from vla_adapter_ros.pipeline import conversions
-from vla_adapter_ros.pipeline.health import DIAGNOSTICS_TOPIC, diagnostic_array
+from vla_adapter_ros.pipeline.health import DIAGNOSTICS_TOPIC, LatencyWindow, diagnostic_array
 from vla_adapter_ros.pipeline.inference_handoff import ChunkTiming, LatestSlot
 from vla_adapter_ros.pipeline.observation import InputStream, Observation, ObservationAssembler
 from vla_adapter_ros.pipeline.policy_checks import (
@@ -107,8 +106,7 @@ class InferenceNode(Node):
         # One record per published chunk, the last TIMING_RECORDS only (latency measurements,
         # benchmarks/ros_pipeline.py); the latencies of /diagnostics in a preallocated ring.
         self.timings: deque[ChunkTiming] = deque(maxlen=TIMING_RECORDS)
-        self._latencies_s = np.zeros(LATENCY_WINDOW)
-        self._latency_count = 0
+        self._latencies = LatencyWindow(LATENCY_WINDOW)
         stream_names = [*self._policy_cameras, *self.robot.namespaces]
         self._assembler = ObservationAssembler(
             self.robot, settings.cameras, self._policy_cameras,
@@ -351,9 +349,7 @@ class InferenceNode(Node):
             arrival_s=observation.last_arrival_s, worker_free_s=worker_free_s,
             model_start_s=model_start_s, model_s=model_s, published_s=published_s))
         with self._lock:
-            self._latencies_s[self._latency_count % LATENCY_WINDOW] = (
-                published_s - observation.last_arrival_s)
-            self._latency_count += 1
+            self._latencies.record(published_s - observation.last_arrival_s)
 
     def _set_policy_fault(self, reason: str) -> None:
         with self._lock:
@@ -428,19 +424,15 @@ class InferenceNode(Node):
         chunk, over the last LATENCY_WINDOW chunks.
         """
         with self._lock:
-            latencies_ms = self._latencies_s[:min(self._latency_count, LATENCY_WINDOW)] * 1e3
+            p50_ms, p99_ms = self._latencies.percentiles_ms()
             chunks = self._sequence
-        have = latencies_ms.size > 0
         level = {PolicyStatus.STATE_FAULT: 'error', PolicyStatus.STATE_RUNNING: 'ok'}.get(
             status.state, 'warn')
         values = {
-            'state': state_name(status.state),
-            'fault_reason': status.fault_reason,
+            'state': state_name(status.state), 'fault_reason': status.fault_reason,
             'observation_rate_hz': status.observation_rate_hz,
-            'last_inference_ms': status.last_inference_ms,
-            'latency_p50_ms': float(np.percentile(latencies_ms, 50)) if have else 0.0,
-            'latency_p99_ms': float(np.percentile(latencies_ms, 99)) if have else 0.0,
-            'chunks_published': chunks,
+            'last_inference_ms': status.last_inference_ms, 'latency_p50_ms': p50_ms,
+            'latency_p99_ms': p99_ms, 'chunks_published': chunks,
             'dropped_observations': self.dropped_observations}
         self._diagnostics_publisher.publish(diagnostic_array(
             status.header.stamp, f'{self.get_name()}: policy inference', level,

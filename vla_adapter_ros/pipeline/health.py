@@ -100,6 +100,27 @@ class EventRate:
         return float((recent.size - 1) / (recent[-1] - recent[0]))
 
 
+class LatencyWindow:
+    """The last ``capacity`` latencies in a preallocated ring, and their percentiles."""
+
+    def __init__(self, capacity: int) -> None:
+        """An empty window of ``capacity`` entries."""
+        self._seconds = np.zeros(capacity)
+        self._count = 0
+
+    def record(self, seconds: float) -> None:
+        """One latency, replacing the oldest when the window is full."""
+        self._seconds[self._count % len(self._seconds)] = seconds
+        self._count += 1
+
+    def percentiles_ms(self) -> tuple[float, float]:
+        """(p50, p99) in milliseconds; (0, 0) before the first latency."""
+        kept = self._seconds[:min(self._count, len(self._seconds))] * 1e3
+        if not kept.size:
+            return 0.0, 0.0
+        return float(np.percentile(kept, 50)), float(np.percentile(kept, 99))
+
+
 class PhaseTimes:
     """Wall time spent in each named phase of a loop since the last reset (its profile)."""
 

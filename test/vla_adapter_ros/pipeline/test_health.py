@@ -1,5 +1,7 @@
 """Tick and event bookkeeping of the nodes' health reports (no ROS needed)."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,30 @@ def test_event_rate_counts_the_window_only():
         rate.record(8.05 + index * 0.05)
     assert rate.rate_hz(10.0) == pytest.approx(20.0, rel=1e-6)
     assert rate.rate_hz(20.0) == 0.0  # nothing in the last second
+
+
+def test_latency_window_keeps_the_last_entries_and_reports_percentiles():
+    from vla_adapter_ros.pipeline.health import LatencyWindow
+
+    window = LatencyWindow(4)
+    assert window.percentiles_ms() == (0.0, 0.0)
+    for seconds in (1.0, 0.010, 0.020, 0.030, 0.040):  # the first one leaves the window
+        window.record(seconds)
+    p50, p99 = window.percentiles_ms()
+    assert p50 == pytest.approx(25.0) and p99 == pytest.approx(39.7)
+
+
+def test_phase_times_add_up_per_phase_and_reset():
+    from vla_adapter_ros.pipeline.health import PhaseTimes
+
+    phases = PhaseTimes()
+    for _ in range(3):
+        with phases.measure('settle'):
+            time.sleep(0.01)
+    with phases.measure('physics'):
+        pass
+    assert list(phases.seconds) == ['settle', 'physics']
+    assert 0.03 <= phases.seconds['settle'] < 1.0
+    assert phases.summary().startswith('settle 0.0') and '(total ' in phases.summary()
+    phases.reset()
+    assert phases.seconds == {}
