@@ -273,8 +273,9 @@ def forward_only(run: BenchRun, batches) -> dict:
     reset_peak(run.device)
     with SavedTensorMeter(run.model) as meter, run.autocast():
         loss, _ = run.loss_module(to_device(next(batches), run.device))
-    return {'forward_only': True, 'loss': float(loss), 'weights': parameter_bytes(run.model),
-            'activations': meter.bytes, **peak_memory(run.device)}
+    return {'forward_only': True, 'loss': float(loss.detach()),
+            'weights': parameter_bytes(run.model), 'activations': meter.bytes,
+            **peak_memory(run.device)}
 
 
 def run_mode(args: argparse.Namespace, folder: Path, mode: str, statistics: dict) -> list[dict]:
