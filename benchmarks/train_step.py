@@ -254,6 +254,9 @@ def run_mode(args: argparse.Namespace, folder: Path, mode: str, statistics: dict
         common['skipped'] = f'not run: {why}'
     if fits == 'none':
         return [common]
+    if time.monotonic() > args.deadline:
+        print(f'{mode}: not built: --deadline_s passed', flush=True)
+        return [dict(common, skipped='not started: --deadline_s passed')]
     started = time.perf_counter()
     run = build_bench_run(args, base, statistics)
     common['build_s'] = time.perf_counter() - started
