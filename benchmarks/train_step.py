@@ -44,11 +44,14 @@ from training.memory_report import (  # noqa: E402
     GIB,
     SavedTensorMeter,
     available_memory,
+    checksums,
     computed_memory,
+    gradient_recorder,
     optimizer_state_bytes,
     parameter_bytes,
     peak_memory,
     reset_peak,
+    step_check,
 )
 from training.model_setup import (  # noqa: E402
     adapt_policy_config,
@@ -86,7 +89,6 @@ CHUNK, ACTION_DIM = 25, 14  # ALOHA: 25 steps of 2 x (6 joints + gripper)
 MODES = ('lora', 'full')
 FIT_MARGIN = 1.1  # computed need x this must be below the available memory to run a mode
 FORWARD_MARGIN = 2.0  # weights x this must be below it to measure one forward pass instead
-MOVING_GRADIENT = 1e-6  # 100 x AdamW's eps: a gradient this large moves its weight by ~lr
 
 
 def policy_config(tiny: bool) -> PolicyConfig:
@@ -164,45 +166,6 @@ def synthetic_batch(run: RunState, batch_size: int, seed: int = 0) -> dict:
     return TrainingCollate(run.processor)(samples)
 
 
-def checksums(model: torch.nn.Module) -> dict[str, float]:
-    """A float64 sum per parameter (a changed tensor changes its sum)."""
-    with torch.no_grad():
-        return {name: float(torch.sum(param, dtype=torch.float64))
-                for name, param in model.named_parameters()}
-
-
-def step_check(model, before: dict, after: dict, gradients: dict, loss: float) -> dict:
-    """The first step's correctness: loss finite, trained tensors changed, frozen ones not.
-
-    A tensor must change when its largest gradient value exceeds ``MOVING_GRADIENT``: AdamW's
-    first update is then at least 0.99 x lr per such value. Smaller gradients (a zero-initialised
-    factor upstream of them) may leave it unchanged; they are counted, not failed.
-    """
-    trainable = {name for name, param in model.named_parameters() if param.requires_grad}
-    changed = {name for name in before if before[name] != after[name]}
-    moving = {name for name, largest in gradients.items() if largest > MOVING_GRADIENT}
-    still = sorted(moving - changed)
-    return {'loss': loss, 'loss_finite': math.isfinite(loss),
-            'trainable_tensors': len(trainable),
-            'with_gradient': sum(largest > 0 for largest in gradients.values()),
-            'moving_gradient': len(moving), 'changed_with_gradient': len(changed & moving),
-            'unchanged_with_gradient': [(name, gradients[name]) for name in still[:5]],
-            'frozen_changed': sorted(changed - trainable)[:5],
-            'ok': math.isfinite(loss) and not still and not changed - trainable}
-
-
-def gradient_recorder(model: torch.nn.Module, record: dict):
-    """A step pre-hook noting gradient bytes and each gradient's largest absolute value."""
-    names = {id(param): name for name, param in model.named_parameters()}
-
-    def hook(optimizer, *_):
-        grads = [param for group in optimizer.param_groups for param in group['params']
-                 if param.grad is not None]
-        record['gradients'] = sum(p.grad.numel() * p.grad.element_size() for p in grads)
-        record['largest'] = {names[id(p)]: float(p.grad.abs().max()) for p in grads}
-    return hook
-
-
 def measure(run: BenchRun, batches, trainable: list, steps: int) -> dict:
     """One checked step (parts measured) then ``steps`` timed steps; peak memory of all."""
     config, device = run.config, run.device
@@ -273,8 +236,9 @@ def forward_only(run: BenchRun, batches) -> dict:
     reset_peak(run.device)
     with SavedTensorMeter(run.model) as meter, run.autocast():
         loss, _ = run.loss_module(to_device(next(batches), run.device))
-    return {'forward_only': True, 'loss': float(loss), 'weights': parameter_bytes(run.model),
-            'activations': meter.bytes, **peak_memory(run.device)}
+    return {'forward_only': True, 'loss': float(loss.detach()),
+            'weights': parameter_bytes(run.model), 'activations': meter.bytes,
+            **peak_memory(run.device)}
 
 
 def run_mode(args: argparse.Namespace, folder: Path, mode: str, statistics: dict) -> list[dict]:
@@ -290,6 +254,9 @@ def run_mode(args: argparse.Namespace, folder: Path, mode: str, statistics: dict
         common['skipped'] = f'not run: {why}'
     if fits == 'none':
         return [common]
+    if time.monotonic() > args.deadline:
+        print(f'{mode}: not built: --deadline_s passed', flush=True)
+        return [dict(common, skipped='not started: --deadline_s passed')]
     started = time.perf_counter()
     run = build_bench_run(args, base, statistics)
     common['build_s'] = time.perf_counter() - started

@@ -6,6 +6,8 @@ Command lines (console entry points)::
     vla-adapter-bins  --data EPISODES... --n_action_bins 256 --output_dir OUT
     vla-adapter-train --data EPISODES... --pretrained CHECKPOINT --output_dir RUN [--lora_rank 32]
                       [--head_kind {l1,discrete,dual_arm}] [--config run.yaml] [--resume]
+                      [--gradient_checkpointing] [--optimizer {adamw,adamw_fused,adamw_8bit}]
+                      [--full_finetune]
     torchrun --nproc_per_node N -m training.finetune ...      # several GPUs (DDP)
 
 Every flag comes from a config dataclass field (:mod:`training.config_cli`); ``--config`` takes

@@ -1,4 +1,7 @@
-"""What holds a training step's memory: weights, gradients, optimiser state, activations.
+"""What holds a training step's memory, and whether the step changed what it should.
+
+Memory: weights, gradients, optimiser state and activations. Change: per-tensor checksums
+before and after the step (:func:`step_check`).
 
 The parts are measured on the live objects (bytes of their tensors), so they mean the same on a
 CPU and a GPU; the activations are the tensors autograd keeps for the backward pass, counted by a
@@ -11,6 +14,7 @@ setting that does not fit this machine is still judged.
 from __future__ import annotations
 
 from collections.abc import Iterable
+import math
 import resource
 
 import torch
@@ -19,6 +23,7 @@ GIB = 2 ** 30
 # Bytes of optimiser state per trainable weight: AdamW keeps two fp32 moments; bitsandbytes'
 # 8-bit AdamW two uint8 moments (plus one fp32 scale per block of weights, under 2 %).
 OPTIMIZER_STATE_BYTES = {'adamw': 8, 'adamw_fused': 8, 'adamw_8bit': 2}
+MOVING_GRADIENT = 1e-6  # 100 x AdamW's eps: a gradient this large moves its weight by ~lr
 PROC_STATUS = '/proc/self/status'
 PROC_CLEAR_REFS = '/proc/self/clear_refs'
 
@@ -135,3 +140,42 @@ def available_memory(device: torch.device) -> int:
     except OSError:
         pass
     return 0
+
+
+def checksums(model: torch.nn.Module) -> dict[str, float]:
+    """A float64 sum per parameter (a changed tensor changes its sum)."""
+    with torch.no_grad():
+        return {name: float(torch.sum(param, dtype=torch.float64))
+                for name, param in model.named_parameters()}
+
+
+def step_check(model, before: dict, after: dict, gradients: dict, loss: float) -> dict:
+    """The first step's correctness: loss finite, trained tensors changed, frozen ones not.
+
+    A tensor must change when its largest gradient value exceeds ``MOVING_GRADIENT``: AdamW's
+    first update is then at least 0.99 x lr per such value. Smaller gradients (a zero-initialised
+    factor upstream of them) may leave it unchanged; they are counted, not failed.
+    """
+    trainable = {name for name, param in model.named_parameters() if param.requires_grad}
+    changed = {name for name in before if before[name] != after[name]}
+    moving = {name for name, largest in gradients.items() if largest > MOVING_GRADIENT}
+    still = sorted(moving - changed)
+    return {'loss': loss, 'loss_finite': math.isfinite(loss),
+            'trainable_tensors': len(trainable),
+            'with_gradient': sum(largest > 0 for largest in gradients.values()),
+            'moving_gradient': len(moving), 'changed_with_gradient': len(changed & moving),
+            'unchanged_with_gradient': [(name, gradients[name]) for name in still[:5]],
+            'frozen_changed': sorted(changed - trainable)[:5],
+            'ok': math.isfinite(loss) and not still and not changed - trainable}
+
+
+def gradient_recorder(model: torch.nn.Module, record: dict):
+    """A step pre-hook noting gradient bytes and each gradient's largest absolute value."""
+    names = {id(param): name for name, param in model.named_parameters()}
+
+    def hook(optimizer, *_):
+        grads = [param for group in optimizer.param_groups for param in group['params']
+                 if param.grad is not None]
+        record['gradients'] = sum(p.grad.numel() * p.grad.element_size() for p in grads)
+        record['largest'] = {names[id(p)]: float(p.grad.abs().max()) for p in grads}
+    return hook

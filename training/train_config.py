@@ -93,7 +93,7 @@ class TrainConfig(ConfigDictMixin):
         help="'adamw' (torch, multi-tensor), 'adamw_fused' (torch's fused kernel: the same "
              "update without the multi-tensor path's temporary copies) or 'adamw_8bit' "
              '(bitsandbytes, when installed: 2 instead of 8 bytes of state per weight)')
-    # Activations grow with the batch; recomputing them trades ~30 % step time for memory.
+    # Activations grow with the batch; recomputing them trades step time for memory.
     gradient_checkpointing: bool = option(
         False, help='keep only the inputs of each LLM layer (and of each vision tower block '
                     'when the towers train) and recompute the rest in the backward pass')
