@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from vla_adapter_core.cli_errors import add_debug_flag, run_reporting_errors
+from vla_adapter_core.cli_errors import add_debug_flag, one_line, run_reporting_errors
 
 CONFIG_DEST = '_config_file'
 NO_PREFIX = '--no_'
@@ -287,7 +287,7 @@ def read_config_file(path: str | Path, cls: type) -> dict:
     except OSError as error:
         raise ConfigFileError(f'--config {path}: cannot read it ({error.strerror})') from None
     except yaml.YAMLError as error:
-        detail = ' '.join(str(error).split())
+        detail = one_line(error)
         raise ConfigFileError(f'--config {path}: not valid YAML/JSON ({detail})') from None
     if data is None:
         return {}
@@ -347,7 +347,7 @@ def config_from_args(parser: argparse.ArgumentParser, cls: type,
     try:
         return _build(cls, values)
     except (TypeError, ValueError) as error:  # one line, no usage text: the value is the problem
-        parser.exit(2, f'{parser.prog}: error: {" ".join(str(error).split())}\n')
+        parser.exit(2, f'{parser.prog}: error: {one_line(error)}\n')
 
 
 def parse_config(parser: argparse.ArgumentParser, cls: type,

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from training.episodes import EpisodeError
+from vla_adapter_core.cli_errors import one_line
 
 INFO_PATH = 'meta/info.json'
 STATS_PATH = 'meta/stats.json'
@@ -71,7 +72,7 @@ def resolve_hub_dataset(repo_id: str, revision: str | None) -> Path:
         folder = snapshot_download(repo_id=repo_id, repo_type='dataset', revision=revision,
                                    local_files_only=_offline())
     except Exception as error:  # noqa: BLE001 - huggingface_hub raises many unrelated types
-        detail = ' '.join(str(error).split())[:300]
+        detail = one_line(error)[:300]
         raise EpisodeError(repo_id, 'repo_id', f'not in the Hugging Face cache or not '
                                                f'downloadable (revision {revision}): '
                                                f'{type(error).__name__}: {detail}') from None
@@ -105,7 +106,7 @@ def read_parquet(path: Path, where: str, field_name: str,
     try:
         return pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError, ValueError) as error:
-        detail = ' '.join(str(error).split())[:200]
+        detail = one_line(error)[:200]
         raise EpisodeError(where, field_name, f'unreadable parquet {path} ({detail})') from None
 
 

@@ -38,6 +38,7 @@ from training.episodes import (
     EpisodeError,
     check_state_arrays,
 )
+from vla_adapter_core.cli_errors import one_line
 from vla_adapter_core.robot_description import Arm
 
 BAG_FILE_SUFFIXES = ('.mcap', '.db3')
@@ -131,7 +132,7 @@ def damaged_bag_errors(bag: Path, passthrough: tuple = ()):
     except (EpisodeError, *passthrough):
         raise
     except Exception as error:  # noqa: BLE001 - any reader failure is a damaged bag
-        detail = ' '.join(str(error).split()) or type(error).__name__
+        detail = one_line(error)
         raise EpisodeError(bag, 'bag', f'damaged, cannot be read ({detail})') from None
 
 

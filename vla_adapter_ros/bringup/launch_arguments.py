@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import math
 import pathlib
 
+from vla_adapter_core.cli_errors import one_line
 from vla_adapter_core.config import COMPILE_MODES
 from vla_adapter_core.robot_description import (
     RobotDescription,
@@ -194,7 +195,7 @@ def resolve_robot(arguments: dict) -> RobotDescription:
     try:
         robot = load_robot_description(text)
     except RobotDescriptionError as error:  # one line, also for a YAML parser's message
-        fail_argument(name, text, ' '.join(str(error).split()))
+        fail_argument(name, text, one_line(error))
     names = split_list('robot_names', arguments['robot_names'])
     if names:
         try:
