@@ -114,7 +114,7 @@ class FusedVisionBackbone(nn.Module):
         if channels != self.channels_per_image:
             raise ValueError(f'pixel_values has {channels} channels per image, expected '
                              f'{self.channels_per_image}')
-        flat = pixel_values.reshape(batch * num_images, channels, height, width)
+        flat = pixel_values.reshape(batch * num_images, channels, height, width)  # (B*N, C, H, W)
         # A tower's channel slice is a strided view; the CPU convolution of the patch embedding
         # runs several times slower on it than on a contiguous copy (12 images 224 px, one
         # thread: 7 ms against 1.2 ms + the copy).

@@ -105,7 +105,7 @@ class RotaryTables(nn.Module):
     def _fill(self, length: int, device: torch.device | None, dtype: torch.dtype) -> None:
         cos, sin = rope_cos_sin(length, self.head_dim, self.base, device, torch.float32)
         pairs = sin.unflatten(-1, (self.head_dim // 2, 2))  # (L, hd/2, 2)
-        signed_sin = torch.stack((-pairs[..., 0], pairs[..., 1]), dim=-1).flatten(-2)
+        signed_sin = torch.stack((-pairs[..., 0], pairs[..., 1]), dim=-1).flatten(-2)  # (L, hd)
         self.register_buffer('cos', cos.to(dtype), persistent=False)  # (L, hd)
         self.register_buffer('signed_sin', signed_sin.to(dtype), persistent=False)  # (L, hd)
 

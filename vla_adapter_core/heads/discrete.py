@@ -71,7 +71,8 @@ class DiscreteActionHead(BridgeActionHead):
         seed = self.make_seed(batch, self.model.seed_width, self.model.fc1.weight)
         flat = self.model(seed, task_states, adapter_kv)  # (B, T, A * n_bins)
         config = self.config
-        return flat.reshape(batch, config.chunk_size, config.action_dim, config.n_action_bins)
+        return flat.reshape(batch, config.chunk_size, config.action_dim,
+                            config.n_action_bins)  # (B, T, A, n_bins)
 
     def loss(
         self, output: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
@@ -92,7 +93,8 @@ class DiscreteActionHead(BridgeActionHead):
         target_bins = self.bins.to_bins(targets)  # (B, T, A)
         n_bins = self.config.n_action_bins
         per_entry = functional.cross_entropy(
-            output.reshape(-1, n_bins), target_bins.reshape(-1), reduction='none'
+            output.reshape(-1, n_bins), target_bins.reshape(-1),  # (B*T*A, n_bins), (B*T*A,)
+            reduction='none'
         ).reshape(target_bins.shape)  # (B, T, A)
         weights = mask.to(per_entry.dtype).unsqueeze(-1).expand_as(per_entry)  # (B, T, A)
         count = weights.sum().clamp(min=1.0)
