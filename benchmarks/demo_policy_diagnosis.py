@@ -20,6 +20,8 @@ seeds; the cube poses of the demonstration and evaluation seeds.
 cube's pixels at the model input for each preprocessing, what the training random crop and hue
 jitter do to it; (c) how the demonstrations' cube positions cover the evaluation seeds'.
 Prints a JSON report (and writes it with ``--output``).
+``table REPORT.json ...``: markdown rows (success, 95 % Wilson interval, mean max reward) of
+``vla-adapter-sim-eval`` reports, for the variants table.
 """
 
 from __future__ import annotations
@@ -316,6 +318,41 @@ def coverage_report(start: dict, kept: list[int] | None) -> dict:
             'demo_y_range_cm': (100 * np.array([low[1], high[1]])).round(1).tolist()}
 
 
+# ----------------------------------------------------------------------------- variants
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate."""
+    if trials == 0:
+        return 0.0, 1.0
+    rate = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (rate + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def variant_rows(reports: list[Path]) -> list[str]:
+    """Markdown rows (policy and baselines) of ``vla-adapter-sim-eval`` report.json files."""
+    rows = []
+    for path in reports:
+        report = json.loads(path.read_text())
+        for name, summary in report['summary'].items():
+            trials = summary['episodes']
+            successes = round(summary['success_rate'] * trials)
+            low, high = wilson_interval(successes, trials)
+            label = report['checkpoint'] if name == 'policy' else f'baseline {name}'
+            rows.append(f'| {label} | {successes}/{trials} ({100 * successes / trials:.0f} %) '
+                        f'| {100 * low:.0f}-{100 * high:.0f} % '
+                        f'| {summary["mean_max_reward"]:.2f} | seeds {report["seeds"][0]}-'
+                        f'{report["seeds"][1]} |')
+    return rows
+
+
+def run_table(args: argparse.Namespace) -> None:
+    print('| checkpoint | success | 95 % Wilson | mean max reward | seeds |')
+    print('| --- | --- | --- | --- | --- |')
+    print('\n'.join(variant_rows(args.reports)))
+
+
 # ----------------------------------------------------------------------------- main
 def run_analyse(args: argparse.Namespace) -> None:
     start = dict(np.load(args.start))
@@ -357,11 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     analyse.add_argument('--demos', type=Path, nargs='*', default=None,
                          help='demonstration folders: count only the kept demonstrations')
     analyse.add_argument('--output', type=Path, default=None)
+    table = commands.add_parser('table', help='variant rows of sim-eval report.json files')
+    table.add_argument('reports', type=Path, nargs='+')
     args = parser.parse_args(argv)
-    if args.command == 'render':
-        run_render(args)
-    else:
-        run_analyse(args)
+    {'render': run_render, 'analyse': run_analyse, 'table': run_table}[args.command](args)
     return 0
 
 
