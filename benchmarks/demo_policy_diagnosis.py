@@ -15,8 +15,11 @@ triton segfaults on import here):
 ``render`` (mujoco, no torch): per held-out seed the start observation at the evaluation's
 96x128 (3 cameras, proprio), the cube's pixel mask per camera (segmentation render), the cube
 pose and the scripted expert's first chunk; the expert's first chunks of the demonstration
-seeds; the cube poses of the demonstration and evaluation seeds.
-``analyse`` (torch, no mujoco): (a) each checkpoint's first chunk against the expert's; (b) the
+seeds; the cube poses of the demonstration and evaluation seeds; observations and expert chunks
+at a few steps along the expert's path (``MID_STEPS``).
+``analyse`` (torch, no mujoco): (a) each checkpoint's first chunk against the expert's, and
+along the expert's path how much the chunk moves when the images or the proprio of another seed
+are swapped in; (b) the
 cube's pixels at the model input for each preprocessing, what the training random crop and hue
 jitter do to it; (c) how the demonstrations' cube positions cover the evaluation seeds'.
 Prints a JSON report (and writes it with ``--output``).
@@ -41,6 +44,7 @@ CAMERAS = ('cam_high', 'cam_left_wrist', 'cam_right_wrist')
 CHUNK = 25  # the demo policies' chunk length
 REPORT_STEPS = (12, 24)  # chunk steps the report compares (0.24 s and 0.48 s after the start)
 INSTRUCTION = 'transfer the red cube to the other arm'
+MID_STEPS = (5, 10, 20, 40)  # control steps along the expert where images and proprio are swapped
 
 
 # ----------------------------------------------------------------------------- render (mujoco)
@@ -73,6 +77,36 @@ def render_start(seeds: list[int], image_hw: tuple[int, int]) -> dict:
     return data
 
 
+def render_along_expert(seeds: list[int], steps: tuple[int, ...],
+                        image_hw: tuple[int, int]) -> dict:
+    """Observations at control ``steps`` while the joint scene replays the expert, per seed."""
+    from vla_adapter_core.robot_description import load_robot_description
+    from vla_adapter_ros.mujoco_aloha import MujocoAloha
+    from vla_adapter_ros.sim_demos import scripted_joint_trajectory
+    robot = load_robot_description('aloha_sim')
+    scene = MujocoAloha(robot)
+    images = {camera: [] for camera in CAMERAS}
+    proprio, expert = [], []
+    for seed in seeds:
+        targets = scripted_joint_trajectory(robot, seed, max(steps) + CHUNK)[0]  # (T, 14)
+        scene.reset(seed)
+        for step in range(max(steps) + 1):
+            if step in steps:
+                for camera in CAMERAS:
+                    images[camera].append(scene.render(camera, *image_hw))  # (H, W, 3)
+                proprio.append(scene.policy_state())  # (14,)
+                expert.append(targets[step:step + CHUNK])  # (CHUNK, 14)
+            scene.command_policy_action(targets[step])
+            scene.step()
+    shape = (len(seeds), len(steps))
+    data = {f'mid_image_{camera}': np.stack(images[camera]).reshape(
+        *shape, *image_hw, 3) for camera in CAMERAS}  # (S, K, H, W, 3)
+    data.update(mid_proprio=np.stack(proprio).reshape(*shape, -1),  # (S, K, 14)
+                mid_expert=np.stack(expert).reshape(*shape, CHUNK, -1),  # (S, K, CHUNK, 14)
+                mid_steps=np.asarray(steps))
+    return data
+
+
 def demonstration_chunks(seeds: list[int]) -> np.ndarray:
     """(S, CHUNK, 14) the scripted expert's first chunks for demonstration ``seeds``."""
     from vla_adapter_core.robot_description import load_robot_description
@@ -94,6 +128,7 @@ def run_render(args: argparse.Namespace) -> None:
     data['demo_expert'] = demonstration_chunks(demo_seeds)
     data['demo_cube_xy'] = cube_positions(list(range(80)))
     data['eval_cube_xy'] = cube_positions(list(range(1000, 1050)))
+    data.update(render_along_expert(eval_seeds, MID_STEPS, (args.image_height, args.image_width)))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.output, **data)
     print(f'wrote {args.output}: {len(eval_seeds)} start observations, '
@@ -103,16 +138,57 @@ def run_render(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- (a) chunks
 def predicted_chunks(checkpoint: str, start: dict) -> np.ndarray:
     """(S, CHUNK, 14) the checkpoint's first chunk at each start observation."""
+    images = {camera: start[f'image_{camera}'] for camera in CAMERAS}
+    return predict_observations(load_policy(checkpoint), images, start['proprio'])
+
+
+def load_policy(checkpoint: str):
     import torch
 
     from vla_adapter_core.policy import VLAPolicy
     torch.set_num_threads(1)
-    policy = VLAPolicy.from_pretrained(checkpoint, device='cpu')
-    observations = [{'images': {camera: start[f'image_{camera}'][index] for camera in CAMERAS},
-                     'proprio': start['proprio'][index], 'instruction': INSTRUCTION}
-                    for index in range(len(start['seeds']))]
+    return VLAPolicy.from_pretrained(checkpoint, device='cpu')
+
+
+def predict_observations(policy, images: dict, proprio: np.ndarray) -> np.ndarray:
+    """(S, chunk, 14) chunks for camera -> (S, H, W, 3) images and (S, 14) proprio."""
+    observations = [{'images': {camera: images[camera][index] for camera in CAMERAS},
+                     'proprio': proprio[index], 'instruction': INSTRUCTION}
+                    for index in range(len(proprio))]
     return np.concatenate([policy.predict_action_chunk_batch(observations[i:i + 10])
-                           for i in range(0, len(observations), 10)])  # (S, chunk, 14)
+                           for i in range(0, len(observations), 10)])
+
+
+def swap_sensitivity(checkpoint: str, start: dict) -> dict:
+    """What the chunk follows along the expert's path: the images or the proprio.
+
+    At each of ``mid_steps`` every seed's chunk is predicted from its own observation, from its
+    own proprio with the next seed's images, and from its own images with the next seed's
+    proprio; RMS changes (rad) against the expert's change between the two seeds.
+    """
+    policy = load_policy(checkpoint)
+    report = {}
+    for index, step in enumerate(start['mid_steps']):
+        images = {camera: start[f'mid_image_{camera}'][:, index] for camera in CAMERAS}
+        other = {camera: np.roll(frames, 1, axis=0) for camera, frames in images.items()}
+        proprio = start['mid_proprio'][:, index]  # (S, 14)
+        expert = start['mid_expert'][:, index]  # (S, CHUNK, 14)
+        own = predict_observations(policy, images, proprio)  # (S, chunk, 14)
+        image_swapped = predict_observations(policy, other, proprio)
+        proprio_swapped = predict_observations(policy, images, np.roll(proprio, 1, axis=0))
+        deviation = expert - expert.mean(axis=0)
+        own_deviation = own - own.mean(axis=0)
+        report[str(int(step))] = {
+            'expert_change_between_seeds_rad': _rms(expert - np.roll(expert, 1, axis=0)),
+            'chunk_change_images_swapped_rad': _rms(image_swapped - own),
+            'chunk_change_proprio_swapped_rad': _rms(proprio_swapped - own),
+            'gain_vs_expert': float((own_deviation * deviation).sum() / (deviation ** 2).sum()),
+            'rms_error_rad': _rms(own - expert)}
+    return report
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(values ** 2)))
 
 
 def linear_fit(features: np.ndarray, targets: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
@@ -362,6 +438,8 @@ def run_analyse(args: argparse.Namespace) -> None:
     for checkpoint in args.checkpoint:
         report['chunks'][checkpoint] = chunk_dependence(predicted_chunks(checkpoint, start),
                                                         start)
+        if 'mid_steps' in start:
+            report['chunks'][checkpoint]['swaps'] = swap_sensitivity(checkpoint, start)
     report['chunks']['expert (sanity)'] = chunk_dependence(start['expert'], start)
     for policy_json, crop_area in zip(args.preprocessing, args.crop_area):
         report['pixels'][policy_json] = pixel_report(start, policy_json, crop_area)
