@@ -219,7 +219,8 @@ def chunk_dependence(predicted: np.ndarray, start: dict) -> dict:
             'predicted_std_max_joint_rad': float(got.std(axis=0).max()),
             'gain': float((got_dev * want_dev).sum() / (want_dev ** 2).sum()),
             'r2_vs_expert': float(1 - ((got - want) ** 2).sum() / (want_dev ** 2).sum()),
-            'r2_on_cube': float(1 - ((got - cube_fit) ** 2).sum() / (got_dev ** 2).sum()),
+            'r2_on_cube': (float(1 - ((got - cube_fit) ** 2).sum() / (got_dev ** 2).sum())
+                           if (got_dev ** 2).sum() > 1e-18 else None),  # None: no spread
             'rms_error_rad': float(np.sqrt(((got - want) ** 2).mean())),
             'mean_trajectory_rms_error_rad': float(np.sqrt(((mean_demo[step] - want) ** 2)
                                                            .mean())),

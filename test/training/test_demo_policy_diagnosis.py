@@ -54,3 +54,5 @@ def test_chunk_dependence_of_a_blind_and_a_perfect_policy():
     assert blind['24']['gain'] == pytest.approx(0.0, abs=1e-12)
     assert blind['24']['r2_vs_expert'] == pytest.approx(0.0, abs=1e-12)
     assert blind['24']['predicted_std_rad'] == pytest.approx(0.0, abs=1e-12)
+    assert blind['24']['r2_on_cube'] is None  # nothing to explain
+    assert perfect['24']['r2_on_cube'] > 0.99  # the expert is linear in the cube here
