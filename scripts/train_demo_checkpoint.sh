@@ -5,6 +5,8 @@
 #    are kept: they show the way back to the demonstration);
 # 2. vla-adapter-train with config/demo/transfer_cube_train.yaml for 5000 steps.
 # HEAD=dual_arm (default, the shipped checkpoint) or l1; OUT=folder (default build/demo_checkpoint).
+# CONFIG=training YAML (default config/demo/transfer_cube_train.yaml, the shipped recipe; issue
+# 19's candidate: config/demo/transfer_cube_crop_train.yaml), STEPS=optimiser steps (5000).
 # About 50 min per head on a 2-core CPU (the two heads were trained side by side, one thread
 # each); a GPU: DEVICE=cuda.
 set -euo pipefail
@@ -23,7 +25,8 @@ if [ ! -f "$out/demos_disturbed/demos_summary.yaml" ]; then
   python -m vla_adapter_ros.tools.scripted_demos --output "$out/demos_disturbed" --episodes 30 \
     --first_seed 50 --disturbance_std 0.04
 fi
-python -m training.finetune --config config/demo/transfer_cube_train.yaml \
-  --data "$out/demos_clean" "$out/demos_disturbed" --head_kind "$head" --max_steps 5000 \
+python -m training.finetune --config "${CONFIG:-config/demo/transfer_cube_train.yaml}" \
+  --data "$out/demos_clean" "$out/demos_disturbed" --head_kind "$head" \
+  --max_steps "${STEPS:-5000}" \
   --device "${DEVICE:-auto}" --output_dir "$out/run_$head" --cache_dir "$out/cache_$head"
 echo "checkpoint: $out/run_$head/final"

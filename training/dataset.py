@@ -28,6 +28,7 @@ from training.episodes import HDF5_SUFFIXES, AlohaHdf5Episode, EpisodeError
 from training.lerobot_episodes import LeRobotEpisode, load_lerobot_dataset
 from training.lerobot_format import is_lerobot_dataset
 from training.rosbag_episodes import is_rosbag, load_rosbag_episode
+from vla_adapter_core.processor import crop_camera_images
 
 Episode = AlohaHdf5Episode | LeRobotEpisode
 
@@ -123,15 +124,19 @@ class EpisodeDataset(Dataset):
     """Every step of every episode is one sample; see the module docstring for its fields.
 
     Indexed by ``int`` or by ``(int, augmentation_seed)`` as :class:`SeededSampler` yields.
+    ``camera_crops`` (the policy's ``ProcessorConfig.camera_crops``) are cut before the
+    augmentation, with the processor's own function, so training sees what inference sees.
     """
 
     def __init__(self, episodes: Sequence[Episode], chunk_size: int,
-                 augmenter: ImageAugmenter | None = None) -> None:
+                 augmenter: ImageAugmenter | None = None,
+                 camera_crops: dict | None = None) -> None:
         if chunk_size <= 0:
             raise ValueError(f'chunk_size={chunk_size}: must be positive')
         self.episodes = list(episodes)
         self.chunk_size = chunk_size
         self.augmenter = augmenter
+        self.camera_crops = camera_crops
         lengths = np.array([len(episode) for episode in self.episodes], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # (E + 1,)
 
@@ -158,7 +163,7 @@ class EpisodeDataset(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, None)
         episode_index, step = self.locate(int(index))
         episode = self.episodes[episode_index]
-        images = episode.read_images(step)
+        images = crop_camera_images(episode.read_images(step), self.camera_crops)
         if self.augmenter is not None:
             images = self.augmenter(images, seed if seed is not None else index)
         actions, mask = self.action_chunk(episode, step)

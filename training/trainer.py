@@ -213,7 +213,8 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
     config = run.config
     augmenter = (ImageAugmenter(config.augmentation, run.policy_config.vision.image_size)
                  if config.augmentation.enabled else None)
-    train_set = EpisodeDataset(train_episodes, config.data.chunk_size, augmenter)
+    train_set = EpisodeDataset(train_episodes, config.data.chunk_size, augmenter,
+                               run.policy_config.processor.camera_crops)
     sampler = SeededSampler(len(train_set), run.context.world_size, run.context.rank,
                             shuffle=True, seed=config.seed, drop_last=run.context.enabled)
     batches_per_epoch = sampler.samples_per_epoch // config.batch_size
@@ -222,7 +223,8 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
                          f'{sampler.samples_per_epoch} training samples per process')
     collate = TrainingCollate(VLAProcessor.from_config(
         run.policy_config, run.tokenizer, run.statistics,
-        center_crop=not config.augmentation.enabled))  # the augmentation crops at random
+        center_crop=not config.augmentation.enabled,  # the augmentation crops at random
+        camera_crop=False))  # the training set cut the camera crops before augmenting
     loader_options = {'num_workers': config.num_workers, 'pin_memory': run.device.type == 'cuda',
                       'persistent_workers': config.num_workers > 0,
                       'generator': torch.Generator().manual_seed(config.seed)}

@@ -223,15 +223,20 @@ class NormalizationConfig(ConfigDictMixin):
 class ProcessorConfig(ConfigDictMixin):
     """Observation -> tensor conversion (shared by training and inference).
 
-    Images of any size are resized to ``image_size``; ``center_crop_fraction`` < 1 then takes a
-    centred crop of that area fraction and resizes it back (training with random-resized-crop 0.9
-    means inference with 0.9; upstream's fixture uses 1.0 = no crop).
+    ``camera_crops`` first cuts a fixed box out of a camera's frame (e.g. the table region of
+    ``cam_high``, so a small object spans more of the model's pixels); images of any size are then
+    resized to ``image_size``; ``center_crop_fraction`` < 1 then takes a centred crop of that area
+    fraction and resizes it back (training with random-resized-crop 0.9 means inference with
+    0.9; upstream's fixture uses 1.0 = no crop).
     """
 
     prompt_style: str = 'openvla'
     lowercase_instruction: bool = True
     center_crop_fraction: float = 1.0
     max_prompt_tokens: int = 256
+    # camera -> [top, left, height, width] as fractions of its frame, cut before resizing in
+    # training and inference alike; None (checkpoints before it): whole frames.
+    camera_crops: dict | None = None
 
     def __post_init__(self) -> None:
         owner = 'ProcessorConfig'
@@ -240,6 +245,28 @@ class ProcessorConfig(ConfigDictMixin):
         if not 0.0 < float(self.center_crop_fraction) <= 1.0:
             _fail(owner, 'center_crop_fraction', self.center_crop_fraction, 'must be in (0, 1]')
         _require_positive(owner, max_prompt_tokens=self.max_prompt_tokens)
+        if self.camera_crops is not None:
+            self.camera_crops = _checked_camera_crops(self.camera_crops)
+
+
+def _checked_camera_crops(crops: Any) -> dict:
+    """``crops`` as camera -> [top, left, height, width] floats, or ValueError naming it."""
+    field = 'camera_crops'
+    if not isinstance(crops, dict) or not crops:
+        _fail('ProcessorConfig', field, crops, 'must be a non-empty dict camera -> box (or None)')
+    checked = {}
+    for camera, box in crops.items():
+        try:
+            values = [float(value) for value in box]
+        except (TypeError, ValueError):
+            values = []
+        top, left, height, width = values if len(values) == 4 else (-1.0,) * 4
+        if not (top >= 0 and left >= 0 and height > 0 and width > 0
+                and top + height <= 1 + 1e-9 and left + width <= 1 + 1e-9):
+            _fail('ProcessorConfig', f'{field}[{camera!r}]', box,
+                  'must be [top, left, height, width], fractions of the frame inside [0, 1]')
+        checked[str(camera)] = values
+    return checked
 
 
 @dataclasses.dataclass
@@ -321,6 +348,10 @@ class PolicyConfig:
             _fail(owner, 'camera_names', self.camera_names, f'needs 1 to {MAX_CAMERAS} cameras')
         if len(set(self.camera_names)) != len(self.camera_names):
             _fail(owner, 'camera_names', self.camera_names, 'names must be unique')
+        unknown = sorted(set(self.processor.camera_crops or {}) - set(self.camera_names))
+        if unknown:
+            _fail(owner, 'processor.camera_crops', self.processor.camera_crops,
+                  f'crops cameras {unknown} that are not in camera_names {self.camera_names}')
         _require_positive(owner, proprio_dim=self.proprio_dim,
                           upstream_num_task_tokens=self.upstream_num_task_tokens)
         if not 0 <= self.upstream_stop_token_id < self.llm.vocab_size:

@@ -5,7 +5,8 @@ Observation (docs/ARCHITECTURE.md)::
     {'images': {camera_name: uint8 (H, W, 3) RGB}, 'proprio': float (proprio_dim,),
      'instruction': str}
 
-Each image is resized to the model's size (bicubic with antialiasing, rounded back to uint8 as
+Each image is first cut to its camera's ``camera_crops`` box when the config declares one, then
+resized to the model's size (bicubic with antialiasing, rounded back to uint8 as
 upstream's evaluation does), optionally centre-cropped to an area fraction and resized back
 (bilinear, like TF ``crop_and_resize``), then normalised once per vision tower. All images of a
 batch that share a size go through each step together, on the processor's ``device`` (the
@@ -99,6 +100,31 @@ def center_crop_image(image: torch.Tensor, area_fraction: float) -> torch.Tensor
     return center_crop_images(image[None], area_fraction)[0]
 
 
+def crop_box_pixels(height: int, width: int, box: list) -> tuple[int, int, int, int]:
+    """Fractional ``box`` [top, left, height, width] -> whole pixels (top, left, h, w), >= 1 px."""
+    top = min(height - 1, round(box[0] * height))
+    left = min(width - 1, round(box[1] * width))
+    crop_h = max(1, min(height - top, round(box[2] * height)))
+    crop_w = max(1, min(width - left, round(box[3] * width)))
+    return top, left, crop_h, crop_w
+
+
+def crop_camera_image(image: np.ndarray, box: list | None) -> np.ndarray:
+    """(H, W, 3) -> the (h, w, 3) view inside ``box`` (fractions; None: the whole frame)."""
+    if box is None:
+        return image
+    top, left, crop_h, crop_w = crop_box_pixels(image.shape[0], image.shape[1], box)
+    return image[top:top + crop_h, left:left + crop_w]  # (h, w, 3)
+
+
+def crop_camera_images(images: dict, crops: dict | None) -> dict:
+    """Camera -> (H, W, 3) frames with each camera's ``ProcessorConfig.camera_crops`` box cut."""
+    if not crops:
+        return images
+    return {camera: crop_camera_image(image, crops.get(camera))
+            for camera, image in images.items()}
+
+
 class VLAProcessor:
     """Builds the model batch (see the training-batch table in docs/ARCHITECTURE.md).
 
@@ -138,16 +164,21 @@ class VLAProcessor:
 
     @classmethod
     def from_config(cls, config: PolicyConfig, tokenizer, statistics: dict | None,
-                    center_crop: bool = True,
+                    center_crop: bool = True, camera_crop: bool = True,
                     device: torch.device | str = 'cpu') -> VLAProcessor:
         """Processor for ``config`` with its prompt style and the statistics' normaliser.
 
         ``center_crop=False`` gives the training variant: no centre crop, because the training
-        augmentation took a random crop of the same area already.
+        augmentation took a random crop of the same area already. ``camera_crop=False``: the
+        images arrive with ``camera_crops`` already cut (the training dataset cuts them before
+        its augmentation).
         """
         if not center_crop:
             config = dataclasses.replace(config, processor=dataclasses.replace(
                 config.processor, center_crop_fraction=1.0))
+        if not camera_crop:
+            config = dataclasses.replace(config, processor=dataclasses.replace(
+                config.processor, camera_crops=None))
         options = config.processor
         builder = PromptBuilder(tokenizer, options.prompt_style, options.lowercase_instruction,
                                 options.max_prompt_tokens)
@@ -226,7 +257,10 @@ class VLAProcessor:
         if missing:
             raise ValueError(f"observations[{index}]['images'] lacks cameras {missing} "
                              f'(has {sorted(images)}, needs {self.config.camera_names})')
-        return [self.checked_image(images[name], f"observations[{index}]['images'][{name!r}]")
+        crops = self.config.processor.camera_crops or {}
+        return [crop_camera_image(
+                    self.checked_image(images[name], f"observations[{index}]['images'][{name!r}]"),
+                    crops.get(name))
                 for name in self.config.camera_names]
 
     def pixel_values(self, observation: dict, index: int) -> torch.Tensor:
