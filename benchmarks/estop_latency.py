@@ -100,7 +100,9 @@ def run(args: argparse.Namespace) -> dict:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from vla_adapter_ros.nodes.executor_node import ChunkExecutorNode
+    from vla_adapter_ros.nodes.executor_node import ChunkExecutorNode, prepare_executor_process
+
+    prepare_executor_process()  # as vla-adapter-executor runs
 
     driver = subprocess.Popen([sys.executable, str(FAKE_DRIVER), '--robots', *ROBOTS,
                                '--lifetime-s', str(args.duration_s + 30)],

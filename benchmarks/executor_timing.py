@@ -112,7 +112,9 @@ def measure(executor_kind: str, loads: int, duration_s: float, fifo_priority: in
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from vla_adapter_ros.nodes.executor_node import ChunkExecutorNode
+    from vla_adapter_ros.nodes.executor_node import ChunkExecutorNode, prepare_executor_process
+
+    prepare_executor_process()  # as vla-adapter-executor runs
 
     driver = start_child(str(FAKE_DRIVER), '--robot-description', ROBOT, '--robots', *ROBOTS)
     workers = [start_child(__file__, '--load-worker', str(duration_s + 30.0))

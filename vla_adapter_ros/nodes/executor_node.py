@@ -388,12 +388,17 @@ def _prepare_shutdown(node: ChunkExecutorNode) -> None:
                                'the last command')
 
 
-def main(args: list[str] | None = None) -> int:
-    """Console entry point: `vla-adapter-executor --ros-args -p rate_hz:=50.0 ...`."""
+def prepare_executor_process() -> None:
+    """Process-wide settings the executor runs with (its main() and the benchmarks)."""
     # The intake thread decodes chunks holding the GIL; the ticking thread asks for it back
     # after this long (Python's default is 5 ms, a quarter of a 50 Hz tick).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     return_large_buffers_to_the_os()  # a rejected 16 MB chunk leaves no heap behind
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console entry point: `vla-adapter-executor --ros-args -p rate_hz:=50.0 ...`."""
+    prepare_executor_process()
     return run_node(ChunkExecutorNode, NODE_NAME, args, on_shutdown=_prepare_shutdown,
                     help_text=parameter_help(EXECUTOR_PARAMETERS, 'vla-adapter-executor',
                                              NODE_NAME, __doc__.splitlines()[0]))
