@@ -32,14 +32,13 @@ import zlib
 import numpy as np
 from PIL import Image as PilImage
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
 from vla_adapter_core.robot_description import Arm, load_robot_description
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from ros_test_utils import spin_child_until  # noqa: E402
+from ros_test_utils import run_child_node  # noqa: E402
 
 STALE_OFFSET_NS = 2_000_000_000
 BOMB_SIDE = 20000  # the side a --fault bomb header claims
@@ -204,15 +203,7 @@ def main() -> None:
     node.create_timer(1.0 / args.camera_rate, publish_images)
     node.create_timer(1.0 / args.joint_rate, publish_joints)
     print('sensors ready', flush=True)
-    deadline = time.monotonic() + args.duration
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        spin_child_until(executor, deadline)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_child_node(node, time.monotonic() + args.duration)
 
 
 if __name__ == '__main__':

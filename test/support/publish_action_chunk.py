@@ -9,12 +9,11 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 
 from vla_adapter_msgs.msg import ActionChunk
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from ros_test_utils import spin_child_until  # noqa: E402
+from ros_test_utils import run_child_node  # noqa: E402
 from sample_messages import make_sample_action_chunk  # noqa: E402
 
 TOPIC = sys.argv[1] if len(sys.argv) > 1 else 'action_chunk'
@@ -25,17 +24,9 @@ def main() -> None:
     node = rclpy.create_node('sample_action_chunk_publisher')
     publisher = node.create_publisher(ActionChunk, TOPIC, 10)
     message = make_sample_action_chunk()
-    deadline = time.monotonic() + 30.0
     node.create_timer(0.05, lambda: publisher.publish(message))
     print('publisher ready', flush=True)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        spin_child_until(executor, deadline)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_child_node(node, time.monotonic() + 30.0)
 
 
 if __name__ == '__main__':

@@ -61,6 +61,21 @@ def spin_child_until(executor, deadline_s: float) -> None:
             raise
 
 
+def run_child_node(node, deadline_s: float) -> None:
+    """A child process's node: spin it until a signal or the deadline, then shut down cleanly."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        spin_child_until(executor, deadline_s)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def decode_joint_state(data: bytes):
     """Rclpy's decoder of a serialised sensor_msgs/JointState (what the recorder node passes)."""
     from rclpy.serialization import deserialize_message
