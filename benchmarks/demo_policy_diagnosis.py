@@ -4,11 +4,12 @@ Two steps in two processes (a process that imports both mujoco's EGL renderer an
 triton segfaults on import here):
 
     MUJOCO_GL=egl .venv/bin/python benchmarks/demo_policy_diagnosis.py render
-        --output /work/runs19/diagnosis/start.npz
+        --output build/diagnosis/start.npz
     .venv/bin/python benchmarks/demo_policy_diagnosis.py analyse
-        --start /work/runs19/diagnosis/start.npz
+        --start build/diagnosis/start.npz
         --checkpoint checkpoints/aloha_sim_transfer_cube [--checkpoint RUN/final ...]
-        --demos /work/runs19/demos_clean /work/runs19/demos_disturbed --output report.json
+        --demos build/demo_checkpoint/demos_clean build/demo_checkpoint/demos_disturbed
+        --output report.json
     (one line each; --preprocessing: the policy JSONs whose image path to measure, by default
     config/demo/transfer_cube_policy.json and config/demo/transfer_cube_crop_policy.json)
 
