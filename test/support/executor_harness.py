@@ -9,7 +9,6 @@ services. `make_chunk` builds ActionChunks, including malformed ones (NaN, wrong
 """
 
 from collections.abc import Callable
-import pathlib
 import threading
 import time
 
@@ -30,10 +29,9 @@ from vla_adapter_core.robot_description import load_robot_description
 from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_ros.nodes.executor_node import ChunkExecutorNode
 
-HERE = pathlib.Path(__file__).resolve().parent
 FAKE_DRIVER = SUPPORT_DIR / 'fake_interbotix_driver.py'
 # ALOHA with the gripper starting at 1.2 rad (test/fixtures/robots/aloha_test.yaml).
-TEST_ROBOT_FILE = HERE.parent / 'fixtures' / 'robots' / 'aloha_test.yaml'
+TEST_ROBOT_FILE = SUPPORT_DIR.parent / 'fixtures' / 'robots' / 'aloha_test.yaml'
 TEST_ROBOT = load_robot_description(TEST_ROBOT_FILE)
 JOINT_NAMES = list(TEST_ROBOT.arms[0].command_joint_names)
 ROBOTS = TEST_ROBOT.namespaces

@@ -8,7 +8,6 @@ a test says otherwise.
 
 import contextlib
 from dataclasses import dataclass, field
-import pathlib
 
 from fake_sensors import camera_frame, observed_state
 import numpy as np
@@ -28,7 +27,6 @@ from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_msgs.srv import SetInstruction
 from vla_adapter_ros.nodes.inference_node import NODE_NAME, InferenceNode
 
-HERE = pathlib.Path(__file__).resolve().parent
 FAKE_SENSORS = SUPPORT_DIR / 'fake_sensors.py'
 ALOHA = load_robot_description('aloha')
 CAMERAS = ALOHA.cameras

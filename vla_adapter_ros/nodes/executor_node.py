@@ -65,11 +65,11 @@ class ChunkExecutorNode(Node):
         config = self.config
         self._apply_realtime_priority(config.realtime_priority)
         self.robot = config.robot
-        self.safety = config.safety_config()
         self.robot_names = config.arm_robot_names
         self._arm_slices = self.robot.arm_slices()
         self._machine = ExecutorStateMachine(
-            self.robot_names, config.start_pose(), self.safety, config.schedule_config(),
+            self.robot_names, config.start_pose(), config.safety_config(),
+            config.schedule_config(),
             config.state_machine_timings(), log=self.get_logger().info)
         self._last_inference_ms = 0.0
         self._ticks = TickRecorder(TICK_HISTORY)
@@ -115,8 +115,7 @@ class ChunkExecutorNode(Node):
         """A validated `ros2 param set`: new blending and speed limits from the next tick."""
         with self._lock:
             self.config = config
-            self.safety = config.safety_config()
-            self._machine.set_limits(self.safety, config.schedule_config())
+            self._machine.set_limits(config.safety_config(), config.schedule_config())
         self.get_logger().info(f'parameters changed: '
                                f'{ {name: getattr(config, name) for name in changed} }')
 
@@ -237,6 +236,11 @@ class ChunkExecutorNode(Node):
         A simulator on its own clock waits for it before the next tick (mujoco_sim_node).
         """
         self._filed_publisher.publish(Header(stamp=message.header.stamp, frame_id=outcome))
+
+    @property
+    def safety(self):
+        """The safety limits in force (the state machine's; dynamic parameters replace them)."""
+        return self._machine.safety
 
     def chunk_from_message(self, message: ActionChunk, now_s: float) -> TimedChunk:
         """Validate an ActionChunk into a TimedChunk (pipeline/chunk_intake.py)."""
