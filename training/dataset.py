@@ -126,29 +126,44 @@ class EpisodeDataset(Dataset):
     Indexed by ``int`` or by ``(int, augmentation_seed)`` as :class:`SeededSampler` yields.
     ``camera_crops`` (the policy's ``ProcessorConfig.camera_crops``) are cut before the
     augmentation, with the processor's own function, so training sees what inference sees.
+    ``start_steps`` / ``start_repeat``: the first steps of every episode appear ``start_repeat``
+    times per epoch (where only the cameras tell where the object is; see
+    docs/demo_policy_diagnosis.md). ``proprio_noise_std``: Gaussian noise (raw units, rad) added
+    to the arm state, drawn from the sample's seed.
     """
 
     def __init__(self, episodes: Sequence[Episode], chunk_size: int,
                  augmenter: ImageAugmenter | None = None,
-                 camera_crops: dict | None = None) -> None:
+                 camera_crops: dict | None = None, start_steps: int = 0,
+                 start_repeat: int = 1, proprio_noise_std: float = 0.0) -> None:
         if chunk_size <= 0:
             raise ValueError(f'chunk_size={chunk_size}: must be positive')
+        if start_steps < 0 or start_repeat < 1:
+            raise ValueError(f'start_steps={start_steps}, start_repeat={start_repeat}: need '
+                             'start_steps >= 0 and start_repeat >= 1')
+        if not proprio_noise_std >= 0.0:
+            raise ValueError(f'proprio_noise_std={proprio_noise_std!r}: must be >= 0')
         self.episodes = list(episodes)
         self.chunk_size = chunk_size
         self.augmenter = augmenter
         self.camera_crops = camera_crops
+        self.proprio_noise_std = proprio_noise_std
         lengths = np.array([len(episode) for episode in self.episodes], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # (E + 1,)
+        starts = [self.offsets[e] + np.arange(min(start_steps, n)) for e, n in enumerate(lengths)]
+        repeats = np.tile(np.concatenate([[], *starts]).astype(np.int64), start_repeat - 1)
+        self.samples = np.concatenate([np.arange(self.offsets[-1]), repeats])  # (N,) step ids
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return len(self.samples)
 
     def locate(self, index: int) -> tuple[int, int]:
-        """Global sample index -> (episode index, step)."""
+        """Sample index -> (episode index, step)."""
         if not 0 <= index < len(self):
             raise IndexError(f'sample index {index} outside [0, {len(self)})')
-        episode = int(np.searchsorted(self.offsets, index, side='right')) - 1
-        return episode, index - int(self.offsets[episode])
+        flat = int(self.samples[index])
+        episode = int(np.searchsorted(self.offsets, flat, side='right')) - 1
+        return episode, flat - int(self.offsets[episode])
 
     def action_chunk(self, episode: Episode, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw actions step .. step + chunk - 1 (T, A) and their validity mask (chunk,)."""
@@ -167,9 +182,13 @@ class EpisodeDataset(Dataset):
         if self.augmenter is not None:
             images = self.augmenter(images, seed if seed is not None else index)
         actions, mask = self.action_chunk(episode, step)
+        proprio = episode.proprio[step].copy()  # (P,)
+        if self.proprio_noise_std > 0:
+            rng = np.random.default_rng(seed if seed is not None else index)
+            proprio += rng.normal(0.0, self.proprio_noise_std, proprio.shape).astype(proprio.dtype)
         return {
             'images': images,
-            'proprio': episode.proprio[step].copy(),
+            'proprio': proprio,
             'instruction': episode.instruction,
             'actions': actions,
             'action_mask': mask,

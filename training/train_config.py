@@ -99,6 +99,14 @@ class TrainConfig(ConfigDictMixin):
                     'when the towers train) and recompute the rest in the backward pass')
     augmentation: AugmentationConfig = option(factory=AugmentationConfig,
                                               help='training image augmentation')
+    # At an episode's start the arm state is the same for every object position: only the
+    # cameras can tell the first chunk where to go, and those samples are few.
+    start_steps: int = option(0, help="oversample each training episode's first this many "
+                                      'steps (0: every step once)')
+    start_repeat: int = option(1, help='times each of those first steps appears per epoch')
+    # Behaviour cloning with the arm state learns to copy it (docs/demo_policy_diagnosis.md).
+    proprio_noise_std: float = option(0.0, help='Gaussian noise (rad, raw units) added to the '
+                                                'arm state of training samples')
     # --- validation, logging, checkpoints -----------------------------------------------------
     num_val_episodes: int = option(1, help='episodes held out for validation')
     val_every: int = option(200, help='validate every this many steps')
@@ -153,6 +161,10 @@ class TrainConfig(ConfigDictMixin):
         _require(0 <= self.min_lr_ratio <= 1, 'min_lr_ratio', self.min_lr_ratio, 'in [0, 1]')
         _require(self.max_grad_norm > 0, 'max_grad_norm', self.max_grad_norm, 'must be > 0')
         _require(self.num_val_episodes >= 0, 'num_val_episodes', self.num_val_episodes,
+                 'must be >= 0')
+        _require(self.start_steps >= 0, 'start_steps', self.start_steps, 'must be >= 0')
+        _require(self.start_repeat >= 1, 'start_repeat', self.start_repeat, 'must be >= 1')
+        _require(self.proprio_noise_std >= 0, 'proprio_noise_std', self.proprio_noise_std,
                  'must be >= 0')
         _require(self.val_batches > 0, 'val_batches', self.val_batches, 'must be > 0')
         _require(self.device in DEVICES, 'device', self.device, f'expected one of {DEVICES}')

@@ -214,7 +214,8 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
     augmenter = (ImageAugmenter(config.augmentation, run.policy_config.vision.image_size)
                  if config.augmentation.enabled else None)
     train_set = EpisodeDataset(train_episodes, config.data.chunk_size, augmenter,
-                               run.policy_config.processor.camera_crops)
+                               run.policy_config.processor.camera_crops, config.start_steps,
+                               config.start_repeat, config.proprio_noise_std)
     sampler = SeededSampler(len(train_set), run.context.world_size, run.context.rank,
                             shuffle=True, seed=config.seed, drop_last=run.context.enabled)
     batches_per_epoch = sampler.samples_per_epoch // config.batch_size

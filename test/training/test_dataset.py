@@ -57,6 +57,24 @@ def test_sample_has_chunk_and_mask_past_episode_end(two_episodes):
         dataset[8]
 
 
+def test_start_steps_are_repeated_and_proprio_noise_is_seeded(two_episodes):
+    episodes = load_episodes(_config(two_episodes))
+    dataset = EpisodeDataset(episodes, 4, start_steps=2, start_repeat=3)
+    assert len(dataset) == 8 + 2 * 2 * 2  # two extra copies of two start steps per episode
+    located = [dataset.locate(index) for index in range(len(dataset))]
+    assert located.count((0, 0)) == 3 and located.count((1, 1)) == 3
+    assert located.count((0, 2)) == 1 and located.count((1, 2)) == 1
+    np.testing.assert_array_equal(dataset[8]['actions'][:, 0], [0, 1, 2, 3])  # a repeat of (0, 0)
+    noisy = EpisodeDataset(episodes, 4, proprio_noise_std=0.5)
+    first, again, other = noisy[(6, 11)], noisy[(6, 11)], noisy[(6, 12)]
+    np.testing.assert_array_equal(first['proprio'], again['proprio'])
+    assert not np.array_equal(first['proprio'], other['proprio'])
+    assert 0.05 < np.abs(first['proprio'] - (np.arange(14) + 1)).mean() < 2.0
+    np.testing.assert_array_equal(noisy[(6, 11)]['actions'], dataset[6]['actions'])
+    with pytest.raises(ValueError, match='start_repeat=0'):
+        EpisodeDataset(episodes, 4, start_steps=2, start_repeat=0)
+
+
 def test_split_holds_out_whole_episodes(two_episodes):
     episodes = load_episodes(_config(two_episodes))
     train, val = split_episodes(episodes, 1, seed=0)
