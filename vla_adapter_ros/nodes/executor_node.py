@@ -14,7 +14,7 @@ import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.serialization import deserialize_message, serialize_message
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Header
 from std_srvs.srv import Trigger
@@ -31,9 +31,10 @@ from vla_adapter_ros.nodes.node_main import (
 from vla_adapter_ros.params.executor_config import EXECUTOR_PARAMETERS, ExecutorConfig
 from vla_adapter_ros.params.parameters import declare_parameters, parameter_help
 from vla_adapter_ros.pipeline import status
-from vla_adapter_ros.pipeline.chunk_intake import ChunkInbox, chunk_from_message
+from vla_adapter_ros.pipeline.chunk_cdr import DecodedChunk, decode_action_chunk
+from vla_adapter_ros.pipeline.chunk_intake import ChunkInbox, chunk_from_decoded
 from vla_adapter_ros.pipeline.chunk_schedule import TimedChunk
-from vla_adapter_ros.pipeline.conversions import joint_positions_by_name
+from vla_adapter_ros.pipeline.conversions import joint_positions_by_name, nanoseconds_to_stamp
 from vla_adapter_ros.pipeline.executor_logic import ExecutorStateMachine
 from vla_adapter_ros.pipeline.health import (
     DIAGNOSTICS_TOPIC,
@@ -197,11 +198,11 @@ class ChunkExecutorNode(Node):
 
     def _file_serialized_chunk(self, data: bytes) -> None:
         try:
-            message = deserialize_message(data, ActionChunk)
-        except Exception as error:  # noqa: BLE001 - any undecodable message is rejected
+            chunk = decode_action_chunk(data)
+        except ValueError as error:  # any undecodable message is rejected
             self._reject_chunk(f'chunk rejected: cannot decode {len(data)} bytes: {error}')
             return
-        self._on_chunk(message)
+        self._on_chunk(chunk)
 
     def _reject_chunk(self, reason: str) -> None:
         """Drop every scheduled chunk, fault with ``reason`` (at once) and hold."""
@@ -210,41 +211,43 @@ class ChunkExecutorNode(Node):
         self.get_logger().warning(reason, throttle_duration_sec=0.5)
         self._publish_status()
 
-    def _on_chunk(self, message: ActionChunk) -> None:
+    def _on_chunk(self, decoded: DecodedChunk) -> None:
         now_s = self._ros_now_s()
         with self._lock:
             running = self._machine.accepts_chunks
         if not running:
             self.get_logger().info('chunk dropped: start-up not finished',
                                    throttle_duration_sec=2.0)
-            self._report_filed(message, status.CHUNK_DROPPED_STARTING)
+            self._report_filed(decoded, status.CHUNK_DROPPED_STARTING)
             return
         try:
-            chunk = self.chunk_from_message(message, now_s)
+            chunk = self.chunk_from_decoded(decoded, now_s)
         except ValueError as error:
-            self._reject_chunk(f'chunk {message.sequence} rejected: {error}')
-            self._report_filed(message, f'rejected: {error}')
+            self._reject_chunk(f'chunk {decoded.sequence} rejected: {error}')
+            self._report_filed(decoded, f'rejected: {error}')
             return
         with self._lock:
             self._machine.accept_chunk(chunk, time.monotonic())
-            self._last_inference_ms = float(message.inference_ms)
-        self._report_filed(message, status.CHUNK_ACCEPTED)
+            self._last_inference_ms = decoded.inference_ms
+        self._report_filed(decoded, status.CHUNK_ACCEPTED)
 
-    def _report_filed(self, message: ActionChunk, outcome: str) -> None:
+    def _report_filed(self, decoded: DecodedChunk, outcome: str) -> None:
         """``~/chunk_filed``: the chunk's stamp and what became of it, once it is decided.
 
         A simulator on its own clock waits for it before the next tick (mujoco_sim_node).
         """
-        self._filed_publisher.publish(Header(stamp=message.header.stamp, frame_id=outcome))
+        header = Header(frame_id=outcome)
+        nanoseconds_to_stamp(decoded.stamp_ns, header.stamp)
+        self._filed_publisher.publish(header)
 
     @property
     def safety(self):
         """The safety limits in force (the state machine's; dynamic parameters replace them)."""
         return self._machine.safety
 
-    def chunk_from_message(self, message: ActionChunk, now_s: float) -> TimedChunk:
-        """Validate an ActionChunk into a TimedChunk (pipeline/chunk_intake.py)."""
-        return chunk_from_message(message, self.robot, self.safety, self.config.max_chunk_steps,
+    def chunk_from_decoded(self, decoded: DecodedChunk, now_s: float) -> TimedChunk:
+        """Validate a decoded ActionChunk into a TimedChunk (pipeline/chunk_intake.py)."""
+        return chunk_from_decoded(decoded, self.robot, self.safety, self.config.max_chunk_steps,
                                   now_s)
 
     def _on_estop_topic(self, message: Bool) -> None:

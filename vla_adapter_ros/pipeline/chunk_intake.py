@@ -1,9 +1,9 @@
 """Chunks on their way into the executor: a bounded inbox, then checked into a TimedChunk.
 
 The executor's subscription only hands the received bytes to :class:`ChunkInbox`; a thread of
-its own decodes and checks them (:func:`chunk_from_message`), so the 50 Hz tick never waits for
-a decode whatever arrives. Pure: message classes, numpy and threading. Every problem is a
-ChunkRejected (a ValueError) naming the arm, field, joint and value at fault.
+its own decodes them (pipeline/chunk_cdr.py) and checks them (:func:`chunk_from_decoded`), so
+the 50 Hz tick never waits for a decode whatever arrives. Pure: numpy and threading. Every
+problem is a ChunkRejected (a ValueError) naming the arm, field, joint and value at fault.
 """
 
 import collections
@@ -12,12 +12,8 @@ import threading
 import numpy as np
 
 from vla_adapter_core.robot_description import RobotDescription
+from vla_adapter_ros.pipeline.chunk_cdr import ArmPlan, DecodedChunk, decoded_from_message
 from vla_adapter_ros.pipeline.chunk_schedule import TimedChunk
-from vla_adapter_ros.pipeline.conversions import (
-    stamp_to_nanoseconds,
-    trajectory_offsets_s,
-    trajectory_positions,
-)
 from vla_adapter_ros.pipeline.safety import (
     ChunkRejected,
     SafetyConfig,
@@ -26,36 +22,53 @@ from vla_adapter_ros.pipeline.safety import (
 )
 
 
-def chunk_from_message(message, robot: RobotDescription, safety: SafetyConfig,
+def _arm_positions(side: str, plan: ArmPlan, expected: list[str]) -> np.ndarray:
+    """One arm's (T, arm.dim) targets, columns in ``expected`` order."""
+    names = list(plan.joint_names)
+    if sorted(names) != sorted(expected):
+        raise ChunkRejected(f'{side} joint_names {names} do not match the expected {expected}')
+    if plan.positions.shape[1] != len(names):
+        raise ChunkRejected(f'{side} trajectory points have {plan.positions.shape[1]} positions '
+                            f'each, expected {len(names)} (one per joint name)')
+    columns = [names.index(name) for name in expected]
+    return plan.positions[:, columns]  # (T, arm.dim)
+
+
+def chunk_from_decoded(chunk: DecodedChunk, robot: RobotDescription, safety: SafetyConfig,
                        max_chunk_steps: int, now_s: float) -> TimedChunk:
-    """Validate an ActionChunk and turn it into a TimedChunk of (T, J) targets (all arms)."""
-    trajectories = [('left', message.left)]
+    """Validate a decoded ActionChunk and turn it into a TimedChunk of (T, J) targets."""
+    plans = [('left', chunk.left)]
     if robot.num_arms == 2:
-        trajectories.append(('right', message.right))
-    elif message.right.points or message.right.joint_names:
+        plans.append(('right', chunk.right))
+    elif chunk.right.num_points or chunk.right.joint_names:
         raise ChunkRejected('single-arm executor received a right-arm trajectory')
     offsets, blocks = None, []
-    for (side, trajectory), arm in zip(trajectories, robot.arms):
-        if not trajectory.points:
+    for (side, plan), arm in zip(plans, robot.arms):
+        if not plan.num_points:
             raise ChunkRejected(f'empty chunk: {side} trajectory has no points')
-        if len(trajectory.points) > max_chunk_steps:
-            raise ChunkRejected(f'{side} trajectory has {len(trajectory.points)} steps, more '
+        if plan.num_points > max_chunk_steps:
+            raise ChunkRejected(f'{side} trajectory has {plan.num_points} steps, more '
                                 f'than max_chunk_steps={max_chunk_steps}')
-        names, expected = list(trajectory.joint_names), list(arm.command_joint_names)
-        if sorted(names) != sorted(expected):
-            raise ChunkRejected(f'{side} joint_names {names} do not match the expected '
-                                f'{expected} ({arm.namespace})')
-        side_offsets = trajectory_offsets_s(trajectory)  # (T,)
-        if offsets is not None and (side_offsets.shape != offsets.shape
-                                    or not np.allclose(side_offsets, offsets, atol=1e-6)):
+        if offsets is not None and (plan.offsets_s.shape != offsets.shape
+                                    or not np.allclose(plan.offsets_s, offsets, atol=1e-6)):
             raise ChunkRejected('left and right time_from_start differ')
-        offsets = side_offsets
-        blocks.append(trajectory_positions(trajectory, expected))  # (T, arm.dim)
-    stamp_s = stamp_to_nanoseconds(message.header.stamp) * 1e-9
+        offsets = plan.offsets_s  # (T,)
+        try:
+            blocks.append(_arm_positions(side, plan, list(arm.command_joint_names)))
+        except ChunkRejected as error:
+            raise ChunkRejected(f'{error} ({arm.namespace})') from None
+    stamp_s = chunk.stamp_ns * 1e-9
     validate_chunk_timing(stamp_s, offsets, now_s, safety)
     positions = validate_chunk_values(np.hstack(blocks), safety, robot.joint_labels())  # (T, J)
     return TimedChunk(stamp_s=stamp_s, offsets_s=offsets, positions=positions,
-                      sequence=int(message.sequence))
+                      sequence=chunk.sequence)
+
+
+def chunk_from_message(message, robot: RobotDescription, safety: SafetyConfig,
+                       max_chunk_steps: int, now_s: float) -> TimedChunk:
+    """Validate an ActionChunk message object (in-process callers; the node reads bytes)."""
+    return chunk_from_decoded(decoded_from_message(message), robot, safety, max_chunk_steps,
+                              now_s)
 
 
 class ChunkInbox:

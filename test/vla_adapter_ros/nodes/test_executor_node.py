@@ -390,7 +390,7 @@ def test_chunks_are_decoded_and_checked_off_the_ticking_thread(request, driver, 
     harness = make_harness(request, driver)
     harness.wait_state(PolicyStatus.STATE_HOLDING, timeout_s=20.0)
     checked_on, ticked_on = set(), set()
-    check, tick = harness.node.chunk_from_message, harness.node._on_tick
+    check, tick = harness.node.chunk_from_decoded, harness.node._on_tick
 
     def recording_check(message, now_s):
         checked_on.add(threading.current_thread().name)
@@ -400,7 +400,7 @@ def test_chunks_are_decoded_and_checked_off_the_ticking_thread(request, driver, 
         ticked_on.add(threading.current_thread().name)
         tick()
 
-    monkeypatch.setattr(harness.node, 'chunk_from_message', recording_check)
+    monkeypatch.setattr(harness.node, 'chunk_from_decoded', recording_check)
     monkeypatch.setattr(harness.node._tick_timer, 'callback', recording_tick)
     stream = ChunkStream(harness, sine_plan(), rate_hz=10.0, latency_s=0.05, horizon_s=1.0)
     try:
