@@ -126,7 +126,8 @@ def build_model(policy_config: PolicyConfig, source: PolicySource, bins: ActionB
 def set_trainable(model: VLAAdapterModel, config: TrainConfig) -> list[str]:
     """Freeze the vision towers and LLM, add LoRA when asked; return the trainable names.
 
-    ``full_finetune``: nothing is frozen. ``gradient_checkpointing`` is switched on here too.
+    ``train_vision``: the towers train too. ``full_finetune``: nothing is frozen.
+    ``gradient_checkpointing`` is switched on here too.
     """
     model.set_gradient_checkpointing(config.gradient_checkpointing)
     if config.full_finetune:
@@ -144,6 +145,10 @@ def set_trainable(model: VLAAdapterModel, config: TrainConfig) -> list[str]:
                    model.action_head):
         if module is not None:
             module.requires_grad_(True)
+    if config.train_vision:
+        model.vision.requires_grad_(True)
+        for param in model.vision.unused_parameters():  # no gradient would ever reach them
+            param.requires_grad_(False)
     return model.trainable_parameter_names()
 
 

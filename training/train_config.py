@@ -77,6 +77,11 @@ class TrainConfig(ConfigDictMixin):
         False, help='train every weight (vision towers and LLM too, not only the projector, '
                     'queries, proprio projector and head); AdamW needs 16 bytes per parameter, '
                     'about 27 GB at the real size; excludes lora_rank')
+    # A from-scratch model's towers are random: frozen, they hide a small object's position.
+    train_vision: bool = option(
+        False, help='train the vision towers too (with LoRA or a frozen LLM); for a policy '
+                    'built from --policy_config, whose towers start random; pretrained '
+                    'DINOv2/SigLIP towers usually stay frozen')
     # --- optimisation --------------------------------------------------------------------------
     max_steps: int = option(1000, help='optimiser steps')
     batch_size: int = option(8, help='samples per micro-batch and process')
@@ -147,6 +152,8 @@ class TrainConfig(ConfigDictMixin):
         _require(not (self.full_finetune and self.lora_rank > 0), 'full_finetune',
                  self.full_finetune, f'excludes lora_rank={self.lora_rank} (LoRA trains a '
                  'frozen LLM; full fine-tuning trains it directly)')
+        _require(not (self.full_finetune and self.train_vision), 'train_vision',
+                 self.train_vision, 'is implied by full_finetune (which trains every weight)')
         _require(self.optimizer in OPTIMIZERS, 'optimizer', self.optimizer,
                  f'expected one of {OPTIMIZERS}')
         for name in ('max_steps', 'batch_size', 'grad_accumulation', 'val_every', 'log_every',

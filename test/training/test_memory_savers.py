@@ -179,3 +179,18 @@ def test_8bit_adamw_without_bitsandbytes_is_a_one_line_value_error(setup):
     with pytest.raises(ValueError, match=r"optimizer='adamw_8bit': needs bitsandbytes, which is "
                                          r'not installed'):
         build_optimizer([torch.nn.Parameter(torch.zeros(2))], train_config(optimizer='adamw_8bit'))
+
+
+def test_train_vision_trains_the_towers_and_leaves_the_llm_frozen(setup):
+    frozen = run_steps(setup)
+    towers = run_steps(setup, train_vision=True)
+    assert not any(name.startswith('vision.') for name in frozen[1])
+    trained = [name for name in towers[1] if name.startswith('vision.')]
+    assert trained and not any(name.startswith('llm.') for name in towers[1])
+    model = towers[3][0]
+    unused = {id(param) for param in model.vision.unused_parameters()}
+    assert all(not param.requires_grad for param in model.vision.parameters()
+               if id(param) in unused)
+    assert towers[0][-1] < towers[0][0]  # it trains
+    with pytest.raises(ValueError, match='train_vision=True: is implied by full_finetune'):
+        train_config(train_vision=True, full_finetune=True)
