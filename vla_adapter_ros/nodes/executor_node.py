@@ -190,8 +190,10 @@ class ChunkExecutorNode(Node):
         """The leader arms take over (``engage``) or hand back to the policy; the answer."""
         with self._lock:
             granted, message = self._machine.request_takeover(engage, time.monotonic())
-        log = self.get_logger().info if granted else self.get_logger().error
-        log(f'{source}: {message}')
+        if granted:  # rclpy refuses two severities from one logging line
+            self.get_logger().info(f'{source}: {message}')
+        else:
+            self.get_logger().error(f'{source}: {message}')
         self._publish_status()
         return granted, message
 
@@ -383,7 +385,8 @@ class ChunkExecutorNode(Node):
                     'rejected_chunks': machine.rejected_chunks,
                     'scheduled_chunks': len(machine.scheduler.chunks),
                     'estop': machine.estop.engaged,
-                    'control_source': machine.control_source}
+                    'control_source': machine.control_source,
+                    'leader_problem': machine.takeover.leader_problem(time.monotonic())}
 
     def destroy_node(self) -> None:
         """Stop the intake thread, then destroy the node."""
