@@ -16,6 +16,11 @@ INSTRUCTION_TOPIC = '/instruction'
 # The chunk executor's control source (std_msgs/String: 'policy', 'handover', 'operator',
 # 'hold') as the recorder stores it; training picks the operator's corrections from it.
 CONTROL_SOURCE_TOPIC = '/control_source'
+# Two of its values that training reads (the executor's vocabulary is
+# vla_adapter_ros/pipeline/status.py CONTROL_*, which training may not import; a test holds
+# them equal).
+CONTROL_POLICY = 'policy'
+CONTROL_OPERATOR = 'operator'
 ACTION_CHUNK = 'vla_adapter_msgs/msg/ActionChunk'
 # vla_adapter_msgs/ActionChunk without its comments (a test holds it to the .msg file).
 ACTION_CHUNK_DEFINITION = ('std_msgs/Header header\ntrajectory_msgs/JointTrajectory left\n'

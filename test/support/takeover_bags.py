@@ -65,12 +65,17 @@ def _offer_step(recorder, plan, step: int, stamp: int, source: str) -> None:
             recorder.offer(slot, stamp, chunk_bytes(step, stamp))
 
 
-def record_takeover_bag(tmp_path, sources: list[str], storage: str = 'mcap', name: str = 'bags'):
-    """One episode of len(sources) steps; returns the Episode (its path, sidecar fields)."""
+def record_takeover_bag(tmp_path, sources: list[str], storage: str = 'mcap', name: str = 'bags',
+                        takeover_topics: bool = True):
+    """One episode of len(sources) steps; returns the Episode (its path, sidecar fields).
+
+    ``takeover_topics=False``: an ordinary recording of the commands (a scripted demo's).
+    """
     plan = build_topic_plan(ALOHA, action_source='executor_commands', camera_transport='raw',
                             jpeg_quality=0, joint_states_topic='joint_states',
                             instruction_topic='/instruction',
-                            control_source_topic='/control_source', chunk_topic=CHUNK_TOPIC)
+                            control_source_topic='/control_source' if takeover_topics else '',
+                            chunk_topic=CHUNK_TOPIC if takeover_topics else '')
     recorder = EpisodeRecorder(plan, ALOHA, output_dir=tmp_path / name, storage=storage,
                                decode_joint_state=decode_joint_state,
                                decode_chunk=lambda data: deserialize_message(data, ActionChunk))
