@@ -32,6 +32,11 @@ def commanded(step: int) -> np.ndarray:
 
 
 def chunk_bytes(step: int, stamp_ns: int) -> bytes:
+    """A serialised :func:`chunk_message`."""
+    return serialize_message(chunk_message(step, stamp_ns))
+
+
+def chunk_message(step: int, stamp_ns: int) -> ActionChunk:
     """A 10-step ActionChunk planned at ``step`` (positions only, as the inference node)."""
     chunk = ActionChunk(instruction=INSTRUCTION, inference_ms=40.0, sequence=step)
     chunk.header.stamp.sec, chunk.header.stamp.nanosec = divmod(stamp_ns, 10**9)
@@ -42,7 +47,7 @@ def chunk_bytes(step: int, stamp_ns: int) -> bytes:
             point.time_from_start.nanosec = k * STEP_NS
             trajectory.points.append(point)
         setattr(chunk, side, trajectory)
-    return serialize_message(chunk)
+    return chunk
 
 
 def _offer_step(recorder, plan, step: int, stamp: int, source: str) -> None:
