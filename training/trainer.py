@@ -220,6 +220,9 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
                                run.policy_config.processor.camera_crops, config.start_steps,
                                config.start_repeat, config.proprio_noise_std,
                                replace(corrections, repeat=config.correction_repeat))
+    if run.context.is_main and train_set.correction_samples:
+        print(f'training samples: {len(train_set)}, of which {train_set.correction_samples} '
+              f'corrections (x{config.correction_repeat}) from takeover recordings')
     sampler = SeededSampler(len(train_set), run.context.world_size, run.context.rank,
                             shuffle=True, seed=config.seed, drop_last=run.context.enabled)
     batches_per_epoch = sampler.samples_per_epoch // config.batch_size

@@ -118,3 +118,31 @@ def test_takeover_samples_all_uses_every_step(recorded):
     dataset = EpisodeDataset(episodes, chunk_size=10,
                              corrections=CorrectionSampling('all', 5, repeat=3))
     assert len(dataset) == len(episodes[0]) and dataset.correction_samples == 0
+
+
+def test_vla_adapter_train_runs_on_takeover_recordings_and_demos(recorded, tmp_path, capsys):
+    import json
+
+    from training.finetune import main
+    from vla_adapter_core.tiny_policies import build_tiny_config, default_tokenizer_dir
+
+    takeover, demo = recorded
+    policy = build_tiny_config(action_dim=14, proprio_dim=14, chunk_size=4,
+                               camera_names=['cam_high'], image_size=56)
+    (tmp_path / 'policy.json').write_text(json.dumps(policy.to_dict()))
+    code = main(['--data', str(takeover), str(demo), '--camera_names', 'cam_high',
+                 '--chunk_size', '4', '--action_source', 'topic',
+                 '--action_topic', '/commanded_action', '--timestamp_source', 'bag',
+                 '--correction_context_s', '0.1', '--correction_repeat', '2',
+                 '--cache_dir', str(tmp_path / 'cache'),
+                 '--policy_config', str(tmp_path / 'policy.json'),
+                 '--tokenizer_dir', default_tokenizer_dir(), '--output_dir',
+                 str(tmp_path / 'run'), '--max_steps', '2', '--batch_size', '2',
+                 '--num_workers', '0', '--num_val_episodes', '0', '--no_progress_bar'])
+    assert code == 0
+    corrections = len(correction_steps(load_episodes(bag_config(
+        [takeover], cache_dir=str(tmp_path / 'cache')))[0].control, 5))
+    assert f'of which {corrections} corrections (x2)' in capsys.readouterr().out
+    saved = json.loads((tmp_path / 'run' / 'train_config.json').read_text())
+    assert (saved['correction_repeat'], saved['data']['correction_context_s']) == (2, 0.1)
+    assert saved['data']['takeover_samples'] == 'corrections'
