@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from training.config_cli import looks_like_repo_id, option
+from training.corrections import TAKEOVER_SAMPLES
 from vla_adapter_core.config import ConfigDictMixin
 from vla_adapter_core.robot_description import RobotDescription, load_robot_description
 
@@ -93,6 +94,17 @@ class DatasetConfig(ConfigDictMixin):
     cache_dir: str | None = option(
         None, help='where aligned bag episodes are cached (None: beside the bag)')
     jpeg_quality: int = option(95, help='JPEG quality of the aligned-episode cache')
+    # A policy run's own steps would teach its mistakes back; the operator's corrections of
+    # them are what DAgger learns from (training/corrections.py).
+    takeover_samples: str = option(
+        'corrections', choices=TAKEOVER_SAMPLES,
+        help="bags recorded with the executor's control source (policy runs with takeovers): "
+             "'corrections' = only the operator's steps plus correction_context_s before each "
+             "takeover; 'all' = every step. Other episodes always give every step")
+    # The chunks of the steps just before a takeover run into the correction: they teach the
+    # policy to turn away before the operator has to step in.
+    correction_context_s: float = option(
+        0.5, help='seconds before each takeover whose steps are samples too')
     # --- LeRobot ------------------------------------------------------------------------------
     lerobot_mapping: str | None = option(
         None, metavar='NAME|FILE',
@@ -153,6 +165,11 @@ class DatasetConfig(ConfigDictMixin):
         _require(self.max_gap_s > 0, 'max_gap_s', self.max_gap_s, 'must be > 0')
         _require(1 <= self.jpeg_quality <= 100, 'jpeg_quality', self.jpeg_quality,
                  'must be in 1..100')
+        _require(self.takeover_samples in TAKEOVER_SAMPLES, 'takeover_samples',
+                 self.takeover_samples, f'expected one of {TAKEOVER_SAMPLES}')
+        _require(isinstance(self.correction_context_s, (int, float))
+                 and 0.0 <= self.correction_context_s <= 60.0, 'correction_context_s',
+                 self.correction_context_s, 'must be within [0, 60] s')
         _require(self.lerobot_mapping is None or self.lerobot_mapping.strip() != '',
                  'lerobot_mapping', self.lerobot_mapping, 'empty')
         _require(self.revision is None or self.revision.strip() != '', 'revision',
@@ -161,6 +178,11 @@ class DatasetConfig(ConfigDictMixin):
                  'must be in (0, 1) s')
         _require(isinstance(self.video_decoder_threads, int) and self.video_decoder_threads >= 0,
                  'video_decoder_threads', self.video_decoder_threads, 'must be an int >= 0')
+
+    @property
+    def correction_context_steps(self) -> int:
+        """``correction_context_s`` in steps of the alignment rate."""
+        return int(round(self.correction_context_s * self.rate_hz))
 
     def robot_description(self) -> RobotDescription:
         """The description ``robot`` names (loaded once per process)."""

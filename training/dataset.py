@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from training.augmentation import ImageAugmenter
 from training.config_cli import looks_like_repo_id
+from training.corrections import CorrectionSampling
 from training.data_config import DatasetConfig
 from training.episodes import HDF5_SUFFIXES, AlohaHdf5Episode, EpisodeError
 from training.lerobot_episodes import LeRobotEpisode, load_lerobot_dataset
@@ -129,13 +130,15 @@ class EpisodeDataset(Dataset):
     ``start_steps`` / ``start_repeat``: the first steps of every episode appear ``start_repeat``
     times per epoch (where only the cameras tell where the object is; see
     docs/demo_policy_diagnosis.md). ``proprio_noise_std``: Gaussian noise (raw units, rad) added
-    to the arm state, drawn from the sample's seed.
+    to the arm state, drawn from the sample's seed. ``corrections``: which steps of takeover
+    recordings are samples and their weight (training/corrections.py); None = every step.
     """
 
     def __init__(self, episodes: Sequence[Episode], chunk_size: int,
                  augmenter: ImageAugmenter | None = None,
                  camera_crops: dict | None = None, start_steps: int = 0,
-                 start_repeat: int = 1, proprio_noise_std: float = 0.0) -> None:
+                 start_repeat: int = 1, proprio_noise_std: float = 0.0,
+                 corrections: CorrectionSampling | None = None) -> None:
         if chunk_size <= 0:
             raise ValueError(f'chunk_size={chunk_size}: must be positive')
         if start_steps < 0 or start_repeat < 1:
@@ -150,9 +153,21 @@ class EpisodeDataset(Dataset):
         self.proprio_noise_std = proprio_noise_std
         lengths = np.array([len(episode) for episode in self.episodes], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])  # (E + 1,)
-        starts = [self.offsets[e] + np.arange(min(start_steps, n)) for e, n in enumerate(lengths)]
-        repeats = np.tile(np.concatenate([[], *starts]).astype(np.int64), start_repeat - 1)
-        self.samples = np.concatenate([np.arange(self.offsets[-1]), repeats])  # (N,) step ids
+        selection = corrections or CorrectionSampling('all')
+        steps, starts, fixes = [], [], []
+        for index, episode in enumerate(self.episodes):
+            chosen, corrective = selection.steps(getattr(episode, 'control', None),
+                                                 int(lengths[index]))
+            ids = self.offsets[index] + chosen  # (n,) flat step ids
+            steps.append(ids)
+            starts.append(ids[chosen < start_steps])
+            if corrective:
+                fixes.append(ids)
+        self.correction_samples = sum(len(ids) for ids in fixes)
+        repeats = [np.tile(np.concatenate([[], *group]).astype(np.int64), times - 1)
+                   for group, times in ((starts, start_repeat), (fixes, selection.repeat))]
+        self.samples = np.concatenate([np.concatenate([[], *steps]).astype(np.int64),
+                                       *repeats])  # (N,) flat step ids
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -24,6 +24,8 @@ QPOS_KEY = '/observations/qpos'
 ACTION_KEY = '/action'
 IMAGES_GROUP = '/observations/images'
 COMPRESS_LEN_KEY = '/compress_len'
+# Who commanded at each step of an aligned takeover recording, (T,) uint8 (corrections.py).
+CONTROL_KEY = '/control'
 INSTRUCTION_ATTRS = ('instruction', 'language_instruction')
 CHANNEL_ORDER_ATTR = 'jpeg_channel_order'  # written by this package's caches; ALOHA has none
 SIDECAR_NAME = 'instruction.txt'
@@ -149,6 +151,7 @@ class AlohaHdf5Episode:
                 self.actions = np.asarray(handle[ACTION_KEY][()], dtype=np.float32)  # (T, A)
             check_state_arrays(self.path, self.proprio, self.actions, config, QPOS_KEY,
                                ACTION_KEY)
+            self.control = self._read_control(handle)
             self.compressed = self._check_images(handle)
             order = handle.attrs.get(CHANNEL_ORDER_ATTR, config.hdf5_jpeg_channel_order)
             self.channel_order = order.decode() if isinstance(order, bytes) else str(order)
@@ -160,6 +163,17 @@ class AlohaHdf5Episode:
 
     def __len__(self) -> int:
         return int(self.proprio.shape[0])
+
+    def _read_control(self, handle: h5py.File) -> np.ndarray | None:
+        """The control codes of a takeover recording (None for a demonstration)."""
+        if CONTROL_KEY not in handle:
+            return None
+        with hdf5_errors(self.path, CONTROL_KEY):
+            control = np.asarray(handle[CONTROL_KEY][()], dtype=np.uint8)  # (T,)
+        if control.shape != (len(self.proprio),):
+            raise EpisodeError(self.path, CONTROL_KEY, f'shape {control.shape}, expected '
+                                                       f'({len(self.proprio)},)')
+        return control
 
     def _check_images(self, handle: h5py.File) -> dict[str, bool]:
         """Check each configured camera's dataset; return camera -> JPEG-compressed."""

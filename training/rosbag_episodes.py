@@ -25,13 +25,15 @@ import numpy as np
 from PIL import Image
 from rosbags.rosbag2 import Reader
 
-from training.bag_types import INSTRUCTION_TOPIC, bag_typestore
+from training.bag_types import CONTROL_SOURCE_TOPIC, INSTRUCTION_TOPIC, bag_typestore
 from training.bag_types import STRING as STRING_TYPE
+from training.corrections import control_codes
 from training.data_config import DatasetConfig
 from training.episodes import (
     ACTION_KEY,
     CHANNEL_ORDER_ATTR,
     COMPRESS_LEN_KEY,
+    CONTROL_KEY,
     IMAGES_GROUP,
     QPOS_KEY,
     AlohaHdf5Episode,
@@ -75,6 +77,7 @@ class AlignedStates:
     proprio: np.ndarray  # (T, P) float32
     actions: np.ndarray  # (T, A) float32
     instruction: str | None
+    control: np.ndarray | None = None  # (T,) uint8 control codes of a takeover recording
 
 
 def _joint_positions(bag: Path, topic: str, message,
@@ -173,6 +176,7 @@ class RosbagAligner:
             self.action_arms = {f'/{arm.namespace}/joint_states': arm for arm in robot.leaders}
         self.action_topics = list(self.action_arms)
         self.single_arm = robot.num_arms == 1
+        self.control_messages: tuple[list[int], list[str]] | None = None  # (stamps, sources)
 
     def _state_value(self, topic: str, message) -> np.ndarray:
         """One arm's policy values (joints, then gripper) or a recorded action array."""
@@ -220,7 +224,10 @@ class RosbagAligner:
                                    f'message type {connection.msgtype}, expected one of {allowed}')
             series[connection.topic] = TopicSeries(connection.topic, connection.msgtype)
         instructions = [c for c in reader.connections
-                        if c.topic == INSTRUCTION_TOPIC and c.msgtype == STRING_TYPE]
+                        if c.topic in (INSTRUCTION_TOPIC, CONTROL_SOURCE_TOPIC)
+                        and c.msgtype == STRING_TYPE]
+        if any(c.topic == CONTROL_SOURCE_TOPIC for c in instructions):
+            self.control_messages = ([], [])
         read = dict.fromkeys((c.topic for c in [*connections, *instructions]), 0)
         topic_instruction = None
         with damaged_bag_errors(self.bag):
@@ -230,6 +237,10 @@ class RosbagAligner:
                 message = self.typestore.deserialize_cdr(raw, connection.msgtype)
                 if connection.topic == INSTRUCTION_TOPIC:
                     topic_instruction = message.data.strip() or topic_instruction  # last wins
+                    continue
+                if connection.topic == CONTROL_SOURCE_TOPIC:  # who commanded, on bag time
+                    self.control_messages[0].append(int(bag_time))
+                    self.control_messages[1].append(message.data)
                     continue
                 entry = series[connection.topic]
                 entry.stamps.append(_stamp_ns(message, bag_time, self.config.timestamp_source))
@@ -336,7 +347,11 @@ class RosbagAligner:
         actions = self._stack(series, self.action_topics, grid)  # (T, A)
         check_state_arrays(self.bag, proprio, actions, self.config,
                            '+'.join(self.proprio_topics), '+'.join(self.action_topics))
-        return AlignedStates(series, grid, proprio, actions, instruction)
+        # The control source has no header: its receive times stand against the grid (header
+        # stamps and receive times of one recording differ by the transport's milliseconds).
+        control = (None if self.control_messages is None
+                   else control_codes(*self.control_messages, grid))
+        return AlignedStates(series, grid, proprio, actions, instruction, control)
 
     def write_cache(self, cache_path: Path) -> None:
         """Align the bag and write it to ``cache_path`` (atomically) in the ALOHA layout."""
@@ -359,6 +374,8 @@ class RosbagAligner:
             if instruction:
                 handle.attrs['instruction'] = instruction
             handle.create_dataset(QPOS_KEY, data=proprio)
+            if aligned.control is not None:
+                handle.create_dataset(CONTROL_KEY, data=aligned.control)
             handle.create_dataset(ACTION_KEY, data=actions)
             lengths = np.array([[len(f) for f in frames[c]] for c in self.config.camera_names])
             for camera in self.config.camera_names:
@@ -379,7 +396,8 @@ def cache_path_for(bag: Path, config: DatasetConfig) -> Path:
     settings = {key: value for key, value in config.to_dict().items()
                 if key not in ('paths', 'instruction', 'chunk_size', 'hdf5_jpeg_channel_order',
                                'jpeg_draft_size', 'layout', 'cache_dir', 'lerobot_mapping',
-                               'revision', 'video_tolerance_s', 'video_decoder_threads')}
+                               'revision', 'video_tolerance_s', 'video_decoder_threads',
+                               'takeover_samples', 'correction_context_s')}
     settings['robot'] = config.robot_description().summary()  # its facts, not just its name
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, str(bag.resolve()), fingerprint,
                                         settings], sort_keys=True).encode()).hexdigest()[:16]

@@ -112,6 +112,10 @@ class TrainConfig(ConfigDictMixin):
     # Behaviour cloning with the arm state learns to copy it (docs/demo_policy_diagnosis.md).
     proprio_noise_std: float = option(0.0, help='Gaussian noise (rad, raw units) added to the '
                                                 'arm state of training samples')
+    # Corrections are few beside the demonstrations they mix with; weighting keeps them heard.
+    correction_repeat: int = option(1, help="times each correction sample (the operator's "
+                                            'steps of takeover recordings and their context) '
+                                            'appears per epoch')
     # --- validation, logging, checkpoints -----------------------------------------------------
     num_val_episodes: int = option(1, help='episodes held out for validation')
     val_every: int = option(200, help='validate every this many steps')
@@ -171,6 +175,8 @@ class TrainConfig(ConfigDictMixin):
                  'must be >= 0')
         _require(self.start_steps >= 0, 'start_steps', self.start_steps, 'must be >= 0')
         _require(self.start_repeat >= 1, 'start_repeat', self.start_repeat, 'must be >= 1')
+        _require(isinstance(self.correction_repeat, int) and self.correction_repeat >= 1,
+                 'correction_repeat', self.correction_repeat, 'must be an int >= 1')
         _require(self.proprio_noise_std >= 0, 'proprio_noise_std', self.proprio_noise_std,
                  'must be >= 0')
         _require(self.val_batches > 0, 'val_batches', self.val_batches, 'must be > 0')

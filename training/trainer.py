@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import json
 import math
 import os
@@ -27,6 +27,7 @@ from tqdm import tqdm
 from training.augmentation import ImageAugmenter
 from training.compute_adaptive_bins import compute_bins
 from training.compute_dataset_statistics import compute_statistics
+from training.corrections import CorrectionSampling
 from training.dataset import EpisodeDataset, SeededSampler, load_episodes, split_episodes
 from training.lerobot_episodes import stats_differences
 from training.model_setup import (
@@ -213,9 +214,15 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
     config = run.config
     augmenter = (ImageAugmenter(config.augmentation, run.policy_config.vision.image_size)
                  if config.augmentation.enabled else None)
+    corrections = CorrectionSampling(config.data.takeover_samples,
+                                     config.data.correction_context_steps)
     train_set = EpisodeDataset(train_episodes, config.data.chunk_size, augmenter,
                                run.policy_config.processor.camera_crops, config.start_steps,
-                               config.start_repeat, config.proprio_noise_std)
+                               config.start_repeat, config.proprio_noise_std,
+                               replace(corrections, repeat=config.correction_repeat))
+    if run.context.is_main and train_set.correction_samples:
+        print(f'training samples: {len(train_set)}, of which {train_set.correction_samples} '
+              f'corrections (x{config.correction_repeat}) from takeover recordings')
     sampler = SeededSampler(len(train_set), run.context.world_size, run.context.rank,
                             shuffle=True, seed=config.seed, drop_last=run.context.enabled)
     batches_per_epoch = sampler.samples_per_epoch // config.batch_size
@@ -233,7 +240,8 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
                               collate_fn=collate, drop_last=True, **loader_options)
     val_loader = None
     if val_episodes and run.context.is_main:  # rank 0 validates
-        val_set = EpisodeDataset(val_episodes, config.data.chunk_size, None)
+        val_set = EpisodeDataset(val_episodes, config.data.chunk_size, None,
+                                 corrections=corrections)
         val_sampler = SeededSampler(len(val_set), shuffle=True, seed=config.seed + 1)
         val_collate = TrainingCollate(run.processor)
         val_loader = DataLoader(val_set, batch_size=config.batch_size, sampler=val_sampler,

@@ -23,7 +23,7 @@ from vla_adapter_ros.bringup.launch_arguments import (
     resolve_robot,
     split_list,
 )
-from vla_adapter_ros.params.executor_config import ExecutorConfig
+from vla_adapter_ros.params.executor_config import EXECUTOR_PARAMETERS, ExecutorConfig
 from vla_adapter_ros.params.inference_config import InferenceConfig
 from vla_adapter_ros.params.mujoco_sim_config import CLOCK_MODES, MujocoSimConfig
 from vla_adapter_ros.params.recorder_config import RecorderConfig
@@ -167,7 +167,7 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
     specs = _core_specs(nodes, config_file, chunk_topic, ros_arguments)
     record = parse_bool('record', arguments['record'])
     if record:
-        specs.append(_recorder_spec(arguments, nodes['shared'], ros_arguments))
+        specs.append(_recorder_spec(arguments, nodes['shared'], ros_arguments, chunk_topic))
     replay_bag = arguments['replay_bag'].strip()
     if replay_bag:
         if nodes['use_sim']:
@@ -257,9 +257,16 @@ def _mujoco_parameters(arguments: dict, shared: dict, topics: list[str],
     return mujoco
 
 
-def _recorder_spec(arguments: dict, shared: dict, ros_arguments: list) -> NodeSpec:
-    """The episode recorder of a policy run: the executor's commands are the actions."""
-    recorder = {**shared, 'action_source': 'executor_commands'}
+def _recorder_spec(arguments: dict, shared: dict, ros_arguments: list,
+                   chunk_topic: str) -> NodeSpec:
+    """The episode recorder of a policy run: the executor's commands are the actions.
+
+    It also records who was in control (the executor's control source: the operator may take
+    over with the leader arms) and the policy's chunks, executed or not.
+    """
+    recorder = {**shared, 'action_source': 'executor_commands',
+                'control_source_topic': '/' + EXECUTOR_PARAMETERS['control_source_topic'].default,
+                'chunk_topic': chunk_topic if chunk_topic.startswith('/') else f'/{chunk_topic}'}
     if arguments['instruction'].strip():
         recorder['instruction'] = arguments['instruction']
     if arguments['record_dir'].strip():

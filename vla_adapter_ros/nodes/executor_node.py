@@ -28,6 +28,7 @@ from vla_adapter_ros.nodes.node_main import (
     run_node,
     shutdown_logger,
 )
+from vla_adapter_ros.nodes.takeover_interface import TakeoverInterface
 from vla_adapter_ros.params.executor_config import EXECUTOR_PARAMETERS, ExecutorConfig
 from vla_adapter_ros.params.parameters import declare_parameters, parameter_help
 from vla_adapter_ros.pipeline import status
@@ -42,6 +43,7 @@ from vla_adapter_ros.pipeline.health import (
     TickRecorder,
     diagnostic_array,
 )
+from vla_adapter_ros.pipeline.takeover import Takeover
 
 NODE_NAME = 'chunk_executor'
 TICK_HISTORY = 30_000  # tick start times kept (10 min at 50 Hz), preallocated
@@ -71,7 +73,8 @@ class ChunkExecutorNode(Node):
         self._machine = ExecutorStateMachine(
             self.robot_names, config.start_pose(), config.safety_config(),
             config.schedule_config(),
-            config.state_machine_timings(), log=self.get_logger().info)
+            config.state_machine_timings(), log=self.get_logger().info,
+            takeover=Takeover(self.robot, config.takeover_config()))
         self._last_inference_ms = 0.0
         self._ticks = TickRecorder(TICK_HISTORY)
         self._estop_received_s: float | None = None
@@ -145,6 +148,10 @@ class ChunkExecutorNode(Node):
                             callback_group=self._io_group)
         self.create_service(Trigger, '~/restart', self._on_restart_service,
                             callback_group=self._io_group)
+        self._takeover = TakeoverInterface(
+            self, self.robot, config.joint_states_topic, config.takeover_topic,
+            config.control_source_topic, self._on_leader_state, self.request_takeover,
+            self._io_group)
         self._status_publisher = self.create_publisher(PolicyStatus, config.status_topic, 10)
         self._filed_publisher = self.create_publisher(Header, '~/chunk_filed', 10)
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC,
@@ -172,6 +179,24 @@ class ChunkExecutorNode(Node):
         with self._lock:
             self._machine.measure(arm, positions, now)
             self._observation_rates[arm].record(now)
+
+    def _on_leader_state(self, arm: int, angles, error: str) -> None:
+        with self._lock:
+            if angles is None:
+                self._machine.takeover.leader_failed(arm, error)
+            else:
+                self._machine.takeover.measure_leader(arm, angles, time.monotonic())
+
+    def request_takeover(self, engage: bool, source: str) -> tuple[bool, str]:
+        """The leader arms take over (``engage``) or hand back to the policy; the answer."""
+        with self._lock:
+            granted, message = self._machine.request_takeover(engage, time.monotonic())
+        if granted:  # rclpy refuses two severities from one logging line
+            self.get_logger().info(f'{source}: {message}')
+        else:
+            self.get_logger().error(f'{source}: {message}')
+        self._publish_status()
+        return granted, message
 
     def _on_serialized_chunk(self, data: bytes) -> None:
         """The executor thread's whole share of a chunk: a size check and a hand-over."""
@@ -229,7 +254,9 @@ class ChunkExecutorNode(Node):
         with self._lock:
             self._machine.accept_chunk(chunk, time.monotonic())
             self._last_inference_ms = decoded.inference_ms
-        self._report_filed(decoded, status.CHUNK_ACCEPTED)
+            operator = self._machine.operator_commands
+        self._report_filed(decoded, status.CHUNK_NOT_EXECUTED if operator
+                           else status.CHUNK_ACCEPTED)
 
     def _report_filed(self, decoded: DecodedChunk, outcome: str) -> None:
         """``~/chunk_filed``: the chunk's stamp and what became of it, once it is decided.
@@ -305,6 +332,8 @@ class ChunkExecutorNode(Node):
         with self._lock:
             command, _, _ = self._machine.tick(now_s, monotonic_s)
             estop_engaged = self._machine.estop.engaged
+            source = self._machine.control_source
+        self._takeover.publish(source)  # only when it changed
         if command is None:
             return
         for part, output in zip(self._arm_slices, self._outputs):
@@ -324,12 +353,15 @@ class ChunkExecutorNode(Node):
                 state=machine.state, fault_reason=machine.reason,
                 last_inference_ms=self._last_inference_ms,
                 observation_rate_hz=observation_rate,
-                command_rate_hz=self._tick_rate.rate_hz(now))
-            counters = {'accepted_chunks': machine.accepted_chunks,
+                command_rate_hz=self._tick_rate.rate_hz(now),
+                control_source=machine.control_source)
+            counters = {'takeovers': machine.takeover.takeovers,
+                        'accepted_chunks': machine.accepted_chunks,
                         'rejected_chunks': machine.rejected_chunks,
                         'superseded_chunks': self._inbox.dropped}
         report.header.stamp = self.get_clock().now().to_msg()
         self._status_publisher.publish(report)
+        self._takeover.publish(report.control_source, always=True)
         self._publish_diagnostics(report, counters)
 
     def _publish_diagnostics(self, report: PolicyStatus, counters: dict) -> None:
@@ -337,6 +369,7 @@ class ChunkExecutorNode(Node):
         level = {PolicyStatus.STATE_FAULT: 'error', PolicyStatus.STATE_IDLE: 'warn'}.get(
             report.state, 'ok')
         values = {'state': status.state_name(report.state),
+                  'control_source': report.control_source,
                   'command_rate_hz': report.command_rate_hz,
                   'observation_rate_hz': report.observation_rate_hz,
                   'last_inference_ms': report.last_inference_ms, **counters,
@@ -354,7 +387,9 @@ class ChunkExecutorNode(Node):
                     'accepted_chunks': machine.accepted_chunks,
                     'rejected_chunks': machine.rejected_chunks,
                     'scheduled_chunks': len(machine.scheduler.chunks),
-                    'estop': machine.estop.engaged}
+                    'estop': machine.estop.engaged,
+                    'control_source': machine.control_source,
+                    'leader_problem': machine.takeover.leader_problem(time.monotonic())}
 
     def destroy_node(self) -> None:
         """Stop the intake thread, then destroy the node."""

@@ -19,6 +19,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
 from vla_adapter_core.provenance import git_revision
+from vla_adapter_msgs.msg import ActionChunk
 from vla_adapter_ros.nodes.node_main import run_node
 from vla_adapter_ros.params.parameters import declare_parameters, parameter_help
 from vla_adapter_ros.params.recorder_config import RECORDER_PARAMETERS, RecorderConfig
@@ -66,7 +67,10 @@ class EpisodeRecorderNode(Node):
             self.robot, action_source=config.action_source,
             camera_transport=config.camera_transport, jpeg_quality=config.jpeg_quality,
             joint_states_topic=config.joint_states_topic,
-            instruction_topic=self.resolve_topic_name(config.instruction_topic))
+            instruction_topic=self.resolve_topic_name(config.instruction_topic),
+            control_source_topic=(self.resolve_topic_name(config.control_source_topic)
+                                  if config.control_source_topic else ''),
+            chunk_topic=self.resolve_topic_name(config.chunk_topic) if config.chunk_topic else '')
         classes = [message_class(entry.msgtype) for entry in self.plan]  # fail before the thread
         self.recorder = EpisodeRecorder(
             self.plan, self.robot, output_dir=config.output_path,
@@ -74,7 +78,8 @@ class EpisodeRecorderNode(Node):
             jpeg_quality=config.jpeg_quality,
             commanded_action_topic=config.commanded_action_topic,
             queue_size=config.queue_size, static_metadata=self._static_metadata(),
-            decode_joint_state=functools.partial(deserialize_message, message_type=JointState))
+            decode_joint_state=functools.partial(deserialize_message, message_type=JointState),
+            decode_chunk=functools.partial(deserialize_message, message_type=ActionChunk))
         self._create_interfaces(classes)
         self.get_logger().info(
             f'recording {len(self.plan)} topics of robot {self.robot.name!r} into '

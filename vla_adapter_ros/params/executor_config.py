@@ -24,6 +24,7 @@ from vla_adapter_ros.params.parameters import (
 from vla_adapter_ros.pipeline.chunk_schedule import BLEND_MODES, ScheduleConfig
 from vla_adapter_ros.pipeline.executor_logic import ExecutorTimings
 from vla_adapter_ros.pipeline.safety import SafetyConfig
+from vla_adapter_ros.pipeline.takeover import TakeoverConfig
 
 OUTPUT_MODES = ('interbotix', 'joint_trajectory', 'float64_array')
 
@@ -83,6 +84,21 @@ EXECUTOR_PARAMETERS = ParameterTable((
                   'Fault when set_operating_modes does not answer within this (s).',
                   (0.1, 600.0)),
     ParameterSpec('status_rate_hz', 10.0, 'PolicyStatus publishing rate (Hz).', (0.1, 100.0)),
+    ParameterSpec('takeover_topic', 'takeover', 'std_msgs/Bool topic (a pedal or a key): true '
+                  "hands the followers to the description's leader arms, false back to the "
+                  'policy (the same as the ~/takeover service).'),
+    ParameterSpec('control_source_topic', 'control_source',
+                  "std_msgs/String topic (latched) naming who commands: 'policy', 'handover', "
+                  "'operator' or 'hold'; the recorder stores it."),
+    ParameterSpec('leader_stale_s', 0.25, 'Refuse or abort a takeover when a leader arm sent '
+                  'no valid joint_states for this long (s); the arms then hold.', (0.01, 60.0)),
+    ParameterSpec('takeover_speed', 0.5, "Largest joint speed (rad/s) of the move to the "
+                  "leaders' pose when the operator takes over.", (0.01, 3.0)),
+    ParameterSpec('takeover_tolerance', 0.02, "The handover ends and the followers follow the "
+                  "leaders once every joint is this close (rad) to the leaders' pose.",
+                  (0.001, 0.5)),
+    ParameterSpec('handback_crossfade_s', 0.5, 'Back to the policy, its first chunk cross-fades '
+                  "from the operator's pose over this long (s).", (0.0, 10.0)),
     ParameterSpec('realtime_priority', 0, 'SCHED_FIFO priority (1-99) of the thread that ticks '
                   'and publishes; 0 = normal scheduling. Needs root or an rtprio limit (e.g. '
                   'limits.conf); without it the node warns and runs normally.', (0, 99)),
@@ -99,6 +115,7 @@ class ExecutorConfig(NodeConfig):
     def __post_init__(self) -> None:
         self.coerce_fields()
         for name in ('chunk_topic', 'status_topic', 'estop_topic', 'joint_states_topic',
+                     'takeover_topic', 'control_source_topic',
                      'joint_trajectory_topic', 'float64_array_topic', 'gripper_operating_mode'):
             if not getattr(self, name):
                 EXECUTOR_PARAMETERS[name].fail(getattr(self, name), 'must not be empty')
@@ -139,6 +156,12 @@ class ExecutorConfig(NodeConfig):
         """The scheduler's settings."""
         return ScheduleConfig(blend_mode=self.blend_mode, ensemble_k=self.ensemble_k,
                               crossfade_s=self.crossfade_s)
+
+    def takeover_config(self) -> TakeoverConfig:
+        """The takeover's settings."""
+        return TakeoverConfig(leader_stale_s=self.leader_stale_s, ramp_speed=self.takeover_speed,
+                              tolerance=self.takeover_tolerance,
+                              handback_s=self.handback_crossfade_s)
 
     def state_machine_timings(self) -> ExecutorTimings:
         """The state machine's timing settings."""

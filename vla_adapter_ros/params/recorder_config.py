@@ -47,6 +47,12 @@ RECORDER_PARAMETERS = ParameterTable((
     ParameterSpec('commanded_action_topic', '/commanded_action',
                   "Bag topic of the combined executor commands (std_msgs/Float64MultiArray, "
                   "one value per action dimension, policy units) for 'executor_commands'."),
+    ParameterSpec('control_source_topic', '',
+                  "The chunk executor's std_msgs/String control source ('policy', 'operator', "
+                  '...): recorded as /control_source, its intervals go into the sidecar; '
+                  "'' = not recorded. Set it when the operator may take over."),
+    ParameterSpec('chunk_topic', '', "The policy's vla_adapter_msgs/ActionChunk topic, recorded "
+                  "as it is (also while the operator is in control); '' = not recorded."),
     ParameterSpec('instruction', '', 'Instruction of the next episode (a String on '
                   'instruction_topic replaces it).', dynamic=True),
     ParameterSpec('instruction_topic', INSTRUCTION_TOPIC,

@@ -24,6 +24,7 @@ from vla_adapter_ros.pipeline.safety import (
     Watchdog,
     shape_command,
 )
+from vla_adapter_ros.pipeline.takeover import Takeover
 
 PHASES = ('waiting', 'gripper_mode', 'ramp', 'running')  # in the order an episode passes them
 
@@ -57,8 +58,13 @@ class ExecutorStateMachine:
     def __init__(self, robot_names: tuple[str, ...], start_pose: np.ndarray,
                  safety: SafetyConfig, schedule: ScheduleConfig, timings: ExecutorTimings,
                  gripper_modes: GripperModeStep | None = None,
-                 log: Callable[[str], None] = lambda text: None) -> None:
-        """Start in phase 'waiting' (IDLE) with no chunk and no measured arm."""
+                 log: Callable[[str], None] = lambda text: None,
+                 takeover: Takeover | None = None) -> None:
+        """Start in phase 'waiting' (IDLE) with no chunk and no measured arm.
+
+        ``takeover``: the leader arms as a second command source (takeover.py); without it
+        every takeover request is refused.
+        """
         self.robot_names = robot_names
         self.start_pose = start_pose  # (J,)
         self.safety = safety
@@ -81,6 +87,7 @@ class ExecutorStateMachine:
         self.reason = status.WAITING_FOR_JOINT_STATES
         self.accepted_chunks = 0
         self.rejected_chunks = 0
+        self.takeover = takeover
 
     # ----------------------------------------------------------------- inputs
     def set_limits(self, safety: SafetyConfig, schedule: ScheduleConfig) -> None:
@@ -115,8 +122,8 @@ class ExecutorStateMachine:
         self.scheduler.clear()
         self.chunk_fault = reason
         self.rejected_chunks += 1
-        if self.state == PolicyStatus.STATE_FAULT:
-            return False
+        if self.state == PolicyStatus.STATE_FAULT or self.operator_commands:
+            return False  # during a takeover the fault waits for the hand-back
         self.state, self.reason = PolicyStatus.STATE_FAULT, reason
         return True
 
@@ -125,6 +132,8 @@ class ExecutorStateMachine:
         first = not self.estop.engaged
         self.estop.engage(source)
         self.scheduler.clear()
+        if self.takeover is not None and self.takeover.operator_commands:
+            self.takeover.release(self.command)  # after the reset the policy cross-fades in
         self.state, self.reason = PolicyStatus.STATE_FAULT, self.estop.reason
         return first
 
@@ -143,12 +152,40 @@ class ExecutorStateMachine:
         self.chunk_watchdog.reset()
         self.chunk_fault = ''
         self.command = None
+        if self.takeover is not None:
+            self.takeover.cancel()
         self.measured = [None] * len(self.robot_names)
         if self.phase in ('ramp', 'running'):
             self.gripper_modes = None  # the operating modes are already set
         self.phase = 'waiting'
         self.state, self.reason = PolicyStatus.STATE_IDLE, status.RESTARTING
         return True, 'restarted: ramping to the start pose'
+
+    @property
+    def control_source(self) -> str:
+        """Who commands the followers (status.CONTROL_*)."""
+        return status.CONTROL_POLICY if self.takeover is None else self.takeover.mode
+
+    @property
+    def operator_commands(self) -> bool:
+        """Whether a takeover is on (chunks are filed but not executed)."""
+        return self.takeover is not None and self.takeover.operator_commands
+
+    def request_takeover(self, engage: bool, monotonic_s: float) -> tuple[bool, str]:
+        """Hand the arms to the leader arms (``engage``) or back to the policy.
+
+        Refused (nothing changes) while the e-stop is latched or before start-up finished; a
+        takeover with unusable leaders holds the arms with the reason (takeover.py).
+        """
+        if self.takeover is None:
+            return (not engage), (status.takeover_refused(status.TAKEOVER_NOT_CONFIGURED)
+                                  if engage else 'the policy is already in control')
+        refusal = ''
+        if self.estop.engaged:
+            refusal = self.estop.reason
+        elif self.phase != 'running' or self.command is None:
+            refusal = 'start-up not finished'
+        return self.takeover.request(engage, self.command, monotonic_s, refusal)
 
     # ----------------------------------------------------------------- tick
     def tick(self, now_s: float, monotonic_s: float):
@@ -181,6 +218,8 @@ class ExecutorStateMachine:
         fault = self.hard_fault(monotonic_s)
         if fault:
             self.scheduler.clear()
+            if self.takeover is not None:
+                self.takeover.interrupted()
             return hold, PolicyStatus.STATE_FAULT, fault
         if self.phase == 'gripper_mode':
             return hold, *self._gripper_mode_step(monotonic_s)
@@ -222,6 +261,10 @@ class ExecutorStateMachine:
         return command, PolicyStatus.STATE_STARTING, status.MOVING_TO_START_POSE
 
     def _running_step(self, now_s: float, monotonic_s: float, hold: np.ndarray):
+        if self.operator_commands:
+            if self.chunk_watchdog.ever_kicked and self.chunk_watchdog.expired(monotonic_s):
+                self.scheduler.clear()  # no stale chunk waits for the hand-back
+            return self.takeover.step(hold, monotonic_s, self.safety, self.timings.tick_s)
         if self.chunk_fault:  # the scheduler was cleared with it
             return hold, PolicyStatus.STATE_FAULT, self.chunk_fault
         if self.chunk_watchdog.ever_kicked and self.chunk_watchdog.expired(monotonic_s):
@@ -234,4 +277,6 @@ class ExecutorStateMachine:
             reason = (status.NO_CHUNK_COVERS_NOW if self.chunk_watchdog.ever_kicked
                       else status.WAITING_FOR_FIRST_CHUNK)
             return hold, PolicyStatus.STATE_HOLDING, reason
+        if self.takeover is not None:
+            target = self.takeover.blend_handback(target, now_s)
         return shape_command(self.command, target, self.safety), PolicyStatus.STATE_RUNNING, ''

@@ -20,6 +20,18 @@ SETTING_GRIPPER_MODE = 'setting the gripper operating mode'
 RESTARTING = 'restarting'
 CHUNK_DROPPED_STARTING = 'dropped: start-up not finished'  # ~/chunk_filed outcome
 CHUNK_ACCEPTED = 'accepted'  # ~/chunk_filed outcome
+CHUNK_NOT_EXECUTED = 'accepted, not executed: the operator is in control'  # ~/chunk_filed
+MOVING_TO_LEADERS = "handing over: moving to the leaders' pose"
+NO_LEADER_ARMS = 'the robot description has no leader arms'
+TAKEOVER_NOT_CONFIGURED = 'this executor has no takeover'
+
+# Who commands the followers (PolicyStatus.control_source, the executor's control_source topic,
+# the recorder's sidecar intervals and training's correction segments).
+CONTROL_POLICY = 'policy'  # the policy's chunks
+CONTROL_HANDOVER = 'handover'  # a takeover was granted: moving to the leaders' pose
+CONTROL_OPERATOR = 'operator'  # the followers follow the leader arms
+CONTROL_HOLD = 'hold'  # a takeover was refused or aborted: the last command is held
+CONTROL_SOURCES = (CONTROL_POLICY, CONTROL_HANDOVER, CONTROL_OPERATOR, CONTROL_HOLD)
 
 
 def state_name(state: int) -> str:
@@ -41,3 +53,13 @@ def stale_chunk(age_s: float) -> str:
 def stale_observation(stale_arms: list[str]) -> str:
     """The executor's fault when arms sent no valid joint_states within stale_observation_s."""
     return f'stale observation: no valid joint_states from {", ".join(stale_arms)}'
+
+
+def takeover_refused(problem: str) -> str:
+    """The executor's reason when a takeover request cannot be granted."""
+    return f'takeover refused: {problem}'
+
+
+def takeover_aborted(problem: str) -> str:
+    """The executor's fault when the leaders fail during a takeover (the arms hold)."""
+    return f'takeover aborted: {problem}'

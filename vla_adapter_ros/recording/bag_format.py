@@ -19,8 +19,15 @@ from PIL import Image as PilImage
 from rosbags.rosbag2 import StoragePlugin, Writer
 import yaml
 
-from training.bag_types import JOINT_GROUP_COMMAND, JOINT_SINGLE_COMMAND, STRING
+from training.bag_types import (
+    ACTION_CHUNK,
+    CONTROL_SOURCE_TOPIC,
+    JOINT_GROUP_COMMAND,
+    JOINT_SINGLE_COMMAND,
+    STRING,
+)
 from vla_adapter_core.robot_description import RobotDescription
+from vla_adapter_ros.recording.control_log import ControlLog
 
 BAG_METADATA_VERSION = 8
 EPISODE_METADATA_NAME = 'episode_metadata.yaml'
@@ -49,8 +56,13 @@ class TopicPlan:
 
 def build_topic_plan(robot: RobotDescription, *, action_source: str, camera_transport: str,
                      jpeg_quality: int, joint_states_topic: str,
-                     instruction_topic: str) -> tuple[TopicPlan, ...]:
-    """The topics of an episode of ``robot`` (absolute names), in a fixed order."""
+                     instruction_topic: str, control_source_topic: str = '',
+                     chunk_topic: str = '') -> tuple[TopicPlan, ...]:
+    """The topics of an episode of ``robot`` (absolute names), in a fixed order.
+
+    ``control_source_topic`` (the executor's, stored as CONTROL_SOURCE_TOPIC) and
+    ``chunk_topic`` (the policy's ActionChunks) are recorded when given (takeover episodes).
+    """
     plan = []
     for topic in robot.camera_topics():
         if camera_transport == 'compressed':
@@ -76,6 +88,12 @@ def build_topic_plan(robot: RobotDescription, *, action_source: str, camera_tran
                                          JOINT_SINGLE_COMMAND)):
                 topic = f'/{arm.namespace}/commands/{name}'
                 plan.append(TopicPlan(topic, msgtype, role, topic, msgtype, index))
+    if control_source_topic:
+        plan.append(TopicPlan(control_source_topic, STRING, 'control_source',
+                              CONTROL_SOURCE_TOPIC, STRING))
+    if chunk_topic:
+        plan.append(TopicPlan(chunk_topic, ACTION_CHUNK, 'policy_chunk', chunk_topic,
+                              ACTION_CHUNK))
     plan.append(TopicPlan(instruction_topic, STRING, 'instruction', instruction_topic, STRING))
     return tuple(plan)
 
@@ -124,14 +142,18 @@ class EpisodeBagWriter:
 
     def __init__(self, path: Path, storage: str, plan: tuple[TopicPlan, ...], typestore,
                  robot: RobotDescription, decode_joint_state: Callable[[bytes], Any],
-                 jpeg_quality: int = 0, commanded_action_topic: str = '') -> None:
+                 jpeg_quality: int = 0, commanded_action_topic: str = '',
+                 decode_chunk: Callable[[bytes], Any] | None = None) -> None:
         """Create the bag directory and one connection per planned topic (raises on failure).
 
         ``decode_joint_state``: received CDR bytes -> a sensor_msgs/JointState (the node's
         transport's own decoder; rosbags cannot read an empty float64[] as rclpy writes it).
+        ``decode_chunk``: the same for ActionChunks (needed when the plan records chunks).
         """
         self.path = path
         self.decode_joint_state = decode_joint_state
+        self.decode_chunk = decode_chunk
+        self.control = ControlLog()
         self.plan = plan
         self.typestore = typestore
         self.jpeg_quality = jpeg_quality
@@ -159,6 +181,10 @@ class EpisodeBagWriter:
             data = self._jpeg_message(data)
         elif entry.msgtype == JOINT_STATE:
             data = self._reserialized_joint_state(data)
+        elif entry.role == 'policy_chunk':
+            data = self._reserialized_chunk(data)
+        elif entry.role == 'control_source':
+            self.control.update(time_ns, self.typestore.deserialize_cdr(data, STRING).data)
         self._writer.write(self._connections[slot], time_ns, data)
         self.counts[entry.bag_topic] += 1
         self.first_ns = time_ns if self.first_ns is None else min(self.first_ns, time_ns)
@@ -192,6 +218,36 @@ class EpisodeBagWriter:
             velocity=np.asarray(state.velocity, dtype=np.float64),
             effort=np.asarray(state.effort, dtype=np.float64))
         return self.typestore.serialize_cdr(message, JOINT_STATE)
+
+    def _reserialized_chunk(self, data: bytes) -> bytes:
+        if self.decode_chunk is None:
+            raise RecordingError('recording ActionChunks needs decode_chunk')
+        chunk = self.decode_chunk(data)
+        types = self.typestore.types
+
+        def time(stamp, name='builtin_interfaces/msg/Time'):
+            return types[name](sec=stamp.sec, nanosec=stamp.nanosec)
+
+        def trajectory(source):
+            points = [types['trajectory_msgs/msg/JointTrajectoryPoint'](
+                positions=np.asarray(point.positions, np.float64),
+                velocities=np.asarray(point.velocities, np.float64),
+                accelerations=np.asarray(point.accelerations, np.float64),
+                effort=np.asarray(point.effort, np.float64),
+                time_from_start=time(point.time_from_start, 'builtin_interfaces/msg/Duration'))
+                for point in source.points]
+            header = types['std_msgs/msg/Header'](stamp=time(source.header.stamp),
+                                                  frame_id=source.header.frame_id)
+            return types['trajectory_msgs/msg/JointTrajectory'](
+                header=header, joint_names=list(source.joint_names), points=points)
+
+        message = types[ACTION_CHUNK](
+            header=types['std_msgs/msg/Header'](stamp=time(chunk.header.stamp),
+                                                frame_id=chunk.header.frame_id),
+            left=trajectory(chunk.left), right=trajectory(chunk.right),
+            instruction=chunk.instruction, inference_ms=float(chunk.inference_ms),
+            sequence=int(chunk.sequence))
+        return self.typestore.serialize_cdr(message, ACTION_CHUNK)
 
     def _write_action(self, time_ns: int, action: np.ndarray) -> None:
         types = self.typestore.types

@@ -45,6 +45,7 @@ class Episode:
     complete: bool = False
     ignored_commands: int = 0
     counts: dict = dataclasses.field(default_factory=dict)
+    control: dict | None = None  # who commanded, when (control_log.py); None if not recorded
 
 
 class _BoundedQueue:
@@ -108,13 +109,15 @@ class EpisodeRecorder:
                  output_dir: Path, episode_prefix: str = 'episode', storage: str = 'mcap',
                  jpeg_quality: int = 0, commanded_action_topic: str = '/commanded_action',
                  queue_size: int = 2000, static_metadata: dict | None = None,
-                 decode_joint_state: Callable[[bytes], Any]) -> None:
+                 decode_joint_state: Callable[[bytes], Any],
+                 decode_chunk: Callable[[bytes], Any] | None = None) -> None:
         """Start the writer thread; nothing is recorded until :meth:`start`.
 
-        ``decode_joint_state``: see :class:`EpisodeBagWriter`.
+        ``decode_joint_state``, ``decode_chunk``: see :class:`EpisodeBagWriter`.
         """
         self.plan = plan
         self.decode_joint_state = decode_joint_state
+        self.decode_chunk = decode_chunk
         self.robot = robot
         self.output_dir = Path(output_dir)
         self.episode_prefix = episode_prefix
@@ -260,7 +263,8 @@ class EpisodeRecorder:
             try:
                 writers[id(episode)] = EpisodeBagWriter(
                     episode.path, self.storage, self.plan, self.typestore, self.robot,
-                    self.decode_joint_state, self.jpeg_quality, self.commanded_action_topic)
+                    self.decode_joint_state, self.jpeg_quality, self.commanded_action_topic,
+                    self.decode_chunk)
             except Exception as error:  # noqa: BLE001 - rosbags and the OS raise many types
                 episode.last_error = f'cannot open bag {episode.path}: {error}'
                 return
@@ -292,6 +296,8 @@ class EpisodeRecorder:
         if writer is not None:
             episode.counts = dict(writer.counts)
             episode.ignored_commands = writer.ignored_commands
+            if any(entry.role == 'control_source' for entry in self.plan):
+                episode.control = writer.control.summary(episode.start_ns, episode.stop_ns)
         duration_s = None if episode.stop_ns is None else (
             (episode.stop_ns - episode.start_ns) / 1e9)
         topics = {}
@@ -321,6 +327,8 @@ class EpisodeRecorder:
             'missing_topics': [name for name, info in topics.items() if info['messages'] == 0
                                and info['role'] != 'instruction'] if episode.complete else None,
             'topics': topics, **self.static_metadata}
+        if episode.control is not None:
+            data['control'] = episode.control
         try:
             write_yaml_atomically(episode.path / EPISODE_METADATA_NAME, data)
         except OSError as error:

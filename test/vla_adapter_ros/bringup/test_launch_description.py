@@ -250,7 +250,8 @@ def test_record_adds_the_episode_recorder_with_the_executor_commands_as_actions(
     wx250 = load_robot_description('wx250')
     assert recorder.parameters == [{
         'robot_description': str(ROBOTS / 'wx250.yaml'), 'robot_names': list(wx250.namespaces),
-        'action_source': 'executor_commands', 'instruction': 'pick it up',
+        'action_source': 'executor_commands', 'control_source_topic': '/control_source',
+        'chunk_topic': '/action_chunk', 'instruction': 'pick it up',
         'output_dir': str(tmp_path)}]
     with pytest.raises(ValueError, match="launch argument record='maybe'"):
         build_node_specs('single', {'checkpoint': checkpoint, 'record': 'maybe'}, REPO)

@@ -20,16 +20,20 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from ros_test_utils import SUPPORT_DIR, start_python_process, stop_process
 from rosbags.rosbag2 import Reader
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
+from takeover_bags import chunk_message  # noqa: E402
 
 from training.bag_types import bag_typestore
+from training.corrections import OPERATOR
 from training.data_config import DatasetConfig
 from training.dataset import load_episodes
 from training.episodes import AlohaHdf5Episode
 from training.export_hdf5 import main as export_main
 from vla_adapter_core.robot_description import load_robot_description
+from vla_adapter_msgs.msg import ActionChunk
 from vla_adapter_ros.nodes.recorder_node import EpisodeRecorderNode
+from vla_adapter_ros.nodes.takeover_interface import CONTROL_SOURCE_QOS
 from vla_adapter_ros.pipeline.conversions import stamp_to_nanoseconds
 from vla_adapter_ros.recording import episode_recorder
 from vla_adapter_ros.recording.bag_format import read_episode_metadata
@@ -315,3 +319,59 @@ def test_executor_commands_train_as_the_action_topic(make_harness, tmp_path):
     [episode] = load_episodes(config)
     np.testing.assert_allclose(episode.actions[5], ALOHA.joint_angles_to_policy(angles),
                                atol=1e-6)
+
+
+def test_takeover_run_records_the_control_source_and_the_chunks(make_harness, tmp_path):
+    """A policy run's recorder (launch record:=true): control intervals, chunks, corrections."""
+    from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
+
+    harness = make_harness(action_source='executor_commands', wait_for_publishers=False,
+                           control_source_topic='/control_source', chunk_topic='/action_chunk')
+    source = {'now': 'policy'}
+    control = harness.probe.create_publisher(String, '/control_source', CONTROL_SOURCE_QOS)
+    chunks = harness.probe.create_publisher(ActionChunk, '/action_chunk', 10)
+    angles = ALOHA.start_joint_angles()
+    commands = []
+    for index, arm in enumerate(ALOHA.arms):
+        part = angles[index * 7:(index + 1) * 7]
+        base = f'/{arm.namespace}/commands'
+        commands += [(harness.probe.create_publisher(JointGroupCommand, f'{base}/joint_group',
+                                                     10),
+                      JointGroupCommand(name='arm', cmd=part[:6].tolist())),
+                     (harness.probe.create_publisher(JointSingleCommand,
+                                                     f'{base}/joint_single', 10),
+                      JointSingleCommand(name='gripper', cmd=float(part[6])))]
+
+    def tick() -> None:  # the executor: commands every tick, its control source
+        for publisher, message in commands:
+            publisher.publish(message)
+        control.publish(String(data=source['now']))
+
+    sequence = iter(range(10**6))
+    harness.probe.create_timer(0.02, tick)
+    harness.probe.create_timer(0.2, lambda: chunks.publish(chunk_message(
+        next(sequence), harness.probe.get_clock().now().nanoseconds)))
+    harness.wait_for(lambda: not harness.node.topic_problems(), 10.0, 'the publishers')
+    bag = pathlib.Path(harness.call(Trigger, 'start_episode').message)
+    for state in ('policy', 'handover', 'operator', 'policy'):
+        source['now'] = state
+        time.sleep(0.8)
+    harness.call(Trigger, 'stop_episode')
+    assert harness.node.recorder.wait_until_written(10.0)
+    control_info = read_episode_metadata(bag)['control']
+    assert [entry['source'] for entry in control_info['intervals']] == [
+        'policy', 'handover', 'operator', 'policy']
+    assert control_info['takeovers'] == 1 and 0.3 < control_info['operator_s'] < 1.5
+    counts = bag_counts(bag)
+    assert counts['/action_chunk'][0] == 'vla_adapter_msgs/msg/ActionChunk'
+    assert counts['/action_chunk'][1] >= 5 and counts['/control_source'][1] > 50
+    typestore = bag_typestore()
+    with Reader(bag) as reader:
+        decoded = [typestore.deserialize_cdr(raw, connection.msgtype)
+                   for connection, _, raw in reader.messages()
+                   if connection.topic == '/action_chunk']
+    assert decoded and all(len(chunk.left.points) == 10 for chunk in decoded)
+    config = DatasetConfig(paths=[str(bag)], robot='aloha', action_source='topic',
+                           action_topic='/commanded_action', cache_dir=str(tmp_path / 'c'))
+    [episode] = load_episodes(config)
+    assert episode.control is not None and (episode.control == OPERATOR).sum() > 15
