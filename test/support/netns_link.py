@@ -12,8 +12,12 @@ Shaping, per direction (each veth end's egress), with real tc:
 - loss: a classic-BPF classifier on ``clsact`` egress that matches a random fraction of the
   packets (``ld rand``) and redirects them to a device that is down (``mirred``), which drops
   them; an outage is the same filter matching every packet;
-- delay and jitter: ``netem``, where the kernel has it (``sch_netem``); where it does not, a
-  profile with delay is refused by :meth:`shape` with the reason (:func:`netem_available`).
+- delay and jitter: ``netem``, where the kernel has it (``sch_netem``). Where it does not,
+  ``TwoHostLink(delay_line=True)`` puts a third namespace ("wire", no address, no route) between
+  the two: each side's veth pair ends there, and delay_line.py, running inside it, passes every
+  frame from one inner end to the other after the delay (user space, in order); the outer ends'
+  tx checksum offload is switched off so that the frames it re-sends carry their checksums.
+  Without either, a profile with delay is refused by :meth:`shape` with the reason.
 """
 
 from __future__ import annotations
@@ -22,9 +26,17 @@ from dataclasses import dataclass
 import os
 import shutil
 import subprocess
+import sys
 
+SUPPORT_DIR = os.path.dirname(os.path.abspath(__file__))
 RANDOM_LOAD = 4294963256  # classic BPF: ld [SKF_AD_OFF + SKF_AD_RANDOM] (a random u32)
 MATCH, NO_MATCH = 4294967295, 0  # classic BPF return values of cls_bpf: -1 = match
+# `ethtool -K DEVICE tx off` without ethtool: the ETHTOOL_STXCSUM (0x17) ioctl (SIOCETHTOOL).
+TX_CHECKSUM_OFF = ('import ctypes, fcntl, socket, struct, sys\n'
+                   'value = (ctypes.c_uint32 * 2)(0x17, 0)\n'
+                   'request = struct.pack("16sP", sys.argv[1].encode(), ctypes.addressof(value))\n'
+                   'probe = socket.socket()\n'
+                   'fcntl.ioctl(probe.fileno(), 0x8946, request)\n')
 
 
 @dataclass(frozen=True)
@@ -82,10 +94,14 @@ def namespaces_unavailable() -> str:
 class TwoHostLink:
     """Namespaces ``robot`` and ``policy`` joined by a veth pair; see the module docstring."""
 
-    def __init__(self, tag: str | None = None) -> None:
+    def __init__(self, tag: str | None = None, delay_line: bool = False) -> None:
         tag = tag or str(os.getpid() % 100000)
         self.namespaces = {'robot': f'vla_r{tag}', 'policy': f'vla_p{tag}'}
         self.devices = {'robot': f'vlr{tag}', 'policy': f'vlp{tag}'}  # <= 15 characters
+        # The wire namespace and the inner veth ends, with delay_line only.
+        self.wire = f'vla_w{tag}' if delay_line else ''
+        self.wire_devices = {'robot': f'vwr{tag}', 'policy': f'vwp{tag}'}
+        self._delay_process: subprocess.Popen | None = None
         subnet = int(tag) % 250
         self.addresses = {'robot': f'10.203.{subnet}.1', 'policy': f'10.203.{subnet}.2'}
         self._drop_device = f'vld{tag}'
@@ -110,10 +126,19 @@ class TwoHostLink:
 
     def _create(self) -> None:
         robot, policy = self.namespaces['robot'], self.namespaces['policy']
-        for namespace in (robot, policy):
+        for namespace in (robot, policy, *([self.wire] if self.wire else [])):
             _must('ip', 'netns', 'add', namespace)
-        _must('ip', 'link', 'add', self.devices['robot'], 'netns', robot, 'type', 'veth',
-              'peer', 'name', self.devices['policy'], 'netns', policy)
+        if self.wire:
+            for side, namespace in self.namespaces.items():
+                _must('ip', 'link', 'add', self.devices[side], 'netns', namespace, 'type',
+                      'veth', 'peer', 'name', self.wire_devices[side], 'netns', self.wire)
+                _must('ip', '-n', self.wire, 'link', 'set', self.wire_devices[side], 'up',
+                      'promisc', 'on')
+                _must('ip', 'netns', 'exec', namespace, sys.executable, '-c', TX_CHECKSUM_OFF,
+                      self.devices[side])
+        else:
+            _must('ip', 'link', 'add', self.devices['robot'], 'netns', robot, 'type', 'veth',
+                  'peer', 'name', self.devices['policy'], 'netns', policy)
         for side, namespace in self.namespaces.items():
             device = self.devices[side]
             _must('ip', '-n', namespace, 'addr', 'add', f'{self.addresses[side]}/30', 'dev',
@@ -145,13 +170,16 @@ class TwoHostLink:
 
     def shape(self, profile: LinkProfile) -> None:
         """Apply ``profile`` to both directions (replacing the previous one)."""
-        if profile.needs_netem and not netem_available(self):
+        use_netem = profile.needs_netem and netem_available(self)
+        if profile.needs_netem and not use_netem and not self.wire:
             raise RuntimeError(f'profile {profile.name!r} needs netem for its delay, and this '
-                               'kernel has no sch_netem')
+                               'kernel has no sch_netem (TwoHostLink(delay_line=True) delays '
+                               'in user space instead)')
+        self._stop_delay_line()
         for side, device in self.devices.items():
             _run('ip', 'netns', 'exec', self.namespaces[side], 'tc', 'qdisc', 'del', 'dev',
                  device, 'root')
-            if profile.needs_netem:
+            if use_netem:
                 netem = ['netem', 'delay', f'{profile.delay_ms}ms', f'{profile.jitter_ms}ms',
                          'limit', '10000']
                 if profile.rate_mbit:
@@ -161,7 +189,33 @@ class TwoHostLink:
                 self._tc(side, 'qdisc', 'add', 'dev', device, 'root', 'tbf', 'rate',
                          f'{profile.rate_mbit}mbit', 'burst', '64kb', 'latency', '200ms')
             self._set_drop_fraction(side, profile.loss_pct / 100.0)
+        if profile.needs_netem and not use_netem:
+            self._start_delay_line(profile)
         self.profile = profile
+
+    def _start_delay_line(self, profile: LinkProfile) -> None:
+        self._delay_process = subprocess.Popen(
+            ['ip', 'netns', 'exec', self.wire, sys.executable,
+             os.path.join(SUPPORT_DIR, 'delay_line.py'), self.wire_devices['robot'],
+             self.wire_devices['policy'], '--delay_ms', str(profile.delay_ms), '--jitter_ms',
+             str(profile.jitter_ms)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+        line = self._delay_process.stdout.readline()  # once its sockets are bound
+        if 'running' not in line:
+            raise RuntimeError(f'delay line did not start: {line}{self._stop_delay_line()}')
+
+    def _stop_delay_line(self) -> str:
+        """Stop the delay line (if any); return what it printed."""
+        process, self._delay_process = self._delay_process, None
+        if process is None:
+            return ''
+        process.terminate()
+        try:
+            output, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        return output
 
     def outage(self, on: bool) -> None:
         """Drop every packet in both directions (on) or return to the profile's loss (off)."""
@@ -176,7 +230,8 @@ class TwoHostLink:
         """Delete both namespaces (their devices go with them); safe to call twice."""
         if not self._open:
             return
-        for namespace in self.namespaces.values():
+        self._stop_delay_line()
+        for namespace in (*self.namespaces.values(), *([self.wire] if self.wire else [])):
             _run('ip', 'netns', 'del', namespace)
         self._open = False
 

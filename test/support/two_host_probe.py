@@ -1,13 +1,15 @@
 """Child process: the observer of one side of the two-host test, run inside that namespace.
 
     two_host_probe.py robot --seconds S --out FILE [--robot aloha] [--mark TEXT]
-    two_host_probe.py policy --seconds S --out FILE --cameras a,b [--late_chunk_file PATH]
+    two_host_probe.py policy --seconds S --out FILE --cameras a,b [--raw_images]
+        [--late_chunk_file PATH]
 
 robot side (beside the executor): every executor status, every ``~/chunk_filed`` outcome, the
 arrival of every ActionChunk (its stamp against this clock: the chunk's age on arrival; both
 namespaces share the machine's clock), every joint command of every arm, and the executor's
 /diagnostics (tick error); ``--mark`` is printed once the executor first runs on a chunk.
-policy side (beside the inference node): the compressed camera frames received per camera,
+policy side (beside the inference node): the camera frames received per camera (compressed,
+or with ``--raw_images`` the raw Images),
 and, with ``--late_chunk_file``, one ActionChunk stamped 3 s in the past, published across the
 link once that file exists (the executor must never play it).
 
@@ -78,19 +80,21 @@ def robot_side(node, robot, record: dict, mark: str) -> None:
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 50)
 
 
-def policy_side(node, robot, record: dict, cameras: list[str], late_chunk_file: str) -> None:
+def policy_side(node, robot, record: dict, cameras: list[str], raw_images: bool,
+                late_chunk_file: str) -> None:
     """Subscriptions (and the late chunk) of the policy side."""
     import numpy as np
     from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CompressedImage
+    from sensor_msgs.msg import CompressedImage, Image
 
     from vla_adapter_msgs.msg import ActionChunk
     from vla_adapter_ros.pipeline.conversions import action_chunk_message
 
     record.update(images={camera: [] for camera in cameras}, late_chunk_stamp_ns=0)
+    message_type, suffix = (Image, '') if raw_images else (CompressedImage, '/compressed')
     for camera in cameras:
-        topic = robot.camera_topic.format(camera=camera) + '/compressed'
-        node.create_subscription(CompressedImage, topic, lambda m, c=camera: record['images'][
+        topic = robot.camera_topic.format(camera=camera) + suffix
+        node.create_subscription(message_type, topic, lambda m, c=camera: record['images'][
             c].append(time.monotonic()), qos_profile_sensor_data)
     if not late_chunk_file:
         return
@@ -117,6 +121,7 @@ def main() -> None:
     parser.add_argument('--robot', default='aloha')
     parser.add_argument('--cameras', default='')
     parser.add_argument('--mark', default='')
+    parser.add_argument('--raw_images', action='store_true')
     parser.add_argument('--late_chunk_file', default='')
     args = parser.parse_args()
 
@@ -133,7 +138,7 @@ def main() -> None:
         robot_side(node, robot, record, args.mark)
     else:
         cameras = [c for c in args.cameras.split(',') if c] or list(robot.cameras)
-        policy_side(node, robot, record, cameras, args.late_chunk_file)
+        policy_side(node, robot, record, cameras, args.raw_images, args.late_chunk_file)
     try:
         run_child_node(node, time.monotonic() + args.seconds)
     finally:

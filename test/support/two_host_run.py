@@ -141,7 +141,7 @@ def run_two_hosts(folder: pathlib.Path, checkpoint: pathlib.Path, plan: RunPlan)
     specs = side_specs(checkpoint, write_node_config(folder, plan), plan)
     robot = load_robot_description(ROBOT)
     events: dict = {}
-    with TwoHostLink() as link:
+    with TwoHostLink(delay_line=plan.profile.needs_netem) as link:
         link.shape(plan.profile)
         sides = {side: SideProcesses(link, side, folder) for side in ('robot', 'policy')}
         trigger = folder / 'late_chunk_now'
@@ -159,7 +159,8 @@ def run_two_hosts(folder: pathlib.Path, checkpoint: pathlib.Path, plan: RunPlan)
             sides['policy'].start('probe', [
                 sys.executable, str(SUPPORT_DIR / 'two_host_probe.py'), 'policy', '--seconds',
                 '900', '--out', str(folder / 'policy.json'), '--cameras',
-                ','.join(robot.cameras), '--late_chunk_file', str(trigger)])
+                ','.join(robot.cameras), '--late_chunk_file', str(trigger),
+                *([] if plan.compress_images else ['--raw_images'])])
             events['running'] = running.wait(plan.start_timeout_s)
             if events['running']:
                 _timeline(link, plan, events, trigger)
