@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -234,7 +235,12 @@ def summarise(result: dict) -> dict:
     end = events.get('end', record.get('ended', start))
     steady_end = events.get('outage_start', end)
     chunks = [c for c in record.get('chunks', []) if c[3] != LATE_SEQUENCE and c[0] >= start]
-    age_p50, age_p99 = percentiles_ms([(now - stamp) * 1e-9 for _, now, stamp, _, _ in chunks])
+    # The age on arrival in steady running (before the outage); after it, the chunks that were
+    # in flight arrive late once (counted apart).
+    steady = [(now - stamp) * 1e-9 for t, now, stamp, _, _ in chunks if t < steady_end]
+    age_p50, age_p99 = percentiles_ms(steady)
+    late_after = sum(1 for t, now, stamp, _, duration in chunks
+                     if t >= steady_end and (now - stamp) * 1e-9 > duration)
     image_rates = [_window(times, start, steady_end) / max(steady_end - start, 1e-9)
                    for times in policy.get('images', {}).values()]
     diagnostics = [values for t, values in record.get('diagnostics', []) if t >= start]
@@ -244,7 +250,8 @@ def summarise(result: dict) -> dict:
     faults, previous = [], None  # each hold or fault once, by its reason's first part
     for _, state, reason in statuses:
         holding = state in (PolicyStatus.STATE_FAULT, PolicyStatus.STATE_HOLDING)
-        kind = reason.split(':')[0] if holding and reason else None
+        kind = re.sub(r'chunk \d+ rejected', 'chunk rejected', reason.split(':')[0]) if (
+            holding and reason) else None
         if kind and kind != previous:
             faults.append(kind)
         previous = kind
@@ -253,7 +260,7 @@ def summarise(result: dict) -> dict:
     outside, jumps = _limit_violations(
         [c for c in record.get('commands', []) if c[0] >= start], robot, max_steps)
     summary = {'chunk_age_p50_ms': age_p50, 'chunk_age_p99_ms': age_p99,
-               'chunks': len(chunks),
+               'chunks': len(chunks), 'late_chunks_after_outage': late_after,
                'images_per_s': float(np.mean(image_rates)) if image_rates else 0.0,
                'tick_error_p50_ms': float(np.median(tick_p50)) if tick_p50 else float('nan'),
                'tick_error_p99_ms': max(tick_p99) if tick_p99 else float('nan'),
