@@ -23,6 +23,9 @@ CONFIG_FILES = {'dual': 'aloha.yaml', 'single': 'single_arm.yaml'}
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 SIM_KINDS = ('kinematic', 'mujoco')
 DEFAULT_CHUNK_TOPIC = 'action_chunk'
+# Which nodes a launch starts: every node here, or one side of a two-computer deployment.
+ROLES = ('all', 'robot', 'policy')
+POLICY_ARGUMENTS = ('checkpoint',)  # required unless role:=robot (no policy runs there)
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,23 @@ class LaunchArgument:
 
 def _arguments(default_robot: str) -> tuple[LaunchArgument, ...]:
     return (
-        LaunchArgument('checkpoint', None,
+        LaunchArgument('checkpoint', '',
                        'Policy checkpoint: a directory (VLAPolicy.save_pretrained, an upstream '
-                       'run) or a Hugging Face Hub repo id (owner/name). Required.'),
+                       'run) or a Hugging Face Hub repo id (owner/name). Required, except with '
+                       'role:=robot.'),
+        LaunchArgument('role', 'all',
+                       "Nodes of this computer: 'all' (one computer), 'robot' (the computer "
+                       'beside the arms: drivers or simulator, executor, recorder, image '
+                       "compressor) or 'policy' (the GPU computer: the inference node); see "
+                       'README "Policy on another computer".'),
+        LaunchArgument('compress_images', 'false',
+                       'true: the robot side JPEG-compresses the cameras '
+                       '(vla-adapter-compress-images, <topic>/compressed) and the inference '
+                       'node subscribes the compressed topics. Use it when the cameras cross a '
+                       'network.'),
+        LaunchArgument('jpeg_quality', '',
+                       'JPEG quality (1-100) of compress_images; empty = config_file '
+                       '(image_compressor: jpeg_quality, default 80).'),
         LaunchArgument('robot', default_robot,
                        'Built-in robot description: one of '
                        f'{available_robots()} (config/robots/<name>.yaml).'),
@@ -177,6 +194,8 @@ def resolve_arguments(mode: str, values: dict) -> dict:
     resolved = {name: values.get(name, argument.default) for name, argument in declared.items()}
     missing = [name for name, value in resolved.items() if value is None or (
         declared[name].default is None and not str(value).strip())]
+    if str(resolved['role']).strip() != 'robot':
+        missing += [name for name in POLICY_ARGUMENTS if not str(resolved[name]).strip()]
     if missing:
         raise ValueError(f'launch arguments {missing} are required')
     return resolved

@@ -13,6 +13,7 @@ from vla_adapter_ros.bringup.launch_arguments import (
     CONFIG_FILES,
     DEFAULT_CHUNK_TOPIC,
     LOG_LEVELS,
+    ROLES,
     SIM_KINDS,
     compile_mode,
     fail_argument,
@@ -24,6 +25,7 @@ from vla_adapter_ros.bringup.launch_arguments import (
     split_list,
 )
 from vla_adapter_ros.params.executor_config import EXECUTOR_PARAMETERS, ExecutorConfig
+from vla_adapter_ros.params.image_compressor_config import ImageCompressorConfig, compressed_topic
 from vla_adapter_ros.params.inference_config import InferenceConfig
 from vla_adapter_ros.params.mujoco_sim_config import CLOCK_MODES, MujocoSimConfig
 from vla_adapter_ros.params.recorder_config import RecorderConfig
@@ -32,17 +34,19 @@ from vla_adapter_ros.params.sim_robot_config import SimRobotConfig
 PACKAGE = 'vla_adapter_ros'
 INFERENCE_NODE, EXECUTOR_NODE, SIM_NODE = 'vla_inference', 'chunk_executor', 'simulated_robot'
 RECORDER_NODE, PLAYER_NODE = 'episode_recorder', 'bag_player'
-MUJOCO_NODE = 'mujoco_aloha'
+MUJOCO_NODE, COMPRESSOR_NODE = 'mujoco_aloha', 'image_compressor'
 EXECUTABLES = {INFERENCE_NODE: 'vla-adapter-inference', EXECUTOR_NODE: 'vla-adapter-executor',
                SIM_NODE: 'vla-adapter-sim-robot', RECORDER_NODE: 'vla-adapter-record',
-               PLAYER_NODE: 'vla-adapter-play', MUJOCO_NODE: 'vla-adapter-mujoco-sim'}
+               PLAYER_NODE: 'vla-adapter-play', MUJOCO_NODE: 'vla-adapter-mujoco-sim',
+               COMPRESSOR_NODE: 'vla-adapter-compress-images'}
 # setup.py console_scripts behind the executables (installed into lib/vla_adapter_ros).
 ENTRY_POINTS = {'vla-adapter-inference': 'vla_adapter_ros.nodes.inference_node:main',
                 'vla-adapter-executor': 'vla_adapter_ros.nodes.executor_node:main',
                 'vla-adapter-sim-robot': 'vla_adapter_ros.nodes.sim_robot_node:main',
                 'vla-adapter-record': 'vla_adapter_ros.nodes.recorder_node:main',
                 'vla-adapter-play': 'vla_adapter_ros.nodes.bag_player_node:main',
-                'vla-adapter-mujoco-sim': 'vla_adapter_ros.nodes.mujoco_sim_node:main'}
+                'vla-adapter-mujoco-sim': 'vla_adapter_ros.nodes.mujoco_sim_node:main',
+                'vla-adapter-compress-images': 'vla_adapter_ros.nodes.image_compressor_node:main'}
 MUJOCO_DEFAULT_ROBOT = 'aloha_sim'
 # With sim_clock:=sim the executor compares ROS time with the wall clock per tick while the
 # simulator waits for inference: allow that much disagreement instead of the robot's 0.5 s.
@@ -141,9 +145,12 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
 
     ``share_directory`` is the package share directory holding ``config/``. Returns
     [inference, executor] plus the simulator when ``use_sim`` is true, or the bag player when
-    ``replay_bag`` is set (see :func:`_replay_specs`).
+    ``replay_bag`` is set (see :func:`_replay_specs`); the image compressor with
+    ``compress_images``. ``role`` keeps one side of a two-computer deployment
+    (:func:`_role_specs`).
     """
     arguments = resolve_arguments(mode, values)
+    role = _role(arguments)
     sim_kind = arguments['sim'].strip()
     if sim_kind not in SIM_KINDS:
         fail_argument('sim', arguments['sim'], f'must be one of {SIM_KINDS}')
@@ -159,10 +166,14 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
     chunk_topic = arguments['chunk_topic'].strip()
     if not chunk_topic or chunk_topic.endswith('/'):
         fail_argument('chunk_topic', arguments['chunk_topic'], 'must be a topic name')
-    nodes = _node_parameters(arguments, robot, sim_kind, chunk_topic)
-    _validate_effective(file_parameters, {INFERENCE_NODE: nodes['inference'],
-                                          EXECUTOR_NODE: nodes['executor'],
-                                          SIM_NODE: nodes['sim'] or nodes['shared']})
+    nodes = _node_parameters(arguments, robot, sim_kind, chunk_topic, role)
+    checked = {INFERENCE_NODE: nodes['inference'], EXECUTOR_NODE: nodes['executor'],
+               SIM_NODE: nodes['sim'] or nodes['shared']}
+    if nodes['compressor'] is not None:
+        checked[COMPRESSOR_NODE] = nodes['compressor']
+    if role == 'robot':  # no policy here: its parameters belong to the other computer
+        del checked[INFERENCE_NODE]
+    _validate_effective(file_parameters, checked)
     ros_arguments = ['--ros-args', '--log-level', log_level]
     specs = _core_specs(nodes, config_file, chunk_topic, ros_arguments)
     record = parse_bool('record', arguments['record'])
@@ -180,20 +191,57 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
                           'records a live robot or simulation, not a replay (record the /replay '
                           'commands with vla-adapter-record, see README)')
         specs = _replay_specs(specs, replay_bag, robot, joint_states, chunk_topic)
+    if nodes['compressor'] is not None:
+        specs.append(NodeSpec(PACKAGE, EXECUTABLES[COMPRESSOR_NODE], COMPRESSOR_NODE,
+                              [config_file, nodes['compressor']], [], list(ros_arguments)))
+    return _role_specs(specs, role)
+
+
+def _role(arguments: dict) -> str:
+    """The ``role`` argument, checked against the other arguments that fix a side."""
+    role = arguments['role'].strip()
+    if role not in ROLES:
+        fail_argument('role', arguments['role'], f'must be one of {ROLES}')
+    if role == 'all':
+        return role
+    if arguments['replay_bag'].strip():
+        fail_argument('replay_bag', arguments['replay_bag'],
+                      'replays on one computer: use role:=all')
+    if role == 'policy':
+        for name in ('use_sim', 'record'):
+            if parse_bool(name, arguments[name]):
+                fail_argument(name, arguments[name],
+                              'starts a node beside the arms: give it to role:=robot')
+    return role
+
+
+def _role_specs(specs: list, role: str) -> list:
+    """The nodes of ``role``: the inference node alone (policy), every other one (robot)."""
+    if role == 'policy':
+        return [spec for spec in specs if spec.name == INFERENCE_NODE]
+    if role == 'robot':
+        return [spec for spec in specs if spec.name != INFERENCE_NODE]
     return specs
 
 
 def _node_parameters(arguments: dict, robot: RobotDescription, sim_kind: str,
-                     chunk_topic: str) -> dict:
-    """The launch-argument parameters of each node ('sim' / 'mujoco' None when not started)."""
+                     chunk_topic: str, role: str) -> dict:
+    """The launch-argument parameters of each node (None for the ones not started).
+
+    Keys: shared, inference, executor, sim, mujoco, compressor, use_sim.
+    """
     topics, cameras = _cameras(arguments, robot)
     use_sim = parse_bool('use_sim', arguments['use_sim'])
     shared = {'robot_description': str(pathlib.Path(robot.source).resolve()),
               'robot_names': list(robot.namespaces)}
-    inference = {**shared, 'checkpoint': _check_checkpoint(arguments['checkpoint']),
+    compressor = _compressor_parameters(arguments, shared, topics, cameras)
+    checkpoint = arguments['checkpoint'].strip()
+    inference = {**shared, 'checkpoint': checkpoint if role == 'robot' else _check_checkpoint(
+                     checkpoint),
                  'instruction': arguments['instruction'], 'device': arguments['device'].strip(),
-                 'dtype': arguments['dtype'].strip(), 'camera_topics': topics,
-                 'camera_names': cameras}
+                 'dtype': arguments['dtype'].strip(), 'camera_names': cameras,
+                 'camera_topics': topics if compressor is None else [
+                     compressed_topic(topic) for topic in topics]}
     if arguments['compile'].strip():
         inference['compile'] = compile_mode(arguments['compile'])
     if arguments['chunk_dt'].strip():
@@ -211,7 +259,26 @@ def _node_parameters(arguments: dict, robot: RobotDescription, sim_kind: str,
         if mujoco['clock'] == 'sim':
             executor['clock_jump_s'] = SIM_CLOCK_JUMP_S
     return {'shared': shared, 'inference': inference, 'executor': executor, 'sim': sim,
-            'mujoco': mujoco, 'use_sim': use_sim}
+            'mujoco': mujoco, 'use_sim': use_sim, 'compressor': compressor}
+
+
+def _compressor_parameters(arguments: dict, shared: dict, topics: list[str],
+                           cameras: list[str]) -> dict | None:
+    """The image compressor's parameters with ``compress_images``, else None."""
+    if not parse_bool('compress_images', arguments['compress_images']):
+        if arguments['jpeg_quality'].strip():
+            fail_argument('jpeg_quality', arguments['jpeg_quality'],
+                          'sets the quality of compress_images:=true')
+        return None
+    compressor = {'robot_description': shared['robot_description'],
+                  'camera_names': cameras, 'camera_topics': topics}
+    quality = arguments['jpeg_quality'].strip()
+    if quality:
+        try:
+            compressor['jpeg_quality'] = int(quality)
+        except ValueError:
+            fail_argument('jpeg_quality', quality, 'must be an integer in [1, 100]')
+    return compressor
 
 
 def _core_specs(nodes: dict, config_file: str, chunk_topic: str, ros_arguments: list) -> list:
@@ -313,7 +380,8 @@ def _replay_specs(specs: list, bag: str, robot: RobotDescription, joint_states: 
 # ranges) and its own checks (the robot description, cameras, limits).
 NODE_CONFIGS = {INFERENCE_NODE: InferenceConfig.from_dict,
                 EXECUTOR_NODE: ExecutorConfig.from_dict,
-                SIM_NODE: SimRobotConfig.from_dict}
+                SIM_NODE: SimRobotConfig.from_dict,
+                COMPRESSOR_NODE: ImageCompressorConfig.from_dict}
 
 
 def _validate_effective(file_parameters: dict, overrides: dict) -> None:
@@ -322,8 +390,8 @@ def _validate_effective(file_parameters: dict, overrides: dict) -> None:
     if unknown:
         raise ValueError(f'config_file: unknown node sections {unknown}; known: '
                          f'{sorted(NODE_CONFIGS)}')
-    for node, build in NODE_CONFIGS.items():
+    for node, values in overrides.items():  # the nodes this launch starts
         try:
-            build({**file_parameters.get(node, {}), **overrides[node]})
+            NODE_CONFIGS[node]({**file_parameters.get(node, {}), **values})
         except ValueError as error:
             raise ValueError(f'{node}: {error}') from error

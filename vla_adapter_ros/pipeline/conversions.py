@@ -21,6 +21,8 @@ SUPPORTED_COMPRESSED_FORMATS: tuple[str, ...] = ('jpeg', 'png')
 PIL_FORMATS = ('JPEG', 'PNG')  # the only decoders Pillow may try on a CompressedImage
 # Largest compressed frame decoded (8K UHD) when the node accepts any image size.
 MAX_COMPRESSED_IMAGE_PIXELS = 7680 * 4320
+# JPEG qualities the encoder accepts: Pillow's own range (above 95 it only grows the file).
+JPEG_QUALITY_RANGE = (1, 100)
 NANOSECONDS_PER_SECOND = 1_000_000_000
 
 
@@ -138,6 +140,44 @@ def compressed_image_to_rgb(message: CompressedImage,
             f'{source}: cannot decode {len(data)} bytes as format {message.format!r}: '
             f'{type(error).__name__}: {error}') from error
     return rgb
+
+
+def jpeg_format(encoding: str) -> str:
+    """The CompressedImage ``format`` of a JPEG made from an ``encoding`` image.
+
+    image_transport's convention (compressed_image_transport writes the same), so its republish
+    tools and ours read each other's messages.
+    """
+    return f'{encoding}; jpeg compressed bgr8'
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """(H, W, 3) uint8 RGB -> JPEG bytes at ``quality`` (1..100), encoded with Pillow."""
+    low, high = JPEG_QUALITY_RANGE
+    if isinstance(quality, bool) or not isinstance(quality, int) or not low <= quality <= high:
+        raise ConversionError(f'jpeg quality={quality!r} must be an integer in [{low}, {high}]')
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ConversionError(
+            f'rgb must be uint8 (H, W, 3), got dtype={rgb.dtype} shape={rgb.shape}')
+    from PIL import Image as PilImage  # imported on first use: raw-image users never pay for it
+
+    buffer = io.BytesIO()
+    PilImage.fromarray(rgb).save(buffer, format='JPEG', quality=quality)
+    return buffer.getvalue()
+
+
+def image_to_compressed(message: Image, quality: int, source: str = 'image') -> CompressedImage:
+    """sensor_msgs/Image -> sensor_msgs/CompressedImage (JPEG at ``quality``), same header.
+
+    Any size is accepted; a bad encoding, size or data length is a ConversionError naming
+    ``source`` and the field (:func:`image_to_rgb`).
+    """
+    rgb = image_to_rgb(message, None, source)  # (H, W, 3) view for rgb8
+    compressed = CompressedImage(format=jpeg_format(message.encoding.lower()))
+    compressed.header = message.header
+    compressed.data = encode_jpeg(rgb, quality)  # bytes: rclpy copies them without a loop
+    return compressed
 
 
 def rgb_to_image(rgb: np.ndarray, encoding: str = 'rgb8', frame_id: str = '') -> Image:

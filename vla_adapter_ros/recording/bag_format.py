@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import dataclasses
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image as PilImage
 from rosbags.rosbag2 import StoragePlugin, Writer
 import yaml
 
@@ -196,15 +194,13 @@ class EpisodeBagWriter:
                 self._write_action(time_ns, action)
 
     def _jpeg_message(self, data: bytes) -> bytes:
-        from vla_adapter_ros.pipeline.conversions import image_to_rgb
+        from vla_adapter_ros.pipeline.conversions import encode_jpeg, image_to_rgb, jpeg_format
 
         image = self.typestore.deserialize_cdr(data, IMAGE)
         rgb = image_to_rgb(image, source='recorded image')  # (H, W, 3)
-        buffer = io.BytesIO()
-        PilImage.fromarray(rgb).save(buffer, format='JPEG', quality=self.jpeg_quality)
         compressed = self.typestore.types[COMPRESSED_IMAGE](
-            header=image.header, format=f'{image.encoding}; jpeg compressed bgr8',
-            data=np.frombuffer(buffer.getvalue(), dtype=np.uint8))
+            header=image.header, format=jpeg_format(image.encoding),
+            data=np.frombuffer(encode_jpeg(rgb, self.jpeg_quality), dtype=np.uint8))
         return self.typestore.serialize_cdr(compressed, COMPRESSED_IMAGE)
 
     def _reserialized_joint_state(self, data: bytes) -> bytes:

@@ -13,13 +13,18 @@ from vla_adapter_ros.bringup.launch_arguments import (
 )
 from vla_adapter_ros.bringup.launch_description import build_node_specs
 from vla_adapter_ros.params.executor_config import EXECUTOR_PARAMETERS, ExecutorConfig
+from vla_adapter_ros.params.image_compressor_config import (
+    IMAGE_COMPRESSOR_PARAMETERS,
+    ImageCompressorConfig,
+)
 from vla_adapter_ros.params.inference_config import INFERENCE_PARAMETERS, InferenceConfig
 from vla_adapter_ros.params.sim_robot_config import SIM_ROBOT_PARAMETERS, SimRobotConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 ROBOTS = REPO / 'config' / 'robots'
 TABLES = {'vla_inference': INFERENCE_PARAMETERS, 'chunk_executor': EXECUTOR_PARAMETERS,
-          'simulated_robot': SIM_ROBOT_PARAMETERS}
+          'simulated_robot': SIM_ROBOT_PARAMETERS,
+          'image_compressor': IMAGE_COMPRESSOR_PARAMETERS}
 
 
 @pytest.fixture()
@@ -176,6 +181,18 @@ def test_a_custom_config_file_is_used_and_validated(checkpoint, tmp_path):
     ('dual', {'config_file': '/no/such.yaml'}, "config_file='/no/such.yaml': no such file"),
     ('dual', {'chunk_topic': 'vla/'}, "chunk_topic='vla/'"),
     ('dual', {'use_sim': 'true', 'sim': 'gazebo'}, "sim='gazebo': must be one of"),
+    ('dual', {'role': 'both'}, r"role='both': must be one of \('all', 'robot', 'policy'\)"),
+    ('dual', {'role': 'policy', 'use_sim': 'true'}, "use_sim='true': starts a node beside"),
+    ('dual', {'role': 'policy', 'record': 'true'}, "record='true': .*role:=robot"),
+    ('dual', {'role': 'robot', 'replay_bag': '/x'}, "replay_bag='/x': .*role:=all"),
+    ('dual', {'compress_images': 'yes'}, "compress_images='yes': must be 'true' or 'false'"),
+    ('dual', {'jpeg_quality': '70'}, "jpeg_quality='70': sets the quality of compress_images"),
+    ('dual', {'compress_images': 'true', 'jpeg_quality': 'high'},
+     "jpeg_quality='high': must be an integer"),
+    ('dual', {'compress_images': 'true', 'jpeg_quality': '0'},
+     r'image_compressor: parameter jpeg_quality=0: must be within \[1, 100\]'),
+    ('dual', {'compress_images': 'true', 'camera_names': 'cam_high',
+              'camera_topics': '/cam/compressed'}, 'must be raw Image topics'),
     ('dual', {'use_sim': 'true', 'sim': 'mujoco', 'sim_clock': 'fast'},
      "sim_clock='fast': must be one of"),
     ('dual', {'use_sim': 'true', 'sim': 'mujoco', 'sim_task': 'stack'},
@@ -213,7 +230,7 @@ def test_every_argument_is_documented():
         assert len(names) == len(set(names))
         assert required <= set(names), mode
         assert all(len(a.description) > 20 for a in arguments)
-        assert [a.name for a in arguments if a.default is None] == ['checkpoint']
+        assert [a.name for a in arguments if a.default is None] == []  # role:=robot needs none
         robot = next(a for a in arguments if a.name == 'robot')
         assert robot.default == DEFAULT_ROBOTS[mode]
         assert all(name in robot.description for name in available_robots())
@@ -236,6 +253,7 @@ def test_yaml_files_hold_only_declared_node_settings(config):
     ExecutorConfig.from_dict(sections['chunk_executor'])
     InferenceConfig.from_dict(sections['vla_inference'])
     SimRobotConfig.from_dict(sections['simulated_robot'])
+    ImageCompressorConfig.from_dict(sections['image_compressor'])
     text = (REPO / 'config' / config).read_text()
     assert text.count('#') >= 10, 'parameters must be documented with comments'
 
@@ -291,3 +309,30 @@ def test_an_explicit_robot_wins_over_the_mujoco_default(checkpoint):
                  'robot': 'aloha'}, REPO))
     assert specs['mujoco_aloha'].parameters[0]['robot_description'] == str(
         ROBOTS / 'aloha.yaml')
+
+
+def test_split_roles_start_each_side_of_two_computers_from_one_description(checkpoint):
+    """role:=robot: everything beside the arms; role:=policy: the inference node alone."""
+    aloha = load_robot_description('aloha')
+    robot = build_node_specs('dual', {'role': 'robot', 'use_sim': 'true', 'record': 'true',
+                                      'compress_images': 'true', 'jpeg_quality': '60'}, REPO)
+    assert [s.name for s in robot] == ['chunk_executor', 'simulated_robot', 'episode_recorder',
+                                       'image_compressor']
+    compressor = _by_name(robot)['image_compressor']
+    assert compressor.executable == 'vla-adapter-compress-images'
+    assert compressor.parameters[1] == {
+        'robot_description': str(ROBOTS / 'aloha.yaml'), 'camera_names': list(aloha.cameras),
+        'camera_topics': list(aloha.camera_topics()), 'jpeg_quality': 60}
+    policy = build_node_specs('dual', {'role': 'policy', 'checkpoint': checkpoint,
+                                       'compress_images': 'true'}, REPO)
+    assert [s.name for s in policy] == ['vla_inference']
+    assert policy[0].parameters[1]['camera_topics'] == [
+        f'{topic}/compressed' for topic in aloha.camera_topics()]
+    # Without compression the policy reads the raw topics; one computer gets every node.
+    raw = build_node_specs('dual', {'role': 'policy', 'checkpoint': checkpoint}, REPO)
+    assert raw[0].parameters[1]['camera_topics'] == list(aloha.camera_topics())
+    both = build_node_specs('dual', {'checkpoint': checkpoint, 'compress_images': 'true'}, REPO)
+    assert [s.name for s in both] == ['vla_inference', 'chunk_executor', 'image_compressor']
+    # Only the policy needs the checkpoint.
+    with pytest.raises(ValueError, match=r"launch arguments \['checkpoint'\] are required"):
+        build_node_specs('dual', {'role': 'policy'}, REPO)

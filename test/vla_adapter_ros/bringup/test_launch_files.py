@@ -25,9 +25,11 @@ from vla_adapter_ros.bringup.launch_description import (
     ros_command_line,
 )
 from vla_adapter_ros.nodes.executor_node import ChunkExecutorNode
+from vla_adapter_ros.nodes.image_compressor_node import ImageCompressorNode
 from vla_adapter_ros.nodes.inference_node import InferenceNode
 from vla_adapter_ros.nodes.sim_robot_node import SimulatedRobotNode
 from vla_adapter_ros.params.executor_config import EXECUTOR_PARAMETERS
+from vla_adapter_ros.params.image_compressor_config import IMAGE_COMPRESSOR_PARAMETERS
 from vla_adapter_ros.params.inference_config import INFERENCE_PARAMETERS
 from vla_adapter_ros.params.sim_robot_config import SIM_ROBOT_PARAMETERS
 
@@ -38,7 +40,7 @@ from inference_harness import statistics_around_the_start_pose, tiny_policy_for 
 LAUNCH_FILES = {'aloha.launch.py': 'dual', 'single_arm.launch.py': 'single'}
 # Each node section of the YAML files, its parameter table and its node class.
 NODES = {'vla_inference': INFERENCE_PARAMETERS, 'chunk_executor': EXECUTOR_PARAMETERS,
-         'simulated_robot': SIM_ROBOT_PARAMETERS}
+         'simulated_robot': SIM_ROBOT_PARAMETERS, 'image_compressor': IMAGE_COMPRESSOR_PARAMETERS}
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -133,6 +135,7 @@ def test_yaml_files_load_into_the_real_nodes(params_file_context):
         nodes.append(InferenceNode(policy, context=context))
         nodes.append(ChunkExecutorNode(context=context))
         nodes.append(SimulatedRobotNode(context=context))
+        nodes.append(ImageCompressorNode(context=context))
         for node, (section, table) in zip(nodes, NODES.items()):
             assert set(sections[section]) <= set(table.names), section
             assert all(node.has_parameter(name) for name in table.names), section

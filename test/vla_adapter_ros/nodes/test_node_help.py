@@ -9,6 +9,7 @@ import pytest
 
 from vla_adapter_ros.bringup.launch_description import ENTRY_POINTS
 from vla_adapter_ros.params.executor_config import EXECUTOR_PARAMETERS
+from vla_adapter_ros.params.image_compressor_config import IMAGE_COMPRESSOR_PARAMETERS
 from vla_adapter_ros.params.inference_config import INFERENCE_PARAMETERS
 from vla_adapter_ros.params.mujoco_sim_config import MUJOCO_SIM_PARAMETERS
 from vla_adapter_ros.params.player_config import PLAYER_PARAMETERS
@@ -19,7 +20,8 @@ TABLES = {'vla-adapter-inference': INFERENCE_PARAMETERS,
           'vla-adapter-executor': EXECUTOR_PARAMETERS,
           'vla-adapter-record': RECORDER_PARAMETERS, 'vla-adapter-play': PLAYER_PARAMETERS,
           'vla-adapter-mujoco-sim': MUJOCO_SIM_PARAMETERS,
-          'vla-adapter-sim-robot': SIM_ROBOT_PARAMETERS}
+          'vla-adapter-sim-robot': SIM_ROBOT_PARAMETERS,
+          'vla-adapter-compress-images': IMAGE_COMPRESSOR_PARAMETERS}
 
 
 def run_executable(executable: str, *arguments: str, tmp_path: pathlib.Path):

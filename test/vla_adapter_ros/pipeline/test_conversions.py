@@ -250,3 +250,36 @@ def test_interbotix_commands():
         conversions.joint_group_command('arm', [0.0, np.nan])
     with pytest.raises(ConversionError, match="'gripper'"):
         conversions.joint_single_command('gripper', np.inf)
+
+
+def test_images_become_jpeg_compressed_images_with_their_header():
+    smooth = np.broadcast_to(np.linspace(0, 255, 48, dtype=np.uint8)[None, :, None],
+                             (32, 48, 3)).copy()
+    for encoding in ('rgb8', 'bgr8'):
+        image = conversions.rgb_to_image(smooth, encoding, frame_id='cam')
+        image.header.stamp.sec = 7
+        compressed = conversions.image_to_compressed(image, 90)
+        assert compressed.format == f'{encoding}; jpeg compressed bgr8'
+        assert compressed.header.frame_id == 'cam' and compressed.header.stamp.sec == 7
+        decoded = conversions.compressed_image_to_rgb(compressed, (32, 48))
+        assert np.abs(decoded.astype(int) - smooth.astype(int)).mean() < 4.0
+    small = conversions.encode_jpeg(_rgb(64, 64, seed=1), 10)
+    large = conversions.encode_jpeg(_rgb(64, 64, seed=1), 95)
+    assert len(small) < len(large)
+
+
+@pytest.mark.parametrize(('quality', 'message'), [
+    (0, r'jpeg quality=0 must be an integer in \[1, 100\]'),
+    (101, 'quality=101'), (True, 'quality=True'), (50.0, 'quality=50.0')])
+def test_bad_jpeg_qualities_are_named(quality, message):
+    with pytest.raises(ConversionError, match=message):
+        conversions.encode_jpeg(_rgb(), quality)
+
+
+def test_bad_images_are_not_compressed():
+    with pytest.raises(ConversionError, match='uint8'):
+        conversions.encode_jpeg(np.zeros((4, 4, 3), np.float32), 80)
+    broken = conversions.rgb_to_image(_rgb())
+    broken.data = bytes(3)
+    with pytest.raises(ConversionError, match='cam: data has 3 bytes'):
+        conversions.image_to_compressed(broken, 80, 'cam')
