@@ -151,7 +151,7 @@ def check_streams(streams: list[StreamExpectation], seen: dict[str, StreamObserv
         observation = seen.get(stream.topic, StreamObservation())
         if observation.count == 0:
             failures.append(PreflightFailure(stream.topic, 'silent',
-                                             f'no message in {window_s:g} s'))
+                                             f'no message in {window_s:.1f} s'))
             continue
         failures += [PreflightFailure(stream.topic, check, detail)
                      for check, detail in _stream_problems(stream, observation, window_s, config)]

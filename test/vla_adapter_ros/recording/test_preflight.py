@@ -72,7 +72,7 @@ def test_silent_topic():
     seen = healthy()
     del seen['/leader_right/joint_states']
     failure, = check_streams(expected_streams(ALOHA), seen, WINDOW_S, CONFIG)
-    assert str(failure) == '/leader_right/joint_states: silent: no message in 1 s'
+    assert str(failure) == '/leader_right/joint_states: silent: no message in 1.0 s'
 
 
 def test_slow_topic():
