@@ -222,3 +222,58 @@ class SessionMachine:
         self.state, self.message = self._paused_from, f'resumed {self._paused_from}'
         self.review_ends = now + self._paused_left
         return []
+
+
+def parse_button_map(entries: list[str]) -> dict[int, str]:
+    """``['start_stop=0', 'discard=1']`` -> {button index: key}; ValueError names the entry."""
+    mapping = {}
+    for entry in entries:
+        key, _, button = str(entry).partition('=')
+        if key.strip() not in KEYS or key.strip() == 'gripper' or not button.strip().isdigit():
+            raise ValueError(f'--joy_buttons {entry!r}: expected KEY=BUTTON with KEY one of '
+                             f'{[k for k in KEYS if k != "gripper"]} and BUTTON an index >= 0')
+        if int(button) in mapping:
+            raise ValueError(f'--joy_buttons {entry!r}: button {int(button)} is already '
+                             f'{mapping[int(button)]!r}')
+        mapping[int(button)] = key.strip()
+    return mapping
+
+
+class JoyButtons:
+    """sensor_msgs/Joy buttons -> the session keys of the buttons just pressed (0 -> 1)."""
+
+    def __init__(self, mapping: dict[int, str]) -> None:
+        self.mapping = dict(mapping)
+        self._previous: list[int] = []
+
+    def update(self, buttons) -> list[str]:
+        """The keys whose button went down since the last message."""
+        buttons = [int(value) for value in buttons]
+        previous = self._previous + [0] * (len(buttons) - len(self._previous))
+        self._previous = buttons
+        return [key for index, key in sorted(self.mapping.items())
+                if index < len(buttons) and buttons[index] and not previous[index]]
+
+
+class GripperTrigger:
+    """ACT's start trigger: a leader gripper closing (normalised 1 open .. 0 closed).
+
+    Fires once when a reading drops below ``closed_below`` after having been above
+    ``open_above`` (the hysteresis keeps a gripper hovering at the threshold from firing twice).
+    """
+
+    def __init__(self, closed_below: float = 0.2, open_above: float = 0.5) -> None:
+        if not 0.0 <= closed_below < open_above <= 1.0:
+            raise ValueError(f'gripper trigger closed_below={closed_below}, open_above='
+                             f'{open_above}: need 0 <= closed_below < open_above <= 1')
+        self.closed_below, self.open_above = closed_below, open_above
+        self._armed = False
+
+    def update(self, opening: float) -> bool:
+        """One reading; True when it is the closing that fires the trigger."""
+        if opening > self.open_above:
+            self._armed = True
+        elif opening < self.closed_below and self._armed:
+            self._armed = False
+            return True
+        return False

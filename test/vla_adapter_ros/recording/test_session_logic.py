@@ -2,7 +2,15 @@
 
 import pytest
 
-from vla_adapter_ros.recording.session_logic import KEYS, STATES, Effect, SessionMachine
+from vla_adapter_ros.recording.session_logic import (
+    KEYS,
+    STATES,
+    Effect,
+    GripperTrigger,
+    JoyButtons,
+    SessionMachine,
+    parse_button_map,
+)
 
 
 def machine_in(state: str) -> SessionMachine:
@@ -137,3 +145,30 @@ def test_an_episode_that_starts_after_quit_is_stopped_and_discarded():
 def test_an_unknown_key_names_itself():
     with pytest.raises(ValueError, match=r"key='jump': must be one of"):
         SessionMachine(target_episodes=1, episode_s=1.0, reset_s=1.0).press('jump', 0.0)
+
+
+def test_joy_buttons_fire_on_the_press_only():
+    joy = JoyButtons(parse_button_map(['start_stop=0', 'discard=2']))
+    assert joy.update([1, 0]) == ['start_stop']
+    assert joy.update([1, 0, 1]) == ['discard']  # held start_stop does not repeat
+    assert joy.update([0, 1, 1]) == []  # button 1 is not mapped
+    assert joy.update([1, 0, 0]) == ['start_stop']
+
+
+@pytest.mark.parametrize('entries, match', [
+    (['jump=0'], r"--joy_buttons 'jump=0': expected KEY=BUTTON"),
+    (['start_stop=x'], r"--joy_buttons 'start_stop=x'"),
+    (['gripper=1'], r"--joy_buttons 'gripper=1'"),
+    (['quit=1', 'pause=1'], r"--joy_buttons 'pause=1': button 1 is already 'quit'"),
+])
+def test_bad_button_maps_name_the_entry(entries, match):
+    with pytest.raises(ValueError, match=match):
+        parse_button_map(entries)
+
+
+def test_the_gripper_trigger_needs_an_open_gripper_before_each_close():
+    trigger = GripperTrigger(closed_below=0.2, open_above=0.5)
+    assert [trigger.update(value) for value in (0.1, 0.6, 0.3, 0.1, 0.05, 0.4, 0.9, 0.15)] == [
+        False, False, False, True, False, False, False, True]
+    with pytest.raises(ValueError, match='closed_below=0.6'):
+        GripperTrigger(closed_below=0.6, open_above=0.5)
