@@ -49,6 +49,7 @@ setup(
             'vla-adapter-sim-eval = vla_adapter_ros.tools.sim_eval:main',
             'vla-adapter-preflight = vla_adapter_ros.tools.preflight_probe:main',
             'vla-adapter-record-session = vla_adapter_ros.tools.record_session:main',
+            'vla-adapter-view = vla_adapter_ros.nodes.view_node:main',
         ],
     },
 )
