@@ -20,6 +20,7 @@ setup(
         (f'share/{PACKAGE_NAME}/config/robots', glob.glob('config/robots/*.yaml')),
         (f'share/{PACKAGE_NAME}/config/robots/arms', glob.glob('config/robots/arms/*.yaml')),
         (f'share/{PACKAGE_NAME}/config/lerobot', glob.glob('config/lerobot/*.yaml')),
+        (f'share/{PACKAGE_NAME}/config/foxglove', glob.glob('config/foxglove/*.json')),
     ],
     install_requires=['setuptools'],
     extras_require={'test': ['pytest']},
