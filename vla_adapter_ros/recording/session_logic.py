@@ -68,6 +68,7 @@ class SessionMachine:
     _paused_from: str = ''
     _paused_left: float = 0.0
     _last_kept: bool = False  # the recorder's last episode is episodes[-1] (it can be marked)
+    _current_success: bool | None = None  # a mark given while recording
 
     # ------------------------------------------------------------------ queries
     def elapsed_s(self, now: float) -> float:
@@ -139,9 +140,12 @@ class SessionMachine:
         self.state, self.message = 'preflight', 'checking the sensors'
         return [Effect('preflight')]
 
+    def _keep_current(self) -> None:
+        self.episodes.append(Episode(self.current, self._current_success))
+        self.current, self._current_success, self._last_kept = None, None, True
+
     def _stop(self, now: float) -> list[Effect]:
-        self.episodes.append(Episode(self.current))
-        self.current, self._last_kept = None, True
+        self._keep_current()
         self.state, self.review_ends = 'review', now + self.reset_s
         return [Effect('stop')]
 
@@ -157,8 +161,7 @@ class SessionMachine:
     def _quit(self) -> list[Effect]:
         effects = [Effect('stop')] if self.state == 'recording' else []
         if self.state == 'recording':
-            self.episodes.append(Episode(self.current))
-            self.current, self._last_kept = None, True
+            self._keep_current()
         self.state, self.message = 'done', f'quit with {len(self.episodes)} episodes'
         return [*effects, Effect('quit')]
 
@@ -169,6 +172,8 @@ class SessionMachine:
             return []
         if self.current is None:
             self.episodes[-1].success = success
+        else:
+            self._current_success = success
         self.message = f'marked {"success" if success else "failure"}'
         return [Effect('mark', success)]
 
@@ -194,6 +199,7 @@ class SessionMachine:
 
     def _recording_discard(self, now: float) -> list[Effect]:
         path, self.current, self._last_kept = self.current, None, False
+        self._current_success = None
         self.state, self.review_ends = 'review', now + self.reset_s
         self.message = f'discarded {path}'
         return [Effect('stop'), Effect('discard', path)]

@@ -89,6 +89,20 @@ def test_every_key_in_every_state(state, key):
         assert 'does nothing' in machine.message or 'no episode' in machine.message
 
 
+def test_a_mark_while_recording_stays_with_that_episode():
+    machine = machine_in('recording')
+    machine.press('success', 9.5)
+    machine.press('start_stop', 10.0)
+    assert [(e.path, e.success) for e in machine.episodes] == [('bag_0', None), ('bag_1', True)]
+    machine = machine_in('recording')
+    machine.press('failure', 9.5)
+    machine.press('rerecord', 10.0)  # discarded with its mark; the next one starts unmarked
+    machine.preflight_done([], 11.0)
+    machine.episode_started('bag_2', 11.0)
+    machine.press('quit', 12.0)
+    assert [(e.path, e.success) for e in machine.episodes] == [('bag_0', None), ('bag_2', None)]
+
+
 def test_marks_land_on_the_kept_episode_and_not_after_a_discard():
     machine = machine_in('review')
     machine.press('failure', 3.0)

@@ -13,7 +13,8 @@ import sys
 import time
 
 import pytest
-from ros_test_utils import SUPPORT_DIR, start_python_process, stop_process
+from ros_test_utils import SUPPORT_DIR, spin_until, start_python_process, stop_process
+from sensor_msgs.msg import Joy
 
 from vla_adapter_ros.recording.bag_format import read_episode_metadata
 
@@ -50,6 +51,16 @@ class TmuxPane:
         subprocess.run([*self.base, 'kill-server'], check=False)
 
 
+def press_pedal(node, executor, button: int) -> None:
+    """A foot pedal's sensor_msgs/Joy: ``button`` down, then up, once the session listens."""
+    publisher = node.create_publisher(Joy, '/test_joy', 10)
+    assert spin_until(executor, lambda: publisher.get_subscription_count() > 0, 20.0)
+    spin_until(executor, lambda: False, 0.5)  # the session's side of the match settles too
+    for down in (1, 0):
+        publisher.publish(Joy(buttons=[int(down and k == button) for k in range(3)]))
+        spin_until(executor, lambda: False, 0.2)
+
+
 @pytest.fixture()
 def robot_side(tmp_path):
     """Cameras + followers and the recorder; the leaders are the test's to start."""
@@ -66,7 +77,7 @@ def robot_side(tmp_path):
         stop_process(process)
 
 
-def test_a_session_driven_by_keys_and_the_leader_gripper(tmp_path, robot_side):
+def test_a_session_driven_by_keys_pedal_and_leader_gripper(tmp_path, robot_side, ros_probe):
     close_file = tmp_path / 'close_gripper'
     command = (f'{sys.executable} -m vla_adapter_ros.tools.record_session --robot {ROBOT} '
                f'--episodes 2 --episode_s 3 --reset_s 2 --no_auto_start --output_dir '
@@ -98,6 +109,8 @@ def test_a_session_driven_by_keys_and_the_leader_gripper(tmp_path, robot_side):
         close_file.unlink()
         pane.press('r')  # re-record: episode_0001 is deleted, episode_0002 records
         pane.wait_for(r'episode .*episode_0002:')
+        press_pedal(*ros_probe, button=1)  # the default map: button 1 marks a success
+        pane.wait_for(r'> marked success')
         pane.press('q')
         screen = pane.wait_for(r'SESSION-EXIT=\d+')
     finally:
@@ -106,7 +119,7 @@ def test_a_session_driven_by_keys_and_the_leader_gripper(tmp_path, robot_side):
             assert 'leaders ready' in stop_process(leaders)
     assert 'SESSION-EXIT=0' in screen and '2 episodes kept' in screen
     assert re.search(r'episode_0000  success', screen)
-    assert re.search(r'episode_0002  unmarked', screen)
+    assert re.search(r'episode_0002  success', screen)
     assert 'Traceback' not in screen
     bags = tmp_path / 'bags'
     assert sorted(path.name for path in bags.iterdir()) == ['episode_0000', 'episode_0002']
