@@ -36,6 +36,7 @@ from vla_adapter_ros.view.rerun_view import RobotView
 
 NODE_NAME = 'live_view'
 APPLICATION_ID = 'vla_adapter_view'
+FLUSH_HZ = 5.0  # buffered joint samples reach the recording this often
 
 
 class LiveViewNode(Node):
@@ -53,6 +54,7 @@ class LiveViewNode(Node):
         self.view = RobotView(self.robot, self.recording, self.config.plan_slots)
         self._frames: dict[str, int] = {}
         self._subscribe()
+        self.create_timer(1.0 / FLUSH_HZ, self.view.flush)
         where = self.config.connect or self.config.output
         self.get_logger().info(f'viewing robot {self.robot.name!r} into {where}')
 
@@ -145,6 +147,7 @@ class LiveViewNode(Node):
 
     def close_recording(self) -> None:
         """Write everything logged and close the file or connection (once, at shutdown)."""
+        self.view.flush()
         self.recording.flush()
         self.recording.disconnect()
 

@@ -16,7 +16,9 @@ in policy units: joint angles in rad, grippers 0 closed .. 1 open):
   as an error entry with its reason.
 
 One timeline, ``ros_time``: the messages' header stamps (the clock every node shares), so the
-plans and the motion line up.
+plans and the motion line up. Joint samples are buffered and sent in columns by :meth:`flush`
+(one call per entity instead of one per sample: a ``set_time`` and ``log`` pair costs about
+0.2 ms here, and 100 Hz joint states of two arms would otherwise cost a tenth of a core).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class RobotView:
         self.robot, self.recording, self.plan_slots = robot, recording, plan_slots
         self.arms = [ArmEntities(arm.side, (*arm.joint_names, 'gripper')) for arm in robot.arms]
         self._states: dict[str, str] = {}
+        self._buffers: dict[str, tuple[list, list]] = {}  # path -> (stamps ns, values)
 
     def _at(self, stamp_ns: int) -> None:
         self.recording.set_time(TIMELINE, timestamp=np.datetime64(int(stamp_ns), 'ns'))
@@ -70,11 +73,21 @@ class RobotView:
         """One arm's (arm.dim,) values of ``stream`` ('measured', 'leader', 'commanded').
 
         NaN values are skipped (a command that sets the arm group only, or the gripper only).
+        Buffered until :meth:`flush`.
         """
-        self._at(stamp_ns)
         for path, value in zip(self.arms[arm_index].paths(stream), np.asarray(values)):
             if np.isfinite(value):
-                self.recording.log(path, rr.Scalars(float(value)))
+                stamps, samples = self._buffers.setdefault(path, ([], []))
+                stamps.append(int(stamp_ns))
+                samples.append(float(value))
+
+    def flush(self) -> None:
+        """Send the buffered joint samples, one column batch per entity."""
+        buffers, self._buffers = self._buffers, {}
+        for path, (stamps, samples) in buffers.items():
+            self.recording.send_columns(
+                path, indexes=[rr.TimeColumn(TIMELINE, timestamp=_time(stamps))],
+                columns=rr.Scalars.columns(scalars=np.asarray(samples)))
 
     def chunk(self, sequence: int, stamp_ns: int, offsets_s: np.ndarray,
               values: np.ndarray, inference_ms: float) -> None:

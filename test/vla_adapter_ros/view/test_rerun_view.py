@@ -36,6 +36,7 @@ def recorded(tmp_path):
         view.chunk(sequence, T0 + sequence * 100_000_000, offsets, values, 40.0 + sequence)
     for state, reason in [('RUNNING', ''), ('RUNNING', ''), ('FAULT', 'stale joint_states')]:
         view.status('executor', T0, state, reason)
+    view.flush()
     recording.flush()
     recording.disconnect()
     return rrd_entities(path)
