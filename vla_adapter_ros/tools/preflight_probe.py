@@ -112,7 +112,7 @@ class PreflightToolConfig:
         load_robot_description(self.robot)  # a bad name or file fails here, in one line
 
 
-def run_check(node, executor, probe: PreflightProbe, discovery_s: float) -> list:
+def run_check(executor, probe: PreflightProbe, discovery_s: float) -> list:
     """Wait for discovery (bounded), collect one window, return the failures."""
     deadline = time.monotonic() + discovery_s
     while probe.unpublished() and time.monotonic() < deadline:
@@ -127,15 +127,16 @@ def run_check(node, executor, probe: PreflightProbe, discovery_s: float) -> list
 def _check(config: PreflightToolConfig) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     robot = load_robot_description(config.robot)
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # Ctrl-C: KeyboardInterrupt
     node = rclpy.create_node('preflight_check')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         probe = PreflightProbe(node, robot, config.preflight)
-        failures = run_check(node, executor, probe, config.discovery_s)
+        failures = run_check(executor, probe, config.discovery_s)
         for topic, rate in probe.rates_hz().items():
             print(f'{topic}: {rate:.1f} Hz')
     except KeyboardInterrupt:

@@ -7,7 +7,10 @@ pre-flight check (recording/preflight.py, collected by tools/preflight_probe.py)
 Starts come from the keyboard, a ``sensor_msgs/Joy`` button (a foot pedal; ``joy_buttons``) or
 a leader gripper closing (``leader_gripper_start``). A discarded episode's bag is deleted once
 the recorder has closed it. The screen shows the episode number, elapsed time, the reset
-countdown, per-topic rates, the recorder's queue and drops and the free disk.
+countdown, per-topic rates, the recorder's queue and drops and the free disk where the
+recorder writes (its ``output_dir`` parameter, asked from the recorder itself).
+SIGINT (Ctrl-C) and SIGTERM end the session as ``q`` does: a running episode is stopped and
+kept.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import functools
 from pathlib import Path
 import queue
 import shutil
+import signal
 import threading
 import time
 
@@ -60,8 +64,6 @@ class RecordSessionConfig:
     # A three-button USB foot pedal: left starts/stops, middle marks success, right re-records.
     joy_buttons: list[str] = option(factory=lambda: ['start_stop=0', 'success=1', 'rerecord=2'],
                                     help='KEY=BUTTON pairs mapping Joy buttons to session keys')
-    output_dir: str = option('~/vla_adapter_episodes', help="the recorder's output_dir (for "
-                                                            'the free-disk figure)')
     preflight: PreflightConfig = field(default_factory=PreflightConfig)
 
     def __post_init__(self) -> None:
@@ -85,8 +87,13 @@ class SessionShell:
         self.robot = load_robot_description(config.robot)
         self.events: queue.Queue = queue.Queue()
         self.recorder_status: dict[str, str] = {}
-        rclpy.init()
+        from rclpy.signals import SignalHandlerOptions
+
+        # The session ends on signals itself (as the quit key): rclpy must not end the context.
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node('record_session')
+        self._output_dir: Path | None = None
+        self._next_ask = 0.0  # when to ask the recorder for its output_dir again
         self.probe = PreflightProbe(self.node, self.robot, config.preflight)
         self._clients = {name: self._client(name) for name in
                          ('start_episode', 'stop_episode', 'set_success')}
@@ -108,10 +115,8 @@ class SessionShell:
         from sensor_msgs.msg import JointState, Joy
 
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
-        joy = JoyButtons(parse_button_map(self.config.joy_buttons))
-        self.node.create_subscription(
-            Joy, self.config.joy_topic,
-            lambda message: [self.events.put(key) for key in joy.update(message.buttons)], 10)
+        self._joy = JoyButtons(parse_button_map(self.config.joy_buttons))
+        self.node.create_subscription(Joy, self.config.joy_topic, self._on_joy, 10)
         if self.config.leader_gripper_start:
             for arm in self.robot.leaders:
                 self.node.create_subscription(
@@ -120,10 +125,19 @@ class SessionShell:
                     qos_profile_sensor_data)
 
     def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
         try:
             self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context ends while spinning at shutdown
+        except ExternalShutdownException:
             pass
+        except RuntimeError:  # the context ending while spin waits, at shutdown
+            if self.executor.context.ok():
+                raise
+
+    def _on_joy(self, message) -> None:
+        for key in self._joy.update(message.buttons):
+            self.events.put(key)
 
     def _on_diagnostics(self, message) -> None:
         for status in message.status:
@@ -151,9 +165,29 @@ class SessionShell:
             return False, f'{client.srv_name} did not answer in {SERVICE_TIMEOUT_S:g} s'
         return future.result().success, future.result().message
 
+    def recorder_output_dir(self) -> Path | None:
+        """The recorder's ``output_dir`` parameter (asked once it answers), else None."""
+        if self._output_dir is None and time.monotonic() >= self._next_ask:
+            from rcl_interfaces.srv import GetParameters
+
+            self._next_ask = time.monotonic() + 5.0
+            client = self.node.create_client(GetParameters,
+                                             f'{self.config.recorder}/get_parameters')
+            if client.wait_for_service(timeout_sec=0.5):
+                future = client.call_async(GetParameters.Request(names=['output_dir']))
+                done = threading.Event()
+                future.add_done_callback(lambda _: done.set())
+                if done.wait(2.0) and future.result() and future.result().values:
+                    value = future.result().values[0].string_value
+                    self._output_dir = Path(value).expanduser() if value else None
+            self.node.destroy_client(client)
+        return self._output_dir
+
     def free_gb(self) -> float | None:
         """Free space where the recorder writes (its nearest existing folder)."""
-        path = Path(self.config.output_dir).expanduser()
+        path = self.recorder_output_dir()
+        if path is None:
+            return None
         while not path.exists() and path != path.parent:
             path = path.parent
         try:
@@ -260,19 +294,25 @@ class Session:
                                         triggers))
 
 
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _record(config: RecordSessionConfig) -> int:
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # as Ctrl-C: quit, keeping a running episode
     shell = SessionShell(config)
-    episodes = []
     try:
         with Terminal() as terminal:
             session = Session(config, shell, terminal)
             try:
-                episodes = session.run()
+                session.run()
             except KeyboardInterrupt:
+                for number in (signal.SIGINT, signal.SIGTERM):  # a second signal: no traceback
+                    signal.signal(number, signal.SIG_IGN)
                 session.apply(session.machine.press('quit', time.monotonic()))
-                episodes = session.machine.episodes
     finally:
         shell.close()
+    episodes = session.machine.episodes
     print(f'{PROG}: {len(episodes)} episodes kept')
     for episode in episodes:
         outcome = {True: 'success', False: 'failure', None: 'unmarked'}[episode.success]
