@@ -23,7 +23,7 @@ ROOM_IMPORTS = {
     'params': {'', 'pipeline'},
     'recording': {'', 'pipeline', 'params'},
     'sim': {'', 'pipeline', 'params'},
-    'replay': {'', 'pipeline', 'params', 'recording'},
+    'replay': {'', 'pipeline', 'params', 'recording', 'view'},
     'bringup': {'', 'pipeline', 'params'},
     'view': {'', 'pipeline'},
     'nodes': {'', 'pipeline', 'params', 'recording', 'sim', 'bringup', 'view'},
