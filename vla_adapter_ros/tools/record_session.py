@@ -96,7 +96,7 @@ class SessionShell:
         self._next_ask = 0.0  # when to ask the recorder for its output_dir again
         self.probe = PreflightProbe(self.node, self.robot, config.preflight)
         self._clients = {name: self._client(name) for name in
-                         ('start_episode', 'stop_episode', 'set_success')}
+                         ('start_episode', 'stop_episode', 'set_success', 'get_parameters')}
         self._subscribe()
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
@@ -104,9 +104,10 @@ class SessionShell:
         self._spinner.start()
 
     def _client(self, name: str):
+        from rcl_interfaces.srv import GetParameters
         from std_srvs.srv import SetBool, Trigger
 
-        kind = SetBool if name == 'set_success' else Trigger
+        kind = {'set_success': SetBool, 'get_parameters': GetParameters}.get(name, Trigger)
         return self.node.create_client(kind, f'{self.config.recorder}/{name}')
 
     def _subscribe(self) -> None:
@@ -150,6 +151,13 @@ class SessionShell:
         if angle is not None and trigger.update(float(arm.gripper.normalize_joint(angle))):
             self.events.put('gripper')
 
+    @staticmethod
+    def _result(future, timeout_s: float):
+        """The future's result once done (the executor thread completes it), else None."""
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        return future.result() if done.wait(timeout_s) else None
+
     def call(self, name: str, value: bool | None = None) -> tuple[bool, str]:
         """Call a recorder service; (success, message), (False, why) when it does not answer."""
         client = self._clients[name]
@@ -158,29 +166,21 @@ class SessionShell:
         request = client.srv_type.Request()
         if value is not None:
             request.data = value
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(SERVICE_TIMEOUT_S) or future.result() is None:
+        response = self._result(client.call_async(request), SERVICE_TIMEOUT_S)
+        if response is None:
             return False, f'{client.srv_name} did not answer in {SERVICE_TIMEOUT_S:g} s'
-        return future.result().success, future.result().message
+        return response.success, response.message
 
     def recorder_output_dir(self) -> Path | None:
-        """The recorder's ``output_dir`` parameter (asked once it answers), else None."""
+        """The recorder's ``output_dir`` parameter (asked every 5 s until it answers)."""
         if self._output_dir is None and time.monotonic() >= self._next_ask:
-            from rcl_interfaces.srv import GetParameters
-
             self._next_ask = time.monotonic() + 5.0
-            client = self.node.create_client(GetParameters,
-                                             f'{self.config.recorder}/get_parameters')
-            if client.wait_for_service(timeout_sec=0.5):
-                future = client.call_async(GetParameters.Request(names=['output_dir']))
-                done = threading.Event()
-                future.add_done_callback(lambda _: done.set())
-                if done.wait(2.0) and future.result() and future.result().values:
-                    value = future.result().values[0].string_value
-                    self._output_dir = Path(value).expanduser() if value else None
-            self.node.destroy_client(client)
+            client = self._clients['get_parameters']
+            if client.wait_for_service(timeout_sec=0.2):
+                request = client.srv_type.Request(names=['output_dir'])
+                response = self._result(client.call_async(request), 2.0)
+                if response is not None and response.values and response.values[0].string_value:
+                    self._output_dir = Path(response.values[0].string_value).expanduser()
         return self._output_dir
 
     def free_gb(self) -> float | None:
