@@ -53,6 +53,23 @@ class TmuxPane:
         subprocess.run([*self.base, 'kill-server'], check=False)
 
 
+def start_like_an_operator(pane: TmuxPane, tries: int = 3) -> str:
+    """Press start until an episode records (at most ``tries`` times); the screen then.
+
+    The recorder may not yet have discovered a publisher the session already hears (DDS
+    discovery on a loaded machine): it refuses, naming the topic, and the operator presses
+    start again.
+    """
+    for _ in range(tries):
+        pane.press('s')
+        screen = pane.wait_for(r'state: RECORDING|> recorder refused|> pre-flight failed')
+        if 'state: RECORDING' in screen:
+            return screen
+        pane.wait_for(r'state: IDLE')
+        time.sleep(1.0)
+    raise AssertionError(f'no episode started in {tries} tries:\n{screen}')
+
+
 def press_pedal(node, executor, button: int) -> None:
     """A foot pedal's sensor_msgs/Joy: ``button`` down, then up, once the session listens."""
     publisher = node.create_publisher(Joy, '/test_joy', 10)
@@ -99,8 +116,7 @@ def test_a_session_driven_by_keys_pedal_and_leader_gripper(tmp_path, robot_side,
         leaders = start_python_process(SUPPORT_DIR / 'scripted_leader.py', '--robot-description',
                                        ROBOT, '--close-when', str(close_file))
         pane.wait_for(r'[1-9]\d*\.\d Hz  /leader_right/joint_states')
-        pane.press('s')
-        screen = pane.wait_for(r'state: RECORDING')
+        screen = start_like_an_operator(pane)
         assert re.search(r'episode .*episode_0000:\s+\d+\.\d s of 3 s', screen)
         pane.wait_for(r'reset: next episode in')
         screen = pane.wait_for(r'state: IDLE', 15)  # 3 s episode, 2 s reset, no auto start
