@@ -31,6 +31,10 @@ import rerun as rr
 from vla_adapter_core.robot_description import RobotDescription
 
 TIMELINE = 'ros_time'
+# How each stream is drawn (colour, line width): the motion bold, the plans thin.
+STYLES = {'measured': ((31, 119, 180), 2.5), 'commanded': ((255, 127, 14), 1.5),
+          'leader': ((44, 160, 44), 1.5), 'demonstrated': ((44, 160, 44), 1.5),
+          'plan': ((148, 103, 189), 1.0)}
 
 
 def _time(stamp_ns: int | np.ndarray) -> np.ndarray:
@@ -60,6 +64,20 @@ class RobotView:
         self.arms = [ArmEntities(arm.side, (*arm.joint_names, 'gripper')) for arm in robot.arms]
         self._states: dict[str, str] = {}
         self._buffers: dict[str, tuple[list, list]] = {}  # path -> (stamps ns, values)
+        self._styled: set[str] = set()
+        recording.send_blueprint(default_blueprint(robot))
+
+    def _style(self, path: str) -> None:
+        """Name and colour a joint entity's line once (static)."""
+        if path in self._styled:
+            return
+        self._styled.add(path)
+        parts = path.split('/')
+        stream = parts[3]  # joints/<side>/<joint>/<stream>[/<slot>]
+        colour, width = STYLES.get(stream, ((127, 127, 127), 1.0))
+        name = ' '.join(parts[3:])
+        self.recording.log(path, rr.SeriesLines(colors=[colour], widths=[width], names=[name]),
+                           static=True)
 
     def _at(self, stamp_ns: int) -> None:
         self.recording.set_time(TIMELINE, timestamp=np.datetime64(int(stamp_ns), 'ns'))
@@ -85,6 +103,7 @@ class RobotView:
         """Send the buffered joint samples, one column batch per entity."""
         buffers, self._buffers = self._buffers, {}
         for path, (stamps, samples) in buffers.items():
+            self._style(path)
             self.recording.send_columns(
                 path, indexes=[rr.TimeColumn(TIMELINE, timestamp=_time(stamps))],
                 columns=rr.Scalars.columns(scalars=np.asarray(samples)))
@@ -97,6 +116,7 @@ class RobotView:
         slot = sequence % self.plan_slots
         for arm, part in zip(self.arms, self.robot.split(values)):  # part: (T, arm.dim)
             for path, column in zip(arm.paths(f'plan/{slot}'), part.T):
+                self._style(path)
                 self.recording.send_columns(
                     path, indexes=[rr.TimeColumn(TIMELINE, timestamp=times)],
                     columns=rr.Scalars.columns(scalars=column))
@@ -112,3 +132,21 @@ class RobotView:
         self._at(stamp_ns)
         level = rr.TextLogLevel.ERROR if state == 'FAULT' else rr.TextLogLevel.INFO
         self.recording.log(f'status/{source}', rr.TextLog(text, level=level))
+
+
+def default_blueprint(robot: RobotDescription):
+    """The view's layout: cameras on top, one plot per joint (motion and plans), the status."""
+    import rerun.blueprint as rrb
+
+    cameras = rrb.Horizontal(*[rrb.Spatial2DView(origin=f'cameras/{name}', name=name)
+                               for name in robot.cameras])
+    # No legends (they would cover the small plots): the colours are STYLES'.
+    plots = [rrb.TimeSeriesView(origin=f'joints/{arm.side}/{joint}', name=f'{arm.side} {joint}',
+                                plot_legend=rrb.PlotLegend(visible=False))
+             for arm in robot.arms for joint in (*arm.joint_names, 'gripper')]
+    columns = max(len(arm.joint_names) + 1 for arm in robot.arms)
+    return rrb.Blueprint(rrb.Vertical(
+        cameras, rrb.Grid(*plots, grid_columns=columns),
+        rrb.Horizontal(rrb.TimeSeriesView(origin='policy', name='inference ms'),
+                       rrb.TextLogView(origin='status', name='status')),
+        row_shares=[2, 3, 1]), collapse_panels=True)

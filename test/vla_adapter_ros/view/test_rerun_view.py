@@ -56,6 +56,14 @@ def test_entities_and_timeline(recorded):
                if entity != '/__properties' for timelines in columns['timelines'])
 
 
+def test_each_line_is_named_and_coloured_by_its_stream(recorded):
+    measured = recorded['/joints/left/elbow/measured']['static']
+    plan = recorded['/joints/right/gripper/plan/1']['static']
+    assert measured['SeriesLines:names'] == [['measured']]
+    assert plan['SeriesLines:names'] == [['plan 1']]
+    assert measured['SeriesLines:colors'] != plan['SeriesLines:colors']
+
+
 def test_counts_values_and_times(recorded):
     assert len(recorded['/cameras/cam_high']['Image:buffer']) == 2
     measured = recorded['/joints/left/elbow/measured']
