@@ -20,6 +20,7 @@ setup(
         (f'share/{PACKAGE_NAME}/config/robots', glob.glob('config/robots/*.yaml')),
         (f'share/{PACKAGE_NAME}/config/robots/arms', glob.glob('config/robots/arms/*.yaml')),
         (f'share/{PACKAGE_NAME}/config/lerobot', glob.glob('config/lerobot/*.yaml')),
+        (f'share/{PACKAGE_NAME}/config/foxglove', glob.glob('config/foxglove/*.json')),
     ],
     install_requires=['setuptools'],
     extras_require={'test': ['pytest']},
@@ -48,6 +49,9 @@ setup(
             'vla-adapter-mujoco-sim = vla_adapter_ros.nodes.mujoco_sim_node:main',
             'vla-adapter-sim-eval = vla_adapter_ros.tools.sim_eval:main',
             'vla-adapter-compress-images = vla_adapter_ros.nodes.image_compressor_node:main',
+            'vla-adapter-preflight = vla_adapter_ros.tools.preflight_probe:main',
+            'vla-adapter-record-session = vla_adapter_ros.tools.record_session:main',
+            'vla-adapter-view = vla_adapter_ros.nodes.view_node:main',
         ],
     },
 )

@@ -7,13 +7,15 @@ runs in a child process. The load: N child processes, each a tiny VLAPolicy
 and publishing every chunk as an ActionChunk (so the executor also blends real chunk traffic). With
 0 load processes no chunks arrive and the executor holds.
 
-For every (rclpy executor kind, number of load processes) it prints the error |period - 1/rate|
-of the executor's tick starts: p50, p99, max (ms), the number of ticks, the chunks accepted and
-the inference rate of the load.
+For every (rclpy executor kind, number of load processes, live view off / on) it prints the
+error |period - 1/rate| of the executor's tick starts: p50, p99, max (ms), the number of ticks,
+the chunks accepted and the inference rate of the load. ``--views 0 1`` runs each case without
+and with `vla-adapter-view` (a child process subscribing to the same joint states, chunks and
+commands, writing a temporary .rrd): the view must not change the executor's timing.
 
     source scripts/ros_env.sh
     python benchmarks/executor_timing.py [--duration_s 10] [--loads 0 1 2]
-        [--executors single multi] [--fifo_priority 50]
+        [--executors single multi] [--fifo_priority 50] [--views 0 1]
 """
 
 import argparse
@@ -103,10 +105,20 @@ def wait_line(process: subprocess.Popen, text: str, timeout_s: float) -> None:
         raise RuntimeError(f'child {process.args} did not print {text!r} within {timeout_s} s')
 
 
-def measure(executor_kind: str, loads: int, duration_s: float, fifo_priority: int) -> dict:
+def start_view(output: Path) -> subprocess.Popen:
+    """`vla-adapter-view` on the benchmark's namespaces and chunk topic, into ``output``."""
+    return start_child('-m', 'vla_adapter_ros.nodes.view_node', '--ros-args', '-p',
+                       f'robot_description:={ROBOT}', '-p',
+                       f'robot_names:=[{",".join(ROBOTS)}]', '-p', f'chunk_topic:={CHUNK_TOPIC}',
+                       '-p', f'output:={output}', '-p', 'leaders:=false')
+
+
+def measure(executor_kind: str, loads: int, duration_s: float, fifo_priority: int,
+            view: bool = False) -> dict:
     """One run: returns tick error percentiles (ms) and counters.
 
-    fifo_priority > 0 runs this process (not the load) under SCHED_FIFO at that priority.
+    fifo_priority > 0 runs this process (not the load) under SCHED_FIFO at that priority;
+    ``view`` runs the live view beside it.
     """
     import rclpy
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
@@ -119,6 +131,9 @@ def measure(executor_kind: str, loads: int, duration_s: float, fifo_priority: in
     driver = start_child(str(FAKE_DRIVER), '--robot-description', ROBOT, '--robots', *ROBOTS)
     workers = [start_child(__file__, '--load-worker', str(duration_s + 30.0))
                for _ in range(loads)]
+    if view:
+        workers.append(start_view(Path(os.environ.get('TMPDIR', '/tmp')) /
+                                  f'executor_timing_view_{os.getpid()}.rrd'))
     if fifo_priority > 0:  # threads created from here on (DDS, spinner) inherit it
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo_priority))
     context = rclpy.Context()
@@ -133,8 +148,10 @@ def measure(executor_kind: str, loads: int, duration_s: float, fifo_priority: in
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        for worker in workers:
+        for worker in workers[:loads]:
             wait_line(worker, 'load ready', 120.0)
+        if view:
+            wait_line(workers[-1], 'viewing robot', 60.0)
         time.sleep(1.0)
         first = len(node.tick_periods_s())
         accepted = node.status_snapshot()['accepted_chunks']
@@ -166,6 +183,8 @@ def main() -> None:
                         choices=['single', 'multi'])
     parser.add_argument('--fifo_priority', '--fifo-priority', type=int, default=0,
                         help='run the executor under SCHED_FIFO at this priority (root; 0: off)')
+    parser.add_argument('--views', type=int, nargs='+', default=[0], choices=[0, 1],
+                        help='0: without the live view, 1: with vla-adapter-view beside it')
     parser.add_argument('--load_worker', '--load-worker', type=float, metavar='DURATION_S',
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,14 +193,16 @@ def main() -> None:
         return
     print(f'executor tick-period error at {RATE_HZ:.0f} Hz, {args.duration_s:.0f} s per run, '
           f'SCHED_FIFO priority {args.fifo_priority or "off"}, {os.cpu_count()} CPUs')
-    print(f'{"rclpy executor":>15} {"load procs":>10} {"p50 ms":>8} {"p99 ms":>8} '
+    print(f'{"rclpy executor":>15} {"load procs":>10} {"view":>5} {"p50 ms":>8} {"p99 ms":>8} '
           f'{"max ms":>8} {"ticks":>6} {"chunks/s":>9}')
     for executor_kind in args.executors:
         for loads in args.loads:
-            result = measure(executor_kind, loads, args.duration_s, args.fifo_priority)
-            print(f'{executor_kind:>15} {loads:>10} {result["p50"]:8.3f} {result["p99"]:8.3f} '
-                  f'{result["max"]:8.3f} {result["ticks"]:6d} {result["chunks_per_s"]:9.1f}',
-                  flush=True)
+            for view in args.views:
+                result = measure(executor_kind, loads, args.duration_s, args.fifo_priority,
+                                 bool(view))
+                print(f'{executor_kind:>15} {loads:>10} {"on" if view else "off":>5} '
+                      f'{result["p50"]:8.3f} {result["p99"]:8.3f} {result["max"]:8.3f} '
+                      f'{result["ticks"]:6d} {result["chunks_per_s"]:9.1f}', flush=True)
 
 
 if __name__ == '__main__':

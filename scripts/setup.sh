@@ -28,6 +28,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 "$venv/bin/python" scripts/repair_ros_wheel_cmake.py "$venv"
+# Rerun (the live view) sends anonymous usage data from its viewer and SDK unless told not to:
+# nothing here talks to the internet. CI=1 keeps this one command from reporting itself.
+CI=1 "$venv/bin/rerun" analytics disable >/dev/null
 
 echo '[setup] colcon build: vla_adapter_msgs, vla_adapter_ros'
 export VIRTUAL_ENV=$venv PATH=$venv/bin:$PATH AMENT_PREFIX_PATH=$venv

@@ -2,7 +2,10 @@
 
 A robot is described by one YAML file under ``config/robots/`` (or any file a user writes):
 which arms the policy drives (driver namespace, side, arm model), their gripper calibration and
-start pose, the teleoperation leader arms, the cameras and the control rate. Arm models (joint
+start pose, the teleoperation leader arms, the cameras and the control rate, and optionally what
+the sensors deliver (``camera_size: [height, width]``, ``camera_rate_hz``,
+``joint_states_rate_hz``; the recording session's pre-flight check holds the live topics to
+them). Arm models (joint
 names in driver order, position and speed limits, gripper and finger joints) live in
 ``config/robots/arms/<model>.yaml`` and are shared by every description that names them. A file
 may start from another with ``extends: NAME`` (mappings merge, lists replace).
@@ -344,6 +347,10 @@ class RobotDescription:
     camera_topic: str
     control_rate_hz: float
     source: str
+    # What the sensors deliver, for the pre-flight check (None: not described, not checked).
+    camera_size: tuple[int, int] | None = None  # (height, width) of every camera image
+    camera_rate_hz: float | None = None  # each camera's frame rate
+    joint_states_rate_hz: float | None = None  # each arm driver's joint_states rate
 
     @property
     def num_arms(self) -> int:
@@ -601,7 +608,8 @@ def _arm_group(data: Any, source: str, field: str, required: bool) -> tuple[Arm,
 
 
 def _build_description(data: dict, source: str) -> RobotDescription:
-    known = ('name', 'control_rate_hz', 'cameras', 'camera_topic', 'followers', 'leaders')
+    known = ('name', 'control_rate_hz', 'cameras', 'camera_topic', 'followers', 'leaders',
+             'camera_size', 'camera_rate_hz', 'joint_states_rate_hz')
     _reject_unknown(source, 'robot description', data, known)
     arms = _arm_group(data.get('followers'), source, 'followers', required=True)
     leaders = _arm_group(data.get('leaders'), source, 'leaders', required=False)
@@ -622,4 +630,24 @@ def _build_description(data: dict, source: str) -> RobotDescription:
         _fail(source, 'control_rate_hz', rate, 'must be > 0')
     name = data.get('name') or Path(source).stem
     return RobotDescription(name=str(name), arms=arms, leaders=leaders, cameras=tuple(cameras),
-                            camera_topic=camera_topic, control_rate_hz=rate, source=source)
+                            camera_topic=camera_topic, control_rate_hz=rate, source=source,
+                            **_sensor_facts(data, source))
+
+
+def _sensor_facts(data: dict, source: str) -> dict:
+    """The optional sensor facts: camera_size [height, width] and the two rates (Hz)."""
+    size = data.get('camera_size')
+    if size is not None:
+        if not (isinstance(size, list) and len(size) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+            _fail(source, 'camera_size', size, 'must be [height, width], positive integers')
+        size = (size[0], size[1])
+    facts = {'camera_size': size}
+    for key in ('camera_rate_hz', 'joint_states_rate_hz'):
+        value = data.get(key)
+        if value is not None:
+            value = _number(source, key, value)
+            if value <= 0:
+                _fail(source, key, value, 'must be > 0')
+        facts[key] = value
+    return facts

@@ -142,6 +142,9 @@ def test_a_user_file_with_an_inline_arm_model(tmp_path):
     (('cameras: [front]', 'cameras: [front, front]'), r'cameras'),
     (('name: my_arm', 'name: my_arm\nwheels: 4'), r"\['wheels'\]: unknown keys"),
     (('base: {lower', 'base: {speed: 1, lower'), r"joints.base=\['speed'\]: unknown keys"),
+    (('name: my_arm', 'name: my_arm\ncamera_size: [480]'), r'camera_size=\[480\]'),
+    (('name: my_arm', 'name: my_arm\ncamera_rate_hz: 0'), r'camera_rate_hz=0.0: must be > 0'),
+    (('name: my_arm', 'name: my_arm\njoint_states_rate_hz: fast'), r'joint_states_rate_hz'),
 ])
 def test_bad_files_name_the_file_field_and_value(tmp_path, change, match):
     path = tmp_path / 'bad.yaml'
@@ -151,6 +154,14 @@ def test_bad_files_name_the_file_field_and_value(tmp_path, change, match):
     with pytest.raises(RobotDescriptionError, match=match) as error:
         load_robot_description(path)
     assert str(path) in str(error.value)
+
+
+def test_sensor_facts_are_optional_and_a_file_may_unset_them():
+    aloha, sim = load_robot_description('aloha'), load_robot_description('aloha_sim')
+    assert (aloha.camera_size, aloha.camera_rate_hz, aloha.joint_states_rate_hz) == (
+        (480, 640), 30.0, 100.0)
+    assert sim.camera_size is None and sim.camera_rate_hz == 10.0  # null in the extending file
+    assert load_robot_description('vx300s').camera_size is None
 
 
 def test_unknown_names_and_missing_files_list_the_builtin_robots(tmp_path):

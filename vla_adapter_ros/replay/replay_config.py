@@ -71,6 +71,9 @@ class ReplayEvalConfig:
     gripper_threshold: float = option(0.5, help='open/closed threshold of the normalised '
                                                 'gripper for the agreement metric')
     max_plots: int = option(4, help='episodes with a predicted-vs-recorded joint plot')
+    # The plan-against-motion view of vla-adapter-view, per episode, for Rerun's viewer.
+    rerun: bool = option(False, help='also write rerun/<bag>.rrd per episode: recorded state, '
+                                     "demonstrator's actions and every predicted chunk")
     progress: bool = option(True, help='a progress bar per bag')
 
     def __post_init__(self) -> None:

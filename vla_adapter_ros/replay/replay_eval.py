@@ -206,7 +206,13 @@ def evaluate(bags: list[Path], policy, robot: RobotDescription,
     finally:
         if progress is not None:
             progress.close()
-    return replay_scoring.score_runs(runs, policy, robot, settings, warning)
+    report = replay_scoring.score_runs(runs, policy, robot, settings, warning)
+    if settings.rerun:
+        from vla_adapter_ros.replay.replay_rerun import episode_views
+
+        report['_files'] = episode_views(runs, robot, report['chunk_step_s'])
+        report['rerun_files'] = sorted(report['_files'])
+    return report
 
 
 def _warm_up(policy, instruction: str) -> None:

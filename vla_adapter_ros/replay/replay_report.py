@@ -59,6 +59,9 @@ def write_report(output: Path, report: dict, max_plots: int = 4) -> None:
     staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
     try:
         images = draw_plots(staging, report.get('_plots', {}), report, max_plots)
+        for relative, write in report.get('_files', {}).items():  # e.g. --rerun recordings
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            write(staging / relative)
         metrics = _json_ready(report)
         metrics['plots'] = list(images)
         (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + '\n')
