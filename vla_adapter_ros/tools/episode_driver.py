@@ -19,11 +19,11 @@ SIM_NODE = 'mujoco_aloha'
 
 def eval_node_specs(checkpoint: str, device: str, instruction: str, steps: int,
                     image_hw: tuple[int, int], cpu_threads: int = 0,
-                    simulator: dict | None = None) -> list:
+                    simulator: dict | None = None, executor: dict | None = None) -> list:
     """The specs of ``aloha.launch.py use_sim:=true sim:=mujoco sim_clock:=sim`` (no autostart).
 
-    ``cpu_threads``: the inference node's torch threads; ``simulator``: further parameters of
-    the MuJoCo node.
+    ``cpu_threads``: the inference node's torch threads; ``simulator`` / ``executor``: further
+    parameters of the MuJoCo node / the chunk executor.
     """
     from ament_index_python.packages import get_package_share_directory
 
@@ -38,6 +38,8 @@ def eval_node_specs(checkpoint: str, device: str, instruction: str, steps: int,
             spec.parameters.append({'autostart': False, 'episode_steps': steps,
                                     'image_height': height, 'image_width': width,
                                     **(simulator or {})})
+        elif spec.name == 'chunk_executor' and executor:
+            spec.parameters.append(dict(executor))
         elif spec.name == 'vla_inference':
             spec.parameters.append({'image_height': height, 'image_width': width,
                                     'cpu_threads': cpu_threads})
@@ -52,7 +54,12 @@ class EpisodeDriver:
         from rcl_interfaces.srv import SetParameters
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
-        from rclpy.qos import QoSProfile, qos_profile_sensor_data
+        from rclpy.qos import (
+            DurabilityPolicy,
+            QoSProfile,
+            ReliabilityPolicy,
+            qos_profile_sensor_data,
+        )
         from sensor_msgs.msg import Image, JointState
         from std_msgs.msg import Float64, Int32, String
         from std_srvs.srv import Trigger
@@ -69,6 +76,11 @@ class EpisodeDriver:
         self.frames: list[np.ndarray] = []
         self.capture = False
         self.faults: list[str] = []
+        self.control_sources: list[str] = []  # the executor's control_source topic, in order
+        self.node.create_subscription(
+            String, 'control_source', lambda msg: self.control_sources.append(msg.data),
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
         node = self.node
         node.create_subscription(Float64, f'/{SIM_NODE}/reward',
                                  lambda msg: self.rewards.append(msg.data), reliable)
