@@ -86,8 +86,8 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int],
                         nodes: dict[str, dict] | None = None) -> dict:
     """Start the nodes, run every seed; per-episode rewards, latencies and first-episode frames.
 
-    ``nodes``: further parameters by node (``simulator``, ``executor``), e.g. the corrective
-    expert of a DAgger collection.
+    ``nodes``: further parameters by node (``simulator``, ``executor``; ``recorder``: record
+    every episode with these recorder parameters), e.g. a DAgger collection's.
     """
     from ament_index_python.packages import get_package_prefix
     import rclpy
@@ -100,11 +100,12 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int],
                             args.episode_steps, (args.image_height, args.image_width),
                             args.cpu_threads,
                             {'settle_s': args.settle_s, **(nodes or {}).get('simulator', {})},
-                            (nodes or {}).get('executor'))
+                            (nodes or {}).get('executor'), (nodes or {}).get('recorder'))
     executables = Path(get_package_prefix(PACKAGE)) / 'lib' / PACKAGE
     group = NodeProcessGroup(specs, executables, output / 'logs')
     rclpy.init()
-    driver = EpisodeDriver(load_robot_description('aloha_sim'), group.exited)
+    driver = EpisodeDriver(load_robot_description('aloha_sim'), group.exited,
+                           record='recorder' in (nodes or {}))
     episodes, frames = [], []
     try:
         group.start()
