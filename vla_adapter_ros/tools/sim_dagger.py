@@ -78,7 +78,8 @@ class SimDaggerConfig:
     correction_repeat: int = option(2, help='times each correction sample appears per epoch')
     correction_context_s: float = option(0.5, help='seconds before each takeover kept too')
     val_episodes: int = option(1, help='episodes held out for validation in each fine-tuning')
-    device: str = option('cpu', help='torch device of inference and training')
+    device: str = option('cpu', choices=('cpu', 'cuda'),
+                         help='torch device of inference and training')
 
     def __post_init__(self) -> None:
         for name in ('rounds', 'episodes_per_round', 'eval_episodes', 'episode_steps',
@@ -165,7 +166,7 @@ def fine_tune(config: SimDaggerConfig, policy: Path, bags: list[Path], folder: P
         learning_rate=config.learning_rate, warmup_steps=min(100, config.train_steps // 10),
         correction_repeat=config.correction_repeat, num_val_episodes=config.val_episodes,
         val_every=config.train_steps, save_every=config.train_steps, progress_bar=False,
-        device='auto' if config.device != 'cpu' else 'cpu', num_workers=0)
+        device=config.device, num_workers=0)
     run_checked(train)
     return folder / 'train' / FINAL_DIR
 
@@ -176,8 +177,8 @@ def run_round(config: SimDaggerConfig, run: Path, round_index: int) -> dict:
     policy = _policy_of(config, run, round_index)
     report = sim_eval.evaluate(config.eval_config(policy, folder / 'eval'))
     bags = collect(config, policy, folder, round_index)
-    all_bags = [bag for index in range(round_index) for bag in
-                sorted((run / f'round_{index}' / 'bags').iterdir())] + bags
+    all_bags = [Path(bag) for index in range(round_index) for bag in
+                json.loads((run / f'round_{index}' / ROUND_FILE).read_text())['bags']] + bags
     started = time.monotonic()
     trained = fine_tune(config, policy, all_bags, folder)
     minutes = (time.monotonic() - started) / 60.0
