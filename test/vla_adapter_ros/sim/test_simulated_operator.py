@@ -8,20 +8,18 @@ import os
 
 import numpy as np
 
-os.environ.setdefault('MUJOCO_GL', 'egl')
-
-from vla_adapter_core.robot_description import load_robot_description  # noqa: E402
-from vla_adapter_ros.pipeline.takeover import leader_to_follower  # noqa: E402
-from vla_adapter_ros.sim.mujoco_aloha import MujocoAloha  # noqa: E402
-from vla_adapter_ros.sim.simulated_operator import SimulatedOperator  # noqa: E402
-from vla_adapter_ros.sim.takeover_rule import (  # noqa: E402
-    HAND_BACK,
-    TAKE_OVER,
-    TakeoverRuleConfig,
-)
+from vla_adapter_core.robot_description import load_robot_description
+from vla_adapter_ros.pipeline.takeover import leader_to_follower
+from vla_adapter_ros.sim.takeover_rule import HAND_BACK, TAKE_OVER, TakeoverRuleConfig
 
 
 def test_simulated_operator_takes_over_a_still_policy_and_its_leaders_lift_the_cube():
+    # MuJoCo (and its EGL libraries) loads when the test runs, not at collection: loaded before
+    # torch's triton import in the same process, it crashes the process.
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    from vla_adapter_ros.sim.mujoco_aloha import MujocoAloha
+    from vla_adapter_ros.sim.simulated_operator import SimulatedOperator
+
     robot = load_robot_description('aloha_sim')
     config = TakeoverRuleConfig(rule='divergence', threshold_rad=0.05, divergence_steps=5,
                                 first_step=0, operator_steps=300)
