@@ -48,6 +48,7 @@ setup(
             'vla-adapter-sim-demos = vla_adapter_ros.tools.scripted_demos:main',
             'vla-adapter-mujoco-sim = vla_adapter_ros.nodes.mujoco_sim_node:main',
             'vla-adapter-sim-eval = vla_adapter_ros.tools.sim_eval:main',
+            'vla-adapter-sim-dagger = vla_adapter_ros.tools.sim_dagger:main',
             'vla-adapter-compress-images = vla_adapter_ros.nodes.image_compressor_node:main',
             'vla-adapter-preflight = vla_adapter_ros.tools.preflight_probe:main',
             'vla-adapter-record-session = vla_adapter_ros.tools.record_session:main',

@@ -178,7 +178,10 @@ def build_node_specs(mode: str, values: dict, share_directory: str | pathlib.Pat
     specs = _core_specs(nodes, config_file, chunk_topic, ros_arguments)
     record = parse_bool('record', arguments['record'])
     if record:
-        specs.append(_recorder_spec(arguments, nodes['shared'], ros_arguments, chunk_topic))
+        recorder = _recorder_spec(arguments, nodes['shared'], ros_arguments, chunk_topic)
+        if nodes['mujoco'] is not None and nodes['mujoco']['clock'] == 'sim':
+            recorder.parameters.append({'use_sim_time': True})  # bag time = the episode's
+        specs.append(recorder)
     replay_bag = arguments['replay_bag'].strip()
     if replay_bag:
         if nodes['use_sim']:

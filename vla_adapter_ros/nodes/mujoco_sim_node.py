@@ -65,6 +65,7 @@ class MujocoAlohaNode(Node):
         self._command_event = threading.Condition()
         self._chunk_stamps: set[int] = set()
         self.command_timeouts = 0
+        self.operator = None  # the corrective expert and its takeover rule (corrective_expert)
         self._create_interfaces()
         self._stop = threading.Event()
         self.phase_times = PhaseTimes()  # where an episode's wall time goes (sim clock)
@@ -111,6 +112,20 @@ class MujocoAlohaNode(Node):
             if config.chunk_timeout_s > 0:
                 self.create_subscription(Header, config.chunk_filed_topic, self._on_chunk_filed,
                                          100)
+        if config.corrective_expert:
+            self._create_operator()
+
+    def _create_operator(self) -> None:
+        """The corrective expert as the leader arms (their joint_states, the takeover client)."""
+        from vla_adapter_ros.nodes.sim_operator_interface import SimOperatorInterface
+        from vla_adapter_ros.sim.simulated_operator import SimulatedOperator
+        from vla_adapter_ros.sim.takeover_rule import rule_config_from
+        config = self.config
+        self.operator = SimulatedOperator(self.robot, config.task, rule_config_from(config),
+                                          config.expert_replan_steps)
+        self._operator_interface = SimOperatorInterface(
+            self, self.robot, config.leader_joint_states_topic, config.takeover_service,
+            config.command_timeout_s)
 
     def _apply_dynamic_parameters(self, config: MujocoSimConfig, changed: tuple) -> None:
         self.config = config
@@ -172,6 +187,8 @@ class MujocoAlohaNode(Node):
             seed = self._seed
             self.scene.reset(seed)
             self._episode_seed, self._step, self._success = seed, 0, False
+            if self.operator is not None:
+                self.operator.reset()
             self._running = start
             self.phase_times.reset()
         self.get_logger().info(f'episode: seed {seed}' + ('' if start else ' (placed)'))
@@ -238,6 +255,8 @@ class MujocoAlohaNode(Node):
             self._stop.set()
             with self._lock:
                 self.scene.close()
+                if self.operator is not None:
+                    self.operator.close()
 
     def _lock_step(self) -> None:
         """Lock-step: publish time and sensors, wait for the command (and chunk), step."""
@@ -258,6 +277,10 @@ class MujocoAlohaNode(Node):
                 self._publish_joint_states(stamp_ns)
                 if camera_frame:
                     self._publish_images(stamp_ns)
+                request = self._operator_step(stamp_ns) if running else None
+            if request is not None:
+                with phases.measure('takeover'):
+                    self._request_takeover(request)
             # Sensors (and the last chunk) reach the other nodes before the clock ticks, so
             # the executor's tick at this time sees them, however busy the machine is.
             with phases.measure('settle'):
@@ -280,6 +303,18 @@ class MujocoAlohaNode(Node):
                     reward = self.scene.step()
                     self._finish_step(reward, stamp_ns + STEP_NS)
             self._sim_time_ns += STEP_NS
+
+    def _operator_step(self, stamp_ns: int) -> str | None:
+        """Publish the expert's plan as the leaders' joint_states; the rule's request."""
+        if self.operator is None:
+            return None
+        planned = self.operator.step(self.scene, self._step)
+        self._operator_interface.publish_leaders(planned.leaders, stamp_ns)
+        return planned.request
+
+    def _request_takeover(self, request: str) -> None:
+        """Ask the executor and wait for its answer, so it switches before this step's tick."""
+        self._operator_interface.request(request, self._step)
 
     def _publish_clock(self, stamp_ns: int) -> None:
         message = Clock()

@@ -15,6 +15,7 @@ from vla_adapter_ros.params.parameters import (
 
 MUJOCO_TASKS = ('transfer_cube', 'insertion')
 CLOCK_MODES = ('realtime', 'sim')
+TAKEOVER_RULES = ('none', 'divergence', 'schedule')  # sim/takeover_rule.py implements them
 
 MUJOCO_SIM_PARAMETERS = ParameterTable((
     *robot_rows('aloha_sim', arms='the two arms',
@@ -43,6 +44,32 @@ MUJOCO_SIM_PARAMETERS = ParameterTable((
     ParameterSpec('chunk_filed_topic', '/chunk_executor/chunk_filed',
                   "clock 'sim': the executor's report that it filed a chunk (std_msgs/Header, "
                   'stamp = the observation time).'),
+    ParameterSpec('corrective_expert', False, "clock 'sim': the corrective expert plans from "
+                  "the true state and its plan is published as the leader arms' joint_states "
+                  "(the executor's takeover path, as on the robot)."),
+    ParameterSpec('leader_joint_states_topic', 'joint_states',
+                  "corrective_expert: each leader's joint_states topic, under its namespace "
+                  "(the executor's joint_states_topic)."),
+    ParameterSpec('takeover_service', '/chunk_executor/takeover',
+                  "corrective_expert: the executor's std_srvs/SetBool takeover service the "
+                  'takeover rule calls.'),
+    ParameterSpec('takeover_rule', 'divergence', "corrective_expert: when the expert takes "
+                  "over: 'divergence' (follower vs plan), 'schedule' (fixed steps) or 'none'.",
+                  choices=TAKEOVER_RULES),
+    ParameterSpec('takeover_threshold_rad', 0.3, "'divergence': largest arm-joint difference "
+                  "between the followers and the expert's plan, rad.", (0.001, 10.0)),
+    ParameterSpec('takeover_divergence_steps', 10, "'divergence': steps in a row above the "
+                  'threshold before the expert takes over.', (1, 100000)),
+    ParameterSpec('takeover_first_step', 25, 'No takeover before this step of an episode '
+                  "('schedule': the first takeover).", (0, 100000)),
+    ParameterSpec('takeover_every_steps', 0, "'schedule': steps between takeovers (0: once).",
+                  (0, 100000)),
+    ParameterSpec('operator_steps', 100, 'Steps the expert keeps control after a takeover '
+                  'request before it hands back.', (1, 100000)),
+    ParameterSpec('max_takeovers', 1, 'Operator segments per episode.', (1, 1000)),
+    ParameterSpec('expert_replan_steps', 25, 'While the policy drives, the expert plans again '
+                  'from the true state every this many steps (the divergence reference).',
+                  (1, 100000)),
     ParameterSpec('autostart', True, 'Start the first episode (seed) at once; false = wait '
                   'for ~/reset.'),
 ))
@@ -63,3 +90,16 @@ class MujocoSimConfig(NodeConfig):
             MUJOCO_SIM_PARAMETERS['robot_description'].fail(
                 self.robot_description, 'the MuJoCo ALOHA needs a description of two 6-joint '
                 "arms (e.g. 'aloha_sim')")
+        if self.corrective_expert and self.clock != 'sim':
+            MUJOCO_SIM_PARAMETERS['corrective_expert'].fail(
+                self.corrective_expert, "needs clock 'sim' (the rule counts simulated steps)")
+        if self.corrective_expert and self.task != 'transfer_cube':
+            MUJOCO_SIM_PARAMETERS['corrective_expert'].fail(
+                self.corrective_expert, 'the corrective expert knows transfer_cube only')
+        if self.corrective_expert and len(robot.leaders) != 2:
+            MUJOCO_SIM_PARAMETERS['corrective_expert'].fail(
+                self.corrective_expert, 'the robot description needs two leader arms')
+        if (self.takeover_rule == 'schedule'
+                and 0 < self.takeover_every_steps <= self.operator_steps):
+            MUJOCO_SIM_PARAMETERS['takeover_every_steps'].fail(
+                self.takeover_every_steps, 'must exceed operator_steps (segments would overlap)')

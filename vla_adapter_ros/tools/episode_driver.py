@@ -15,29 +15,37 @@ import numpy as np
 from vla_adapter_ros.pipeline import status
 
 SIM_NODE = 'mujoco_aloha'
+RECORDER_NODE = 'episode_recorder'
 
 
 def eval_node_specs(checkpoint: str, device: str, instruction: str, steps: int,
                     image_hw: tuple[int, int], cpu_threads: int = 0,
-                    simulator: dict | None = None) -> list:
+                    simulator: dict | None = None, executor: dict | None = None,
+                    recorder: dict | None = None) -> list:
     """The specs of ``aloha.launch.py use_sim:=true sim:=mujoco sim_clock:=sim`` (no autostart).
 
-    ``cpu_threads``: the inference node's torch threads; ``simulator``: further parameters of
-    the MuJoCo node.
+    ``cpu_threads``: the inference node's torch threads; ``simulator`` / ``executor``: further
+    parameters of the MuJoCo node / the chunk executor; ``recorder``: with ``record:=true``, the
+    episode recorder's parameters (``output_dir`` at least).
     """
     from ament_index_python.packages import get_package_share_directory
 
     from vla_adapter_ros.bringup.launch_description import PACKAGE, build_node_specs
-    specs = build_node_specs('dual', {
-        'checkpoint': checkpoint, 'instruction': instruction, 'device': device,
-        'use_sim': 'true', 'sim': 'mujoco', 'sim_clock': 'sim', 'log_level': 'warn'},
-        get_package_share_directory(PACKAGE))
+    arguments = {'checkpoint': checkpoint, 'instruction': instruction, 'device': device,
+                 'use_sim': 'true', 'sim': 'mujoco', 'sim_clock': 'sim', 'log_level': 'warn'}
+    if recorder is not None:
+        arguments.update(record='true', record_dir=str(recorder['output_dir']))
+    specs = build_node_specs('dual', arguments, get_package_share_directory(PACKAGE))
     height, width = image_hw
     for spec in specs:
         if spec.name == SIM_NODE:
             spec.parameters.append({'autostart': False, 'episode_steps': steps,
                                     'image_height': height, 'image_width': width,
                                     **(simulator or {})})
+        elif spec.name == 'chunk_executor' and executor:
+            spec.parameters.append(dict(executor))
+        elif spec.name == RECORDER_NODE and recorder:
+            spec.parameters.append(dict(recorder))
         elif spec.name == 'vla_inference':
             spec.parameters.append({'image_height': height, 'image_width': width,
                                     'cpu_threads': cpu_threads})
@@ -47,12 +55,20 @@ def eval_node_specs(checkpoint: str, device: str, instruction: str, steps: int,
 class EpisodeDriver:
     """An rclpy node that runs episodes on the simulator and collects what happened."""
 
-    def __init__(self, robot, exited=lambda: {}) -> None:
-        """``exited()``: the node processes that have ended (name -> exit code)."""
+    def __init__(self, robot, exited=lambda: {}, record: bool = False) -> None:
+        """``exited()``: the node processes that have ended (name -> exit code).
+
+        ``record``: the episode recorder records each episode (one bag each).
+        """
         from rcl_interfaces.srv import SetParameters
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
-        from rclpy.qos import QoSProfile, qos_profile_sensor_data
+        from rclpy.qos import (
+            DurabilityPolicy,
+            QoSProfile,
+            ReliabilityPolicy,
+            qos_profile_sensor_data,
+        )
         from sensor_msgs.msg import Image, JointState
         from std_msgs.msg import Float64, Int32, String
         from std_srvs.srv import Trigger
@@ -69,6 +85,11 @@ class EpisodeDriver:
         self.frames: list[np.ndarray] = []
         self.capture = False
         self.faults: list[str] = []
+        self.control_sources: list[str] = []  # the executor's control_source topic, in order
+        self.node.create_subscription(
+            String, 'control_source', lambda msg: self.control_sources.append(msg.data),
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
         node = self.node
         node.create_subscription(Float64, f'/{SIM_NODE}/reward',
                                  lambda msg: self.rewards.append(msg.data), reliable)
@@ -100,6 +121,9 @@ class EpisodeDriver:
         self._holding = PolicyStatus.STATE_HOLDING
         self.executor_state = None
         self._start_client = node.create_client(Trigger, f'/{SIM_NODE}/start')
+        self._record_clients = (
+            (node.create_client(Trigger, f'/{RECORDER_NODE}/start_episode'),
+             node.create_client(Trigger, f'/{RECORDER_NODE}/stop_episode')) if record else None)
 
     def _on_done(self, message) -> None:
         self.done_seed = message.data
@@ -159,15 +183,26 @@ class EpisodeDriver:
         waiting = (self._holding, status.WAITING_FOR_FIRST_CHUNK)
         self.spin_until(lambda: self.executor_state == waiting, 60.0,
                         'the executor to hold the start pose')
+        self._record(0, 'start_episode')
         started = self._call(self._start_client, Trigger.Request(), 'simulator start')
         if not started.success:
             raise RuntimeError(f'simulator did not start: {started.message}')
         self.spin_until(lambda: self.done_seed == seed, timeout_s, f'episode {seed} to end')
+        self._record(1, 'stop_episode')
         self.spin_until(lambda: len(self.rewards) >= steps, 10.0, f'episode {seed} rewards')
         settle = time.monotonic() + 0.2  # joint_states of the paused, final pose
         self.spin_until(lambda: time.monotonic() > settle, 1.0, 'the final joint_states')
         self.capture = False
         return list(self.rewards)
+
+    def _record(self, which: int, what: str) -> None:
+        """Start (0) or stop (1) the recorder's episode, when recording."""
+        from std_srvs.srv import Trigger
+        if self._record_clients is None:
+            return
+        reply = self._call(self._record_clients[which], Trigger.Request(), f'recorder {what}')
+        if not reply.success:
+            raise RuntimeError(f'recorder {what} refused: {reply.message}')
 
     def arm_positions(self) -> list[float]:
         """The latest joint_states of every arm in policy units (the end of an episode)."""

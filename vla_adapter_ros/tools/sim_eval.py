@@ -82,8 +82,13 @@ class SimEvalConfig:
         return list(range(self.seed, self.seed + self.episodes))
 
 
-def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int]) -> dict:
-    """Start the nodes, run every seed; per-episode rewards, latencies and first-episode frames."""
+def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int],
+                        nodes: dict[str, dict] | None = None) -> dict:
+    """Start the nodes, run every seed; per-episode rewards, latencies and first-episode frames.
+
+    ``nodes``: further parameters by node (``simulator``, ``executor``; ``recorder``: record
+    every episode with these recorder parameters), e.g. a DAgger collection's.
+    """
     from ament_index_python.packages import get_package_prefix
     import rclpy
     from tqdm import tqdm
@@ -93,11 +98,14 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int]) -> 
     from vla_adapter_ros.bringup.node_processes import NodeProcessGroup
     specs = eval_node_specs(str(Path(args.checkpoint).resolve()), args.device, args.instruction,
                             args.episode_steps, (args.image_height, args.image_width),
-                            args.cpu_threads, {'settle_s': args.settle_s})
+                            args.cpu_threads,
+                            {'settle_s': args.settle_s, **(nodes or {}).get('simulator', {})},
+                            (nodes or {}).get('executor'), (nodes or {}).get('recorder'))
     executables = Path(get_package_prefix(PACKAGE)) / 'lib' / PACKAGE
     group = NodeProcessGroup(specs, executables, output / 'logs')
     rclpy.init()
-    driver = EpisodeDriver(load_robot_description('aloha_sim'), group.exited)
+    driver = EpisodeDriver(load_robot_description('aloha_sim'), group.exited,
+                           record='recorder' in (nodes or {}))
     episodes, frames = [], []
     try:
         group.start()
@@ -105,6 +113,7 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int]) -> 
         for index, seed in enumerate(tqdm(seeds, desc='episodes', unit='episode')):
             started = time.monotonic()
             chunks_before = len(driver.inference_ms)
+            sources_before = len(driver.control_sources)
             rewards = driver.run_episode(seed, args.episode_steps, args.episode_timeout_s,
                                          capture=index == 0)
             if index == 0:
@@ -114,6 +123,7 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int]) -> 
                              'max_reward': max(rewards, default=0.0),
                              'final_reward': rewards[-1] if rewards else 0.0,
                              'steps': len(rewards), 'chunks': len(latencies),
+                             'control_sources': driver.control_sources[sources_before:],
                              'final_state': driver.arm_positions(),
                              'wall_s': round(time.monotonic() - started, 2),
                              'simulator_phases_s': {phase: round(seconds, 3) for phase, seconds

@@ -301,6 +301,11 @@ def test_sim_clock_sim_puts_every_node_on_the_simulator_clock(checkpoint):
     for name in ('vla_inference', 'chunk_executor'):
         assert specs[name].parameters[-1] == {'use_sim_time': True}
     assert specs['chunk_executor'].parameters[1]['clock_jump_s'] == 60.0
+    recorded = _by_name(build_node_specs(
+        'dual', {'checkpoint': checkpoint, 'use_sim': 'true', 'sim': 'mujoco',
+                 'sim_clock': 'sim', 'record': 'true'}, REPO))
+    # The bag's receive times on the episode's clock, as its header stamps.
+    assert recorded['episode_recorder'].parameters[-1] == {'use_sim_time': True}
 
 
 def test_an_explicit_robot_wins_over_the_mujoco_default(checkpoint):
