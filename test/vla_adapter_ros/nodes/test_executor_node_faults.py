@@ -142,7 +142,7 @@ BAD_CHUNKS = [
     ('ragged_point', lambda h: make_chunk(
         h.now_ns(), make_trajectory(GOOD[:, :6], joint_names=JOINT_NAMES),
         make_trajectory(GOOD)),
-     'positions do not match joint_names length'),
+     'points have 6 positions each, expected 7'),
     ('time_not_increasing', lambda h: make_chunk(
         h.now_ns(), make_trajectory(GOOD[:3], offsets_s=[0.0, 0.04, 0.02]),
         make_trajectory(GOOD[:3], offsets_s=[0.0, 0.04, 0.02])),
