@@ -61,27 +61,31 @@ def start_like_an_operator(pane: TmuxPane, tries: int = 3) -> str:
     discovery on a loaded machine): it refuses, naming the topic, and the operator presses
     start again.
     """
+    # Only the state decides: an earlier refusal's message may still be on the screen, and a
+    # second press while recording would stop the episode.
     for _ in range(tries):
         pane.press('s')
-        screen = pane.wait_for(r'state: RECORDING|> recorder refused|> pre-flight failed')
-        if 'state: RECORDING' in screen:
-            return screen
-        pane.wait_for(r'state: IDLE')
-        time.sleep(1.0)
-    raise AssertionError(f'no episode started in {tries} tries:\n{screen}')
+        try:
+            return pane.wait_for(r'state: RECORDING', 15)
+        except AssertionError:
+            pane.wait_for(r'state: IDLE')
+            time.sleep(1.0)
+    raise AssertionError(f'no episode started in {tries} tries:\n{pane.text()}')
 
 
 def close_leader_gripper(pane: TmuxPane, close_file, tries: int = 3) -> None:
     """Close the scripted leader's gripper (and open it again) until an episode records."""
     for _ in range(tries):
         close_file.touch()
-        screen = pane.wait_for(r'state: RECORDING|> recorder refused|> pre-flight failed')
-        close_file.unlink()
-        if 'state: RECORDING' in screen:
+        try:
+            pane.wait_for(r'state: RECORDING', 15)  # the state decides, as for the key
             return
-        pane.wait_for(r'state: IDLE')
+        except AssertionError:
+            pane.wait_for(r'state: IDLE')
+        finally:
+            close_file.unlink()
         time.sleep(1.0)  # open long enough to re-arm the trigger
-    raise AssertionError(f'the gripper started no episode in {tries} tries:\n{screen}')
+    raise AssertionError(f'the gripper started no episode in {tries} tries:\n{pane.text()}')
 
 
 def press_pedal(node, executor, button: int) -> None:
