@@ -18,6 +18,8 @@ import struct
 
 import numpy as np
 
+from vla_adapter_ros.pipeline.conversions import stamp_to_nanoseconds, trajectory_offsets_s
+
 # The encapsulation header's second byte: 0 = big-endian CDR, 1 = little-endian CDR.
 ENDIAN_PREFIX = {0: '>', 1: '<'}
 MAX_STRING_BYTES = 1 << 20  # an instruction or a joint name longer than 1 MiB is corrupt
@@ -198,16 +200,14 @@ def decode_action_chunk(data: bytes) -> DecodedChunk:
 
 def _plan_of(side: str, trajectory) -> ArmPlan:
     rows = [np.asarray(point.positions, dtype=np.float64) for point in trajectory.points]
-    offsets = np.array([point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
-                        for point in trajectory.points], dtype=np.float64)  # (T,)
     return ArmPlan(joint_names=tuple(trajectory.joint_names),
-                   positions=_stack_rows(side, rows), offsets_s=offsets)
+                   positions=_stack_rows(side, rows),
+                   offsets_s=trajectory_offsets_s(trajectory))  # (T,)
 
 
 def decoded_from_message(message) -> DecodedChunk:
     """An ActionChunk message object -> :class:`DecodedChunk` (same fields, same checks)."""
-    stamp = message.header.stamp
-    return DecodedChunk(stamp_ns=int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec),
+    return DecodedChunk(stamp_ns=stamp_to_nanoseconds(message.header.stamp),
                         left=_plan_of('left', message.left),
                         right=_plan_of('right', message.right),
                         instruction=str(message.instruction),
