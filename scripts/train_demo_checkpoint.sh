@@ -11,6 +11,7 @@
 # each); a GPU: DEVICE=cuda.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/build_test_interfaces.sh >/dev/null  # the Interbotix messages the recorder writes
 # shellcheck disable=SC1091
 source scripts/ros_env.sh
 export MUJOCO_GL=${MUJOCO_GL:-egl}

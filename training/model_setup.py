@@ -31,6 +31,7 @@ from vla_adapter_core.prompt import load_tokenizer
 LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
 BINS_PREFIX = 'action_head.bins.'
 VLM_PREFIXES = ('vision.', 'llm.', 'projector.')  # must come from the source, never fresh
+GATE_SUFFIX = '.gating_factor'  # the action head blocks' vision gates
 
 
 @dataclass
@@ -114,12 +115,21 @@ def load_matching_weights(model: torch.nn.Module, state: dict) -> list[str]:
 
 
 def build_model(policy_config: PolicyConfig, source: PolicySource, bins: ActionBins | None,
-                seed: int) -> tuple[VLAAdapterModel, list[str]]:
-    """A model for ``policy_config`` initialised from ``source`` (seeded where fresh)."""
+                seed: int, task_gate_init: float | None = None
+                ) -> tuple[VLAAdapterModel, list[str]]:
+    """A model for ``policy_config`` initialised from ``source`` (seeded where fresh).
+
+    ``task_gate_init``: the value given to every freshly initialised head gate (None: keep 0).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = VLAAdapterModel(policy_config, bins=bins)
     fresh = [] if source.state is None else load_matching_weights(model, source.state)
+    if task_gate_init is not None:
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if name.endswith(GATE_SUFFIX) and (source.state is None or name in fresh):
+                    parameter.fill_(task_gate_init)
     return model, fresh
 
 

@@ -82,6 +82,12 @@ class TrainConfig(ConfigDictMixin):
         False, help='train the vision towers too (with LoRA or a frozen LLM); for a policy '
                     'built from --policy_config, whose towers start random; pretrained '
                     'DINOv2/SigLIP towers usually stay frozen')
+    # Upstream starts every head block's vision gate at 0: the queries then attend to all
+    # vision tokens alike, and a from-scratch head never learns to single out a small object.
+    task_gate_init: float | None = option(
+        None, help="initial gating_factor of the action head's vision (task) keys where the "
+                   'head starts fresh (tanh of it scales their attention logits; None: '
+                   "upstream's 0, uniform attention to the vision tokens at the start)")
     # --- optimisation --------------------------------------------------------------------------
     max_steps: int = option(1000, help='optimiser steps')
     batch_size: int = option(8, help='samples per micro-batch and process')
@@ -174,6 +180,9 @@ class TrainConfig(ConfigDictMixin):
         _require(self.num_val_episodes >= 0, 'num_val_episodes', self.num_val_episodes,
                  'must be >= 0')
         _require(self.start_steps >= 0, 'start_steps', self.start_steps, 'must be >= 0')
+        _require(self.task_gate_init is None or -5.0 <= self.task_gate_init <= 5.0,
+                 'task_gate_init', self.task_gate_init, 'must be None or in [-5, 5] (tanh '
+                 'saturates beyond)')
         _require(self.start_repeat >= 1, 'start_repeat', self.start_repeat, 'must be >= 1')
         _require(isinstance(self.correction_repeat, int) and self.correction_repeat >= 1,
                  'correction_repeat', self.correction_repeat, 'must be an int >= 1')

@@ -192,7 +192,8 @@ def build_run(config: TrainConfig, context: DistributedContext, bins,
     """Policy config, model (frozen VLM, optional LoRA), device placement and DDP."""
     source = load_policy_source(config)
     policy_config = adapt_policy_config(source.config, config)
-    model, fresh = build_model(policy_config, source, bins, config.seed)
+    model, fresh = build_model(policy_config, source, bins, config.seed,
+                               config.task_gate_init)
     trainable = set_trainable(model, config)
     device = resolve_device(config, context)
     model.to(device)
