@@ -375,6 +375,7 @@ def main(argv=None) -> int:
     (work / 'summary.json').write_text(json.dumps({
         'bags': [str(bag) for bag in bags], 'checkpoint': args.checkpoint, 'rows': rows,
         'raw_bytes_per_frame': raw_bytes, 'settings': vars(args)}, indent=2) + '\n')
+    print(f'bags, replay-eval reports and summary.json in {work}')
     return 0
 
 
