@@ -16,6 +16,7 @@ TIMESTAMP_SOURCES = ('header', 'bag')
 BLEND_MODES = ('ensemble', 'switch')
 DEFAULT_ACTION_TOPIC = '/commanded_action'  # the recorder's combined executor commands
 LATENCY_PROBES = 5  # single-observation calls timed per bag when predicting in batches
+CHUNKS_FILE = 'chunks.npz'  # --save_chunks: every predicted chunk of the run
 MAX_BATCH_SIZE = 256  # --batch_size limit (memory: each observation holds its images)
 
 
@@ -74,6 +75,9 @@ class ReplayEvalConfig:
     # The plan-against-motion view of vla-adapter-view, per episode, for Rerun's viewer.
     rerun: bool = option(False, help='also write rerun/<bag>.rrd per episode: recorded state, '
                                      "demonstrator's actions and every predicted chunk")
+    save_chunks: bool = option(False, help=f'also write {CHUNKS_FILE}: the bag, stamp, grid step '
+                                           'and predicted chunk of every inference point (policy '
+                                           'units), to compare two runs point by point')
     progress: bool = option(True, help='a progress bar per bag')
 
     def __post_init__(self) -> None:

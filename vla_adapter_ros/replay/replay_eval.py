@@ -31,6 +31,7 @@ from vla_adapter_ros.replay.bag_episodes import (
     load_episode,
 )
 from vla_adapter_ros.replay.replay_config import (
+    CHUNKS_FILE,
     LATENCY_PROBES,
     PROG,
     ReplayEvalConfig,
@@ -207,12 +208,30 @@ def evaluate(bags: list[Path], policy, robot: RobotDescription,
         if progress is not None:
             progress.close()
     report = replay_scoring.score_runs(runs, policy, robot, settings, warning)
+    report['_files'] = {}
     if settings.rerun:
         from vla_adapter_ros.replay.replay_rerun import episode_views
 
         report['_files'] = episode_views(runs, robot, report['chunk_step_s'])
         report['rerun_files'] = sorted(report['_files'])
+    if settings.save_chunks:
+        report['_files'][CHUNKS_FILE] = lambda path: save_chunks(runs, path)
     return report
+
+
+def save_chunks(runs: list, path: Path) -> None:
+    """Every inference point of ``runs`` into one .npz (--save_chunks).
+
+    ``bags`` (E,) names; per point: ``episode`` (N,) index into ``bags``, ``stamps_ns`` (N,),
+    ``steps`` (N,) grid index, ``predicted`` (N, chunk, action_dim) in policy units.
+    """
+    with open(path, 'wb') as handle:  # a file object: savez would append .npz to a bare name
+        np.savez(handle, bags=np.array([run.episode.name for run in runs]),
+                 episode=np.concatenate([np.full(len(run.predicted), index, np.int32)
+                                         for index, run in enumerate(runs)]),
+                 stamps_ns=np.concatenate([np.asarray(run.stamps_ns, np.int64) for run in runs]),
+                 steps=np.concatenate([np.asarray(run.steps, np.int64) for run in runs]),
+                 predicted=np.concatenate([np.stack(run.predicted) for run in runs]))
 
 
 def _warm_up(policy, instruction: str) -> None:

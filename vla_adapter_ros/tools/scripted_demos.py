@@ -135,6 +135,10 @@ class ScriptedDemosConfig:
                           help='simulation processes (default: 2 or the CPU count)')
     instruction: str = option(DEFAULT_INSTRUCTION, help='the instruction recorded with each '
                                                         'episode')
+    # The recorder's JPEG on the fly (the demo checkpoint's training bags); 0 keeps the
+    # cameras' raw sensor_msgs/Image, e.g. to measure compression afterwards.
+    jpeg_quality: int = option(90, help="the recorder's JPEG quality for the cameras (1-100; "
+                                        '0: raw sensor_msgs/Image)')
 
     def __post_init__(self) -> None:
         require_option(self.episodes >= 1, 'episodes', self.episodes, 'must be >= 1')
@@ -147,6 +151,8 @@ class ScriptedDemosConfig:
                      'must be in [16, 2048]')
         require_option(bool(self.instruction.strip()), 'instruction', repr(self.instruction),
                  'must not be empty')
+        require_option(0 <= self.jpeg_quality <= 100, 'jpeg_quality', self.jpeg_quality,
+                       'must be in [0, 100] (0: raw images)')
 
     @property
     def output_path(self) -> Path:
@@ -166,7 +172,7 @@ def generate(config: ScriptedDemosConfig) -> dict:
                             disturbance_std=config.disturbance_std)
     robot = load_robot_description(settings.robot)
     seeds = list(range(config.first_seed, config.first_seed + config.episodes))
-    writer = DemoBagWriter(robot, output, static_metadata={
+    writer = DemoBagWriter(robot, output, jpeg_quality=config.jpeg_quality, static_metadata={
         'source': 'scripted TransferCube demonstration (vla-adapter-sim-demos)',
         'disturbance_std': settings.disturbance_std})
     results = []

@@ -53,6 +53,17 @@ def test_demo_bags_are_training_episodes(tmp_path, capsys):
         np.testing.assert_allclose(handle['action'][()], episode.actions, atol=1e-4)
 
 
+def test_jpeg_quality_zero_records_the_raw_images(tmp_path):
+    writer = scripted_demos.DemoBagWriter(ROBOT, tmp_path, jpeg_quality=0)
+    try:
+        cameras = [entry for entry in writer.plan if entry.role == 'camera']
+        assert [entry.bag_topic for entry in cameras] == list(ROBOT.camera_topics())
+        assert {entry.bag_msgtype for entry in cameras} == {'sensor_msgs/msg/Image'}
+        assert writer.recorder.jpeg_quality == 0
+    finally:
+        writer.close()
+
+
 def test_bad_arguments_are_one_line(tmp_path, capsys):
     (tmp_path / 'full').mkdir()
     (tmp_path / 'full' / 'x').write_text('x')
@@ -61,3 +72,6 @@ def test_bad_arguments_are_one_line(tmp_path, capsys):
     assert scripted_demos.main(['--output', str(tmp_path / 'o'), '--disturbance_std', '2']) == 2
     assert capsys.readouterr().err.strip() == (
         'vla-adapter-sim-demos: error: --disturbance_std 2.0: must be in [0, 0.5] rad')
+    assert scripted_demos.main(['--output', str(tmp_path / 'o'), '--jpeg_quality', '101']) == 2
+    assert capsys.readouterr().err.strip() == (
+        'vla-adapter-sim-demos: error: --jpeg_quality 101: must be in [0, 100] (0: raw images)')
