@@ -5,8 +5,9 @@ CompressedImage on ``<topic>/compressed``), each follower's ``/<ns>/joint_states
 driver's joint names, the
 actions as the leader arms' joint states or as ``/commanded_action`` (Float64MultiArray, policy
 units, no header: aligned by bag time), the instruction in the bag's custom data, and the
-``episode_metadata.yaml`` sidecar. :func:`write_episode` writes the same from functions of time,
-so a test knows every value.
+``episode_metadata.yaml`` sidecar, and in a takeover recording the executor's ``/control_source``
+(std_msgs/String, no header). :func:`write_episode` writes the same from functions of time, so
+a test knows every value.
 """
 
 from __future__ import annotations
@@ -120,14 +121,15 @@ def write_episode(path: Path, robot: RobotDescription, *, storage: str = 'mcap',
                   actions=None, leader_actions: bool = False, compressed: bool = False,
                   cameras=None, instruction: str | None = INSTRUCTION,
                   sidecar: dict | None = None, time_shift_ns: int = 0, image_hw=(24, 32),
-                  image_format: str = 'png', instruction_topic: str | None = None) -> Path:
+                  image_format: str = 'png', instruction_topic: str | None = None,
+                  control=None) -> Path:
     """One episode of ``robot`` in the recorder's layout; returns ``path``.
 
     ``actions``: [(bag time ns, (action_dim,) policy values)] written on /commanded_action;
     ``leader_actions``: the leaders' joint states at ``state_hz`` (each leader copies its
     follower's joints, gripper joint mapped through the leader's calibration) instead.
     ``instruction_topic``: a text published on /instruction during the episode, as the
-    recorder stores it.
+    recorder stores it. ``control``: [(bag time ns, source)] on /control_source (a takeover).
     """
     path = Path(path)
     writer = BagWriter(path, storage)
@@ -156,6 +158,8 @@ def write_episode(path: Path, robot: RobotDescription, *, storage: str = 'mcap',
                                    np.concatenate([angles, [0.02, -0.02]]))
     for time_ns, values in actions or ():
         writer.float_array('/commanded_action', time_ns, values)
+    for time_ns, source in control or ():
+        writer.string('/control_source', time_ns, source)
     writer.close(instruction)
     if sidecar is not None:
         (path / 'episode_metadata.yaml').write_text(yaml.safe_dump(sidecar))

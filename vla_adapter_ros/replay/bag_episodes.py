@@ -1,8 +1,8 @@
 """The bags of a replay evaluation: found, checked and aligned as training aligns them.
 
 Pass 1 of every bag: its recorded robot, its action source (the recorder's sidecar, the leader
-arms or a topic), the aligned states (training.rosbag_episodes.RosbagAligner) and its
-instruction. Every problem is an EpisodeError naming the bag.
+arms or a topic), the aligned states (training.rosbag_episodes.RosbagAligner), its instruction
+and who was in control (replay_control.py). Every problem is an EpisodeError naming the bag.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from training.rosbag_episodes import (
 from vla_adapter_core.robot_description import RobotDescription, RobotLayout
 from vla_adapter_ros.recording.bag_format import read_episode_metadata
 from vla_adapter_ros.replay.replay_config import DEFAULT_ACTION_TOPIC, ReplayEvalConfig
+from vla_adapter_ros.replay.replay_control import EpisodeControl, episode_control
 
 
 @dataclass
@@ -36,6 +37,7 @@ class BagEpisode:
     instruction: str
     action_source: str
     reference_messages: int
+    control: EpisodeControl  # the takeover intervals (origin None: the bag has none)
 
 
 class PolicyCallFailed(Exception):
@@ -134,8 +136,9 @@ def load_episode(path: Path, robot: RobotDescription, policy_config,
                    or '').strip()
     if not instruction:
         raise EpisodeError(path, 'instruction', 'the bag records none; pass --instruction')
+    control = episode_control(path, metadata, aligner.control_messages, aligned.grid)
     return BagEpisode(path, path.name, bag_identity(path), aligner, aligned, instruction,
-                      source if source != 'topic' else f'topic {topic}', count)
+                      source if source != 'topic' else f'topic {topic}', count, control)
 
 
 def guard_reading(path: Path, work):

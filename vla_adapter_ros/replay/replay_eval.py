@@ -273,6 +273,8 @@ def run(config: ReplayEvalConfig) -> int:
     replay_report.write_report(output, report, max_plots=config.max_plots)
     if report.get('executed_warning'):
         print(f'{PROG}: {report["executed_warning"]}')
+    for row in report.get('episodes', []):  # per bag: its takeovers (replay_control.describe)
+        print(f'{PROG}: {row["control"]["line"]}')
     print(f'{PROG}: report written to {output} ({report["summary_line"]})')
     return 0
 

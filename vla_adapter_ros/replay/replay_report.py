@@ -1,6 +1,7 @@
 """The replay report directory: metrics.json, PNG plots and a self-contained report.html.
 
-The plots are drawn with matplotlib and embedded into report.html as base64.
+The plots are drawn with matplotlib and embedded into report.html as base64; the joint plots
+shade the takeover intervals (replay_control.py).
 
 Everything is written into a hidden temporary directory beside the target and renamed into
 place at the end, so a failed run leaves no report that looks complete.
@@ -18,10 +19,16 @@ import tempfile
 
 import numpy as np
 
+from vla_adapter_ros.pipeline import status
+
 METRICS_FILE = 'metrics.json'
 REPORT_FILE = 'report.html'
 PREDICTOR_LABELS = {'policy': 'policy', 'hold': 'hold still (current proprio)',
                     'mean_demo': 'open-loop mean demonstration'}
+# How the joint plots shade the intervals the policy was not in control: colour, legend entry.
+CONTROL_SPANS = {status.CONTROL_OPERATOR: ('tab:red', 'operator in control (takeover)'),
+                 status.CONTROL_HANDOVER: ('tab:purple', 'handover to the operator'),
+                 status.CONTROL_HOLD: ('tab:gray', 'hold (takeover refused or aborted)')}
 
 
 def prepare_output(output: str | os.PathLike, overwrite: bool) -> Path:
@@ -135,10 +142,25 @@ def _joint_label(name: str, dim: int, gripper_dims: list) -> str:
     return f'{name}\n({unit})'
 
 
+def shade_control(axis, spans: list, origin_ns: int, labelled: bool) -> None:
+    """Shade ``spans`` ((source, start ns, stop ns)) on ``axis``, a colour per source.
+
+    ``labelled``: one legend entry per source (on the panel the legend is collected from).
+    """
+    named = set()
+    for source, start_ns, stop_ns in spans:
+        colour, label = CONTROL_SPANS.get(source, ('tab:gray', source))
+        axis.axvspan((start_ns - origin_ns) * 1e-9, (stop_ns - origin_ns) * 1e-9, color=colour,
+                     alpha=0.18, linewidth=0,
+                     label=label if labelled and source not in named else None)
+        named.add(source)
+
+
 def joint_figure(pyplot, episode: dict, dimension_names: list, gripper_dims: list):
     """Recorded actions, the predicted first step and the executed commands, per dimension.
 
     Each panel's y axis carries its unit; the legend sits above the panels, covering none.
+    The intervals the policy was not in control (``control_spans``) are shaded.
     """
     recorded = np.asarray(episode['recorded'])
     dims = recorded.shape[1]
@@ -152,6 +174,7 @@ def joint_figure(pyplot, episode: dict, dimension_names: list, gripper_dims: lis
     commands = episode.get('commands')
     for dim in range(dims):
         axis = axes[dim % rows, dim // rows]
+        shade_control(axis, episode.get('control_spans', []), origin, labelled=dim == 0)
         axis.plot(grid_s, recorded[:, dim], color='k', linewidth=1.2, label='recorded')
         if len(stamps_s):
             axis.plot(stamps_s, episode['predicted_step0'][:, dim], '.', markersize=2.5,
@@ -206,14 +229,18 @@ def _episode_rows(metrics: dict) -> tuple[list, list]:
                   live['gripper_agreement']]])
     header = ['episode', 'points', 'L1 policy', 'L1 step 0', 'L1 hold', 'L1 mean demo',
               'gripper agreement', 'bin accuracy', 'executed L1', 'chunks rejected',
-              'latency p50 ms']
+              'latency p50 ms', 'takeovers', 'operator s', "L1 policy, operator's steps",
+              "L1 policy, policy's steps"]
     rows = []
     for row in [*metrics['episodes'], {**metrics['aggregate'], 'name': 'ALL'}]:
+        parts = row['policy']['by_control']
         rows.append([row['name'], row.get('inference_points'), row['policy']['l1'],
                      row['policy']['l1_step0'], row['hold']['l1'], row['mean_demo']['l1'],
                      row['policy']['gripper_agreement'], row['policy']['bin_accuracy'],
                      row['executed'].get('l1'), row['executed'].get('rejected_chunks'),
-                     row['latency']['p50_ms']])
+                     row['latency']['p50_ms'], row['control']['takeovers'],
+                     row['control']['operator_s'], parts['operator']['l1'],
+                     parts['policy']['l1']])
     return header, rows
 
 
@@ -228,6 +255,11 @@ def render_html(metrics: dict, folder: Path, images: list[str]) -> str:
              f'{html.escape(str(metrics.get("git_revision")))}.</p>',
              '<h2>Episodes</h2>', _table(header, rows)]
     if metrics.get('kind') == 'replay_eval':
+        parts.append('<h2>Takeovers</h2><p>The joint plots shade the intervals the policy was '
+                     "not in control; the errors on the operator's steps are how far the "
+                     'policy was from the correction it needed.</p><ul>' + ''.join(
+                         f'<li>{html.escape(row["control"]["line"])}</li>'
+                         for row in metrics['episodes']) + '</ul>')
         names = metrics['dimension_names']
         aggregate = metrics['aggregate']
         parts += ['<h2>L1 per dimension (all episodes)</h2>', _table(

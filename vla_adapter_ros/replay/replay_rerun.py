@@ -4,8 +4,10 @@ Per bag ``<report>/rerun/<bag>.rrd`` (open it with ``rerun FILE``), on the entit
 `vla-adapter-view` (view/rerun_view.py), on the bag's own time: the recorded follower state on
 the alignment grid (``joints/<side>/<joint>/measured``), the demonstrator's aligned actions
 (``.../demonstrated``), and every predicted chunk at the future times it plans for
-(``.../plan/<slot>``, chunk i in slot i mod plan_slots) with its inference time. Camera frames
-are not copied into it (the bag holds them; Foxglove or the live view shows them).
+(``.../plan/<slot>``, chunk i in slot i mod plan_slots) with its inference time, and who was
+in control whenever it changed (``status/control``, from the bag's takeover intervals, none
+without them). Camera frames are not copied into it (the bag holds them; Foxglove or the live
+view shows them).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def write_episode_view(path: Path, run, robot: RobotDescription, chunk_step_s: f
             view.joints('measured', index, int(stamp_ns), state)
             view.joints('demonstrated', index, int(stamp_ns), target)
     view.flush()
+    for stamp_ns, source in run.episode.control.changes:
+        view.control(stamp_ns, source)
     latencies_ms = np.asarray(run.chunk_latencies_s()) * 1e3
     for sequence, (stamp_ns, chunk) in enumerate(zip(run.stamps_ns, run.predicted)):
         offsets = np.arange(len(chunk)) * chunk_step_s  # (C,)

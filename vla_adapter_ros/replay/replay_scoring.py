@@ -1,7 +1,8 @@
 """Scores of a replay: the policy, its baselines, the executed view, a live replay.
 
-Per episode and in aggregate; a live replay is scored from the executor's recorded commands
-against the played bag's actions.
+Per episode and in aggregate, each also split by who was in control at the compared steps
+(replay_control.py: the policy, the operator during a takeover, the machine's handover); a live
+replay is scored from the executor's recorded commands against the played bag's actions.
 
 Everything here is numpy on the arrays replay_eval.py collected; metrics come from
 replay_metrics.py. The returned dict is the report's data: JSON-ready except the ``_plots``
@@ -20,6 +21,7 @@ from training.episodes import EpisodeError
 from vla_adapter_core.provenance import git_revision
 from vla_adapter_core.robot_description import RobotDescription
 from vla_adapter_ros.params.executor_config import ExecutorConfig
+from vla_adapter_ros.replay import replay_control
 from vla_adapter_ros.replay.bag_episodes import guard_reading, load_episode
 from vla_adapter_ros.replay.replay_config import DEFAULT_ACTION_TOPIC
 from vla_adapter_ros.replay.replay_metrics import (
@@ -131,24 +133,34 @@ def batching_summary(runs: list, batch_size: int) -> dict | None:
 
 
 def _episode_arrays(run, chunk: int, mean: np.ndarray) -> dict:
-    actions = run.episode.aligned.actions.astype(np.float64)
+    aligned = run.episode.aligned
     steps = np.asarray(run.steps)
-    recorded, mask = horizon(actions, steps, chunk)
+    recorded, mask = horizon(aligned.actions.astype(np.float64), steps, chunk)
+    codes = run.episode.control.codes(aligned.grid)[:, None]  # (T, 1)
     proprio = np.stack(run.proprio)  # (N, P)
     return {'recorded': recorded, 'mask': mask, 'policy': np.stack(run.predicted),
             'hold': np.repeat(proprio[:, None, :], chunk, axis=1),
-            'mean_demo': horizon(mean, steps, chunk)[0]}
+            'mean_demo': horizon(mean, steps, chunk)[0],
+            'control': horizon(codes, steps, chunk)[0][..., 0]}  # (N, C) codes
 
 
 def _metrics_of(arrays: dict, dims: list, policy, threshold: float) -> dict:
+    """Every predictor's metrics, overall and ``by_control`` (replay_control.PARTS)."""
     result = {}
     for name in PREDICTORS:
-        predicted_bins = recorded_bins = None
+        bins = (None, None)
         if name == 'policy':
-            predicted_bins, recorded_bins = _bins(policy, arrays[name], arrays['recorded'])
-        result[name] = chunk_metrics(arrays[name], arrays['recorded'], arrays['mask'], dims,
-                                     predicted_bins=predicted_bins, recorded_bins=recorded_bins,
-                                     gripper_threshold=threshold)
+            bins = _bins(policy, arrays[name], arrays['recorded'])
+
+        def metrics(mask: np.ndarray, name=name, bins=bins) -> dict:
+            return chunk_metrics(arrays[name], arrays['recorded'], mask, dims,
+                                 predicted_bins=bins[0], recorded_bins=bins[1],
+                                 gripper_threshold=threshold)
+
+        result[name] = metrics(arrays['mask'])
+        result[name]['by_control'] = {
+            part: metrics(arrays['mask'] & (arrays['control'] == code))
+            for part, code in replay_control.PARTS.items()}
     return result
 
 
@@ -164,6 +176,10 @@ def score_runs(runs: list, policy, robot: RobotDescription, settings, warning: s
         executed = executed_view(run, robot, settings, chunk_step_s)
         commands = executed.pop('_commands', None)
         episode = run.episode
+        metrics = _metrics_of(arrays, dims, policy, settings.gripper_threshold)
+        control = episode.control.summary(int(episode.aligned.grid[0]))
+        control['line'] = replay_control.describe(episode.name, control,
+                                                  metrics['policy']['by_control'])
         episodes.append({
             **episode.identity, 'instruction': episode.instruction,
             'action_source': episode.action_source, 'grid_steps': int(len(episode.aligned.grid)),
@@ -172,12 +188,13 @@ def score_runs(runs: list, policy, robot: RobotDescription, settings, warning: s
             'outside_aligned_actions': run.outside_grid,
             'rejected_messages': {topic: {'count': count, 'first': reason} for topic, (
                 count, reason) in run.rejected_messages.items()},
-            **_metrics_of(arrays, dims, policy, settings.gripper_threshold),
+            **metrics, 'control': control,
             'executed': executed, 'latency': latency_summary(run.latencies_s)})
         plots.append({'name': episode.name, 'grid_ns': episode.aligned.grid,
                       'recorded': episode.aligned.actions, 'stamps_ns': np.asarray(run.stamps_ns),
                       'predicted_step0': np.stack(run.predicted)[:, 0, :],
-                      'commands': commands})
+                      'commands': commands,
+                      'control_spans': episode.control.spans(int(episode.aligned.grid[-1]))})
     merged = {key: np.concatenate([arrays[key] for arrays in collected])
               for key in collected[0]}
     latencies = [value for run in runs for value in run.latencies_s]
@@ -190,6 +207,7 @@ def score_runs(runs: list, policy, robot: RobotDescription, settings, warning: s
                               **executed_rejections(episodes)},
                  'latency': latency_summary(latencies),
                  'batching': batching_summary(runs, settings.batch_size), 'episodes': len(runs),
+                 'control': replay_control.aggregate_control(episodes),
                  'inference_points': int(sum(len(run.predicted) for run in runs))}
     return {
         'kind': 'replay_eval', 'git_revision': git_revision(), 'robot': robot.summary(),
@@ -235,7 +253,7 @@ def _summary(aggregate: dict) -> str:
             f"{text(aggregate['hold']['l1'])}, mean_demo {text(aggregate['mean_demo']['l1'])}, "
             f"executed {text(aggregate['executed']['l1'])} "
             f"({aggregate['executed']['rejected_chunks']} of {aggregate['executed']['chunks']} "
-            'chunks rejected by the executor)')
+            'chunks rejected by the executor); ' + replay_control.aggregate_text(aggregate))
 
 
 def read_commanded_actions(path: Path, topic: str) -> tuple[np.ndarray, np.ndarray]:

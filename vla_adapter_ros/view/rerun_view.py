@@ -13,7 +13,9 @@ in policy units: joint angles in rad, grippers 0 closed .. 1 open):
   motion the arm actually made;
 - ``policy/inference_ms``: the model time of each chunk;
 - ``status/<source>``: the state of the executor / inference node whenever it changes, a fault
-  as an error entry with its reason.
+  as an error entry with its reason;
+- ``status/control``: who commands the followers (policy | handover | operator | hold) whenever
+  it changes, anything but the policy as a warning entry.
 
 One timeline, ``ros_time``: the messages' header stamps (the clock every node shares), so the
 plans and the motion line up. Joint samples are buffered and sent in columns by :meth:`flush`
@@ -29,6 +31,7 @@ import numpy as np
 import rerun as rr
 
 from vla_adapter_core.robot_description import RobotDescription
+from vla_adapter_ros.pipeline.status import CONTROL_POLICY
 
 TIMELINE = 'ros_time'
 # How each stream is drawn (colour, line width): the motion bold, the plans thin.
@@ -132,6 +135,15 @@ class RobotView:
         self._at(stamp_ns)
         level = rr.TextLogLevel.ERROR if state == 'FAULT' else rr.TextLogLevel.INFO
         self.recording.log(f'status/{source}', rr.TextLog(text, level=level))
+
+    def control(self, stamp_ns: int, source: str) -> None:
+        """The executor's control source (pipeline/status.py): logged when it changes."""
+        if self._states.get('control') == source:
+            return
+        self._states['control'] = source
+        self._at(stamp_ns)
+        level = rr.TextLogLevel.INFO if source == CONTROL_POLICY else rr.TextLogLevel.WARN
+        self.recording.log('status/control', rr.TextLog(source, level=level))
 
 
 def default_blueprint(robot: RobotDescription):
