@@ -161,10 +161,10 @@ class ChunkExecutorNode(Node):
                 JointState, f'{robot}/{config.joint_states_topic}',
                 lambda message, arm=index: self._on_joint_state(arm, message),
                 qos_profile_sensor_data, callback_group=self._io_group)
-        if self._preflight is not None:
+        self._preflight_subscriptions = [] if self._preflight is None else (
             self._preflight.collector.subscribe(self.create_subscription, Image, JointState,
                                                 qos_profile_sensor_data,
-                                                callback_group=self._io_group)
+                                                callback_group=self._io_group))
         # Raw: the size is checked before decoding, so an oversized chunk costs no decode time.
         self._max_chunk_bytes = max_chunk_message_bytes(self.robot, config.max_chunk_steps)
         self.create_subscription(ActionChunk, config.chunk_topic, self._on_serialized_chunk, 10,
@@ -362,6 +362,9 @@ class ChunkExecutorNode(Node):
             command, _, _ = self._machine.tick(now_s, monotonic_s)
             estop_engaged = self._machine.estop.engaged
             source = self._machine.control_source
+            preflight_over = self._machine.preflight is None
+        if preflight_over and self._preflight_subscriptions:
+            self._end_preflight()
         self._takeover.publish(source)  # only when it changed
         if command is None:
             return
@@ -371,6 +374,12 @@ class ChunkExecutorNode(Node):
             # The first hold after an e-stop: its latency (received -> hold published).
             self.estop_latencies_s.append(time.monotonic() - self._estop_received_s)
             self._estop_received_s = None
+
+    def _end_preflight(self) -> None:
+        """The check passed: stop receiving its camera frames (they would cost tick time)."""
+        for subscription in self._preflight_subscriptions:
+            self.destroy_subscription(subscription)
+        self._preflight_subscriptions = []
 
     # ----------------------------------------------------------------- status
     def _publish_status(self) -> None:

@@ -40,16 +40,19 @@ class PreflightCollector:
         self._begin_ns = now_ns()
 
     def subscribe(self, create_subscription: Callable, image_type: type,
-                  joint_state_type: type, qos, **options) -> None:
+                  joint_state_type: type, qos, **options) -> list:
         """One subscription per expected topic through ``create_subscription`` (a node's).
 
-        ``options`` go to every call (e.g. ``callback_group=``).
+        ``options`` go to every call (e.g. ``callback_group=``); returns the subscriptions.
         """
+        subscriptions = []
         for stream in self.streams:
             camera = stream.kind == 'camera'
             callback = self.on_image if camera else self.on_joint_state
-            create_subscription(image_type if camera else joint_state_type, stream.topic,
-                                functools.partial(callback, stream), qos, **options)
+            subscriptions.append(create_subscription(
+                image_type if camera else joint_state_type, stream.topic,
+                functools.partial(callback, stream), qos, **options))
+        return subscriptions
 
     def _observation(self, topic: str) -> StreamObservation:
         return self._seen.setdefault(topic, StreamObservation())

@@ -80,3 +80,7 @@ def test_good_inputs_pass_and_the_executor_starts(request):
     assert status.PREFLIGHT_LISTENING in reasons_on_the_wire(harness, STARTING)
     assert status.MOVING_TO_START_POSE in reasons_on_the_wire(harness, STARTING)
     assert harness.node.status_snapshot()['phase'] == 'running'
+    # Passed once: the executor no longer receives camera frames (they would cost tick time).
+    camera = ROBOT.camera_topics()[0]
+    harness.wait_for(lambda: not harness.probe.get_subscriptions_info_by_topic(camera), 10.0,
+                     'the pre-flight subscriptions to go')
