@@ -249,7 +249,8 @@ def _node_parameters(arguments: dict, robot: RobotDescription, sim_kind: str,
         inference['compile'] = compile_mode(arguments['compile'])
     if arguments['chunk_dt'].strip():
         inference['dt'] = parse_positive_float('chunk_dt', arguments['chunk_dt'])
-    executor = {**shared, 'chunk_topic': chunk_topic}
+    # The executor's start-up pre-flight check listens to the policy's cameras (raw Images).
+    executor = {**shared, 'chunk_topic': chunk_topic, 'preflight_camera_topics': list(topics)}
     if arguments['command_rate_hz'].strip():
         executor['rate_hz'] = parse_positive_float('command_rate_hz',
                                                     arguments['command_rate_hz'])
@@ -261,6 +262,10 @@ def _node_parameters(arguments: dict, robot: RobotDescription, sim_kind: str,
         inference.update(image_height=rendered.image_height, image_width=rendered.image_width)
         if mujoco['clock'] == 'sim':
             executor['clock_jump_s'] = SIM_CLOCK_JUMP_S
+            # On its own clock the simulator renders only during an episode (each frame waits
+            # for its chunk), so at start-up the check holds the joint_states alone (the
+            # parameter's default: an empty list cannot travel as a typed ROS parameter).
+            del executor['preflight_camera_topics']
     return {'shared': shared, 'inference': inference, 'executor': executor, 'sim': sim,
             'mujoco': mujoco, 'use_sim': use_sim, 'compressor': compressor}
 
@@ -365,8 +370,10 @@ def _replay_specs(specs: list, bag: str, robot: RobotDescription, joint_states: 
     inference, executor = specs
     sim_time = {'use_sim_time': True}
     absolute_chunks = chunk_topic if chunk_topic.startswith('/') else f'/{chunk_topic}'
+    # No start-up pre-flight check: a replay commands no robot, and a bag holds what was
+    # recorded then (compressed frames, another rate), not what the sensors send today.
     replayed_executor = {'chunk_topic': absolute_chunks, 'estop_topic': '/estop',
-                         'set_gripper_mode': False, **sim_time}
+                         'set_gripper_mode': False, 'preflight_window_s': 0.0, **sim_time}
     remappings = [(f'/{REPLAY_NAMESPACE}/{name}/{joint_states}', f'/{name}/{joint_states}')
                   for name in robot.namespaces]
     return [

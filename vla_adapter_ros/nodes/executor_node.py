@@ -15,7 +15,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import serialize_message
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Header
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -44,12 +44,16 @@ from vla_adapter_ros.pipeline.health import (
     diagnostic_array,
 )
 from vla_adapter_ros.pipeline.takeover import Takeover
+from vla_adapter_ros.recording.preflight import PreflightConfig, expected_streams
+from vla_adapter_ros.recording.preflight_window import PreflightCollector, StartupPreflight
 
 NODE_NAME = 'chunk_executor'
 TICK_HISTORY = 30_000  # tick start times kept (10 min at 50 Hz), preallocated
 # Chunks waiting to be decoded: at 50 chunks/s, 0.16 s of backlog; older ones are superseded.
 CHUNK_INBOX_DEPTH = 8
 GIL_SWITCH_INTERVAL_S = 0.0005
+# The start-up pre-flight check's first window waits this long at most for DDS discovery.
+PREFLIGHT_DISCOVERY_S = 5.0
 STATUS_TICK_WINDOW = 500  # ticks behind the tick-error figures in /diagnostics (10 s at 50 Hz)
 
 
@@ -70,11 +74,12 @@ class ChunkExecutorNode(Node):
         self.robot = config.robot
         self.robot_names = config.arm_robot_names
         self._arm_slices = self.robot.arm_slices()
+        self._preflight = self._startup_preflight()
         self._machine = ExecutorStateMachine(
             self.robot_names, config.start_pose(), config.safety_config(),
             config.schedule_config(),
             config.state_machine_timings(), log=self.get_logger().info,
-            takeover=Takeover(self.robot, config.takeover_config()))
+            takeover=Takeover(self.robot, config.takeover_config()), preflight=self._preflight)
         self._last_inference_ms = 0.0
         self._ticks = TickRecorder(TICK_HISTORY)
         self._estop_received_s: float | None = None
@@ -104,6 +109,26 @@ class ChunkExecutorNode(Node):
             return
         self._realtime = True
         self.get_logger().info(f'ticking under SCHED_FIFO priority {priority}')
+
+    def _startup_preflight(self) -> StartupPreflight | None:
+        """The inputs' pre-flight check before the first ramp (None: preflight_window_s 0).
+
+        The followers only (leader arms are not the policy's inputs), on this node's clock and
+        the joint_states topics this node reads (relative: remappings apply to both).
+        """
+        config = self.config
+        if config.preflight_window_s <= 0.0:
+            return None
+        streams = expected_streams(self.robot, False, config.joint_states_topic,
+                                   config.preflight_camera_topics, relative=True)
+        clock = self.get_clock()
+        collector = PreflightCollector(
+            streams, PreflightConfig(window_s=config.preflight_window_s, check_leaders=False),
+            lambda: clock.now().nanoseconds)
+        topics = [self.resolve_topic_name(stream.topic) for stream in streams]  # remapped
+        return StartupPreflight(collector, lambda: clock.now().nanoseconds,
+                                lambda: all(map(self.get_publishers_info_by_topic, topics)),
+                                PREFLIGHT_DISCOVERY_S)
 
     def restore_normal_scheduling(self) -> None:
         """Back to SCHED_OTHER before teardown.
@@ -136,6 +161,10 @@ class ChunkExecutorNode(Node):
                 JointState, f'{robot}/{config.joint_states_topic}',
                 lambda message, arm=index: self._on_joint_state(arm, message),
                 qos_profile_sensor_data, callback_group=self._io_group)
+        self._preflight_subscriptions = [] if self._preflight is None else (
+            self._preflight.collector.subscribe(self.create_subscription, Image, JointState,
+                                                qos_profile_sensor_data,
+                                                callback_group=self._io_group))
         # Raw: the size is checked before decoding, so an oversized chunk costs no decode time.
         self._max_chunk_bytes = max_chunk_message_bytes(self.robot, config.max_chunk_steps)
         self.create_subscription(ActionChunk, config.chunk_topic, self._on_serialized_chunk, 10,
@@ -333,6 +362,9 @@ class ChunkExecutorNode(Node):
             command, _, _ = self._machine.tick(now_s, monotonic_s)
             estop_engaged = self._machine.estop.engaged
             source = self._machine.control_source
+            preflight_over = self._machine.preflight is None
+        if preflight_over and self._preflight_subscriptions:
+            self._end_preflight()
         self._takeover.publish(source)  # only when it changed
         if command is None:
             return
@@ -342,6 +374,12 @@ class ChunkExecutorNode(Node):
             # The first hold after an e-stop: its latency (received -> hold published).
             self.estop_latencies_s.append(time.monotonic() - self._estop_received_s)
             self._estop_received_s = None
+
+    def _end_preflight(self) -> None:
+        """The check passed: stop receiving its camera frames (they would cost tick time)."""
+        for subscription in self._preflight_subscriptions:
+            self.destroy_subscription(subscription)
+        self._preflight_subscriptions = []
 
     # ----------------------------------------------------------------- status
     def _publish_status(self) -> None:

@@ -78,8 +78,9 @@ class MujocoAlohaNode(Node):
             self._thread = None
             self.create_timer(STEP_NS * 1e-9, self._realtime_step)
             self.create_timer(1.0 / config.camera_rate_hz, self._realtime_cameras)
-        if config.autostart:
-            self.reset_episode()
+        # Either way the arms stand at the start pose from the first message on, as a robot's
+        # do before an episode (the executor's start-up pre-flight check reads its grippers).
+        self.reset_episode(start=config.autostart)
         self.get_logger().info(
             f'MuJoCo ALOHA {config.task} ({config.clock} clock), arms '
             f'{list(self.robot.namespaces)}, cameras {list(self.robot.cameras)} at '

@@ -4,8 +4,9 @@
 
 Subscribes (best effort, so it matches any publisher, and publishes nothing) to the robot
 description's cameras, every follower's and leader's joint_states, the executor's commands, the
-policy's ActionChunk and both PolicyStatus topics; decodes them with pipeline/conversions.py
-and hands the arrays to view/rerun_view.py, which says what goes where in the recording.
+policy's ActionChunk and both PolicyStatus topics; view/message_view.py decodes them (with
+pipeline/conversions.py) and hands the arrays to view/rerun_view.py, which says what goes where
+in the recording.
 Parameters: params/view_config.py. On shutdown the recording is flushed and closed.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 import rerun as rr
@@ -23,15 +23,8 @@ from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
 from vla_adapter_ros.nodes.node_main import run_node
 from vla_adapter_ros.params.parameters import declare_parameters, parameter_help
 from vla_adapter_ros.params.view_config import VIEW_PARAMETERS, ViewConfig
-from vla_adapter_ros.pipeline.conversions import (
-    ConversionError,
-    arm_state_from_joint_state,
-    image_to_rgb,
-    stamp_to_nanoseconds,
-    trajectory_offsets_s,
-    trajectory_positions,
-)
-from vla_adapter_ros.pipeline.status import state_name
+from vla_adapter_ros.pipeline.conversions import ConversionError
+from vla_adapter_ros.view.message_view import MessageView
 from vla_adapter_ros.view.rerun_view import RobotView
 
 NODE_NAME = 'live_view'
@@ -52,6 +45,7 @@ class LiveViewNode(Node):
         else:
             self.recording.save(self.config.output)
         self.view = RobotView(self.robot, self.recording, self.config.plan_slots)
+        self.messages = MessageView(self.view)
         self._frames: dict[str, int] = {}
         self._subscribe()
         self.create_timer(1.0 / FLUSH_HZ, self.view.flush)
@@ -99,51 +93,31 @@ class LiveViewNode(Node):
         if count % self.config.camera_every:
             return
         try:
-            rgb = image_to_rgb(message)
+            self.messages.image(camera, message)
         except ConversionError as error:
             self.get_logger().warning(f'{camera}: {error}', throttle_duration_sec=5.0)
-            return
-        self.view.camera(camera, stamp_to_nanoseconds(message.header.stamp), rgb)
 
     def _on_joints(self, stream: str, index: int, arm, message: JointState) -> None:
         try:
-            values = arm_state_from_joint_state(message, arm, f'/{arm.namespace}/joint_states')
+            self.messages.joint_state(stream, index, arm, message)
         except ConversionError as error:
             self.get_logger().warning(str(error), throttle_duration_sec=5.0)
-            return
-        self.view.joints(stream, index, stamp_to_nanoseconds(message.header.stamp), values)
 
     def _on_group(self, index: int, arm, message) -> None:
-        if message.name != arm.model.arm_group or len(message.cmd) != len(arm.joint_names):
-            return
-        values = np.full(arm.dim, np.nan)
-        values[:-1] = message.cmd
-        self.view.joints('commanded', index, self._now_ns(), values)
+        self.messages.group_command(index, arm, message, self._now_ns())
 
     def _on_single(self, index: int, arm, message) -> None:
-        if message.name != arm.model.gripper_joint:
-            return
-        values = np.full(arm.dim, np.nan)
-        values[-1] = arm.gripper.normalize_joint(message.cmd)
-        self.view.joints('commanded', index, self._now_ns(), values)
+        self.messages.single_command(index, arm, message, self._now_ns())
 
     def _on_chunk(self, message: ActionChunk) -> None:
-        trajectories = (message.left, message.right)[:self.robot.num_arms]
         try:
-            parts = [arm.action_from_joint_angles(trajectory_positions(trajectory,
-                                                                       arm.command_joint_names))
-                     for arm, trajectory in zip(self.robot.arms, trajectories)]
-            values = np.concatenate(parts, axis=1)  # (T, action_dim)
+            self.messages.chunk(message)
         except (ConversionError, ValueError) as error:
             self.get_logger().warning(f'chunk {message.sequence}: {error}',
                                       throttle_duration_sec=5.0)
-            return
-        self.view.chunk(message.sequence, stamp_to_nanoseconds(message.header.stamp),
-                        trajectory_offsets_s(message.left), values, message.inference_ms)
 
     def _on_status(self, source: str, message: PolicyStatus) -> None:
-        self.view.status(source, stamp_to_nanoseconds(message.header.stamp),
-                         state_name(message.state), message.fault_reason)
+        self.messages.status(source, message)
 
     def close_recording(self) -> None:
         """Write everything logged and close the file or connection (once, at shutdown)."""

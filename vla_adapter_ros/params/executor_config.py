@@ -27,6 +27,8 @@ from vla_adapter_ros.pipeline.safety import SafetyConfig
 from vla_adapter_ros.pipeline.takeover import TakeoverConfig
 
 OUTPUT_MODES = ('interbotix', 'joint_trajectory', 'float64_array')
+# A shorter window holds too few frames of a 30 Hz camera for a rate (PreflightConfig's floor).
+MIN_PREFLIGHT_WINDOW_S = 0.1
 
 EXECUTOR_PARAMETERS = ParameterTable((
     ParameterSpec('rate_hz', 50.0, 'Command rate (Hz) of the streamed joint targets.',
@@ -99,6 +101,15 @@ EXECUTOR_PARAMETERS = ParameterTable((
                   (0.001, 0.5)),
     ParameterSpec('handback_crossfade_s', 0.5, 'Back to the policy, its first chunk cross-fades '
                   "from the operator's pose over this long (s).", (0.0, 10.0)),
+    ParameterSpec('preflight_window_s', 1.0, 'Start-up pre-flight check of the inputs (s of '
+                  'listening per try; 0 = off): until one window passes, the arms hold their '
+                  "measured pose and the status is FAULT naming what failed. It holds the "
+                  "cameras of preflight_camera_topics and every arm's joint_states to the robot "
+                  'description (rates, image size, joint names, gripper calibration, clock).',
+                  (0.0, 30.0)),
+    ParameterSpec('preflight_camera_topics', (), 'sensor_msgs/Image topics of the cameras the '
+                  "pre-flight check listens to (the launch passes the policy's; empty = none: "
+                  'joint_states only).', element_type=str),
     ParameterSpec('realtime_priority', 0, 'SCHED_FIFO priority (1-99) of the thread that ticks '
                   'and publishes; 0 = normal scheduling. Needs root or an rtprio limit (e.g. '
                   'limits.conf); without it the node warns and runs normally.', (0, 99)),
@@ -119,6 +130,9 @@ class ExecutorConfig(NodeConfig):
                      'joint_trajectory_topic', 'float64_array_topic', 'gripper_operating_mode'):
             if not getattr(self, name):
                 EXECUTOR_PARAMETERS[name].fail(getattr(self, name), 'must not be empty')
+        if 0.0 < self.preflight_window_s < MIN_PREFLIGHT_WINDOW_S:
+            EXECUTOR_PARAMETERS['preflight_window_s'].fail(
+                self.preflight_window_s, f'must be 0 (off) or at least {MIN_PREFLIGHT_WINDOW_S}')
         self.load_robot()
         self.safety_config()  # validates limits and speeds
 

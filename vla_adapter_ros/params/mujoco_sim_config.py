@@ -70,8 +70,8 @@ MUJOCO_SIM_PARAMETERS = ParameterTable((
     ParameterSpec('expert_replan_steps', 25, 'While the policy drives, the expert plans again '
                   'from the true state every this many steps (the divergence reference).',
                   (1, 100000)),
-    ParameterSpec('autostart', True, 'Start the first episode (seed) at once; false = wait '
-                  'for ~/reset.'),
+    ParameterSpec('autostart', True, 'Start the first episode (seed) at once; false = place '
+                  'it (arms at the start pose) and wait for ~/start or ~/reset.'),
 ))
 
 

@@ -26,7 +26,8 @@ from vla_adapter_ros.pipeline.safety import (
 )
 from vla_adapter_ros.pipeline.takeover import Takeover
 
-PHASES = ('waiting', 'gripper_mode', 'ramp', 'running')  # in the order an episode passes them
+# In the order an episode passes them ('preflight' only at start-up, with a check).
+PHASES = ('waiting', 'preflight', 'gripper_mode', 'ramp', 'running')
 
 
 class GripperModeStep(Protocol):
@@ -34,6 +35,13 @@ class GripperModeStep(Protocol):
 
     def step(self, elapsed_s: float, timeout_s: float) -> str | None:
         """None while pending, '' when done, else the fault text."""
+
+
+class PreflightStep(Protocol):
+    """The start-up pre-flight check of the inputs (recording/preflight_window.py)."""
+
+    def step(self) -> str | None:
+        """None while a window is open, '' once one passed, else the failures (it retries)."""
 
 
 @dataclass(frozen=True)
@@ -59,11 +67,13 @@ class ExecutorStateMachine:
                  safety: SafetyConfig, schedule: ScheduleConfig, timings: ExecutorTimings,
                  gripper_modes: GripperModeStep | None = None,
                  log: Callable[[str], None] = lambda text: None,
-                 takeover: Takeover | None = None) -> None:
+                 takeover: Takeover | None = None,
+                 preflight: PreflightStep | None = None) -> None:
         """Start in phase 'waiting' (IDLE) with no chunk and no measured arm.
 
         ``takeover``: the leader arms as a second command source (takeover.py); without it
-        every takeover request is refused.
+        every takeover request is refused. ``preflight``: the inputs' check that must pass
+        once before the first ramp (the arms hold their measured pose until then).
         """
         self.robot_names = robot_names
         self.start_pose = start_pose  # (J,)
@@ -88,6 +98,8 @@ class ExecutorStateMachine:
         self.accepted_chunks = 0
         self.rejected_chunks = 0
         self.takeover = takeover
+        self.preflight = preflight
+        self.preflight_failure = ''  # the last failed window's failures
 
     # ----------------------------------------------------------------- inputs
     def set_limits(self, safety: SafetyConfig, schedule: ScheduleConfig) -> None:
@@ -201,19 +213,22 @@ class ExecutorStateMachine:
         if jump:
             self.scheduler.clear()
             self.chunk_fault = jump
+        self._preflight_step()
         if self.command is None:
             missing = [robot for robot, seen in zip(self.robot_names, self.measured)
                        if seen is None]
             if missing:
                 errors = [error for error in self.joint_state_errors if error]
                 waiting = status.waiting_for_joint_states(missing, errors[-1] if errors else '')
+                if self.preflight_failure:
+                    waiting = f'{waiting}; {status.preflight_failed(self.preflight_failure)}'
                 if self.estop.engaged:
                     return None, PolicyStatus.STATE_FAULT, f'{self.estop.reason}; {waiting}'
                 return None, PolicyStatus.STATE_IDLE, waiting
             measured = np.concatenate(self.measured)  # (J,)
             self.command = np.clip(measured, self.safety.lower_array, self.safety.upper_array)
-            self._enter_phase('gripper_mode' if self.gripper_modes is not None else 'ramp',
-                              monotonic_s)
+            self._enter_phase('preflight' if self.preflight is not None
+                              else self._first_startup_phase, monotonic_s)
         hold = self.command.copy()
         fault = self.hard_fault(monotonic_s)
         if fault:
@@ -221,6 +236,10 @@ class ExecutorStateMachine:
             if self.takeover is not None:
                 self.takeover.interrupted()
             return hold, PolicyStatus.STATE_FAULT, fault
+        if self.phase == 'preflight':
+            if self.preflight is not None:
+                return hold, *self._preflight_hold()
+            self._enter_phase(self._first_startup_phase, monotonic_s)
         if self.phase == 'gripper_mode':
             return hold, *self._gripper_mode_step(monotonic_s)
         if self.phase == 'ramp':
@@ -243,6 +262,29 @@ class ExecutorStateMachine:
     def _enter_phase(self, phase: str, monotonic_s: float) -> None:
         self.phase, self.phase_start_s = phase, monotonic_s
         self.log(f'phase: {phase}')
+
+    @property
+    def _first_startup_phase(self) -> str:
+        return 'gripper_mode' if self.gripper_modes is not None else 'ramp'
+
+    def _preflight_step(self) -> None:
+        """Advance the pre-flight check until it passed once (then it is dropped)."""
+        if self.preflight is None:
+            return
+        outcome = self.preflight.step()
+        if outcome == '':
+            self.preflight, self.preflight_failure = None, ''
+            self.log('pre-flight check passed')
+        elif outcome:
+            if outcome != self.preflight_failure:
+                self.log(status.preflight_failed(outcome))
+            self.preflight_failure = outcome
+
+    def _preflight_hold(self) -> tuple[int, str]:
+        """While the pre-flight check has not passed: STARTING, or FAULT naming the failures."""
+        if self.preflight_failure:
+            return PolicyStatus.STATE_FAULT, status.preflight_failed(self.preflight_failure)
+        return PolicyStatus.STATE_STARTING, status.PREFLIGHT_LISTENING
 
     def _gripper_mode_step(self, monotonic_s: float) -> tuple[int, str]:
         outcome = self.gripper_modes.step(monotonic_s - self.phase_start_s,

@@ -16,6 +16,7 @@ WAITING_FOR_JOINT_STATES = 'waiting for joint_states'  # before the first tick
 WAITING_FOR_FIRST_CHUNK = 'waiting for the first chunk'  # running, no chunk yet (after restart)
 NO_CHUNK_COVERS_NOW = 'no chunk covers now'  # every scheduled chunk has been played
 MOVING_TO_START_POSE = 'moving to the start pose'
+PREFLIGHT_LISTENING = 'pre-flight check: listening to the inputs'  # its first window is open
 SETTING_GRIPPER_MODE = 'setting the gripper operating mode'
 RESTARTING = 'restarting'
 CHUNK_DROPPED_STARTING = 'dropped: start-up not finished'  # ~/chunk_filed outcome
@@ -43,6 +44,11 @@ def waiting_for_joint_states(missing: list[str], last_error: str = '') -> str:
     """The executor's reason while some arms have not sent a valid joint_states yet."""
     text = f'waiting for joint_states of {missing}'
     return f'{text}; last error: {last_error}' if last_error else text
+
+
+def preflight_failed(failures: str) -> str:
+    """The executor's fault while its start-up pre-flight check fails (it holds, retries)."""
+    return f'pre-flight failed: {failures}'
 
 
 def stale_chunk(age_s: float) -> str:

@@ -133,12 +133,21 @@ class StreamObservation:
 
 
 def expected_streams(robot: RobotDescription, check_leaders: bool = True,
-                     joint_states_topic: str = 'joint_states') -> list[StreamExpectation]:
-    """The topics of ``robot`` the check listens to: every camera, then every arm's joints."""
+                     joint_states_topic: str = 'joint_states',
+                     camera_topics: tuple[str, ...] | None = None,
+                     relative: bool = False) -> list[StreamExpectation]:
+    """The topics of ``robot`` the check listens to: every camera, then every arm's joints.
+
+    ``camera_topics``: the cameras to check (None: the description's); ``relative``: the
+    joint-state topics as ``<namespace>/<topic>`` (resolved in the checking node's namespace,
+    as the executor's own subscriptions are) instead of absolute.
+    """
+    topics = robot.camera_topics() if camera_topics is None else camera_topics
     streams = [StreamExpectation(topic, 'camera', robot.camera_rate_hz, robot.camera_size)
-               for topic in robot.camera_topics()]
+               for topic in topics]
     arms = robot.arms + (robot.leaders if check_leaders else ())
-    streams += [StreamExpectation(f'/{arm.namespace}/{joint_states_topic}', 'joint_states',
+    root = '' if relative else '/'
+    streams += [StreamExpectation(f'{root}{arm.namespace}/{joint_states_topic}', 'joint_states',
                                   robot.joint_states_rate_hz, arm=arm) for arm in arms]
     return streams
 

@@ -8,6 +8,7 @@ pose, starts the episode and collects the rewards until ``~/episode_done``.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import time
 
 import numpy as np
@@ -55,14 +56,17 @@ def eval_node_specs(checkpoint: str, device: str, instruction: str, steps: int,
 class EpisodeDriver:
     """An rclpy node that runs episodes on the simulator and collects what happened."""
 
-    def __init__(self, robot, exited=lambda: {}, record: bool = False) -> None:
+    def __init__(self, robot, exited=lambda: {}, record: bool = False,
+                 rerun_dir: Path | None = None) -> None:
         """``exited()``: the node processes that have ended (name -> exit code).
 
-        ``record``: the episode recorder records each episode (one bag each).
+        ``record``: the episode recorder records each episode (one bag each); ``rerun_dir``:
+        write each episode's Rerun recording there (tools/episode_rerun.py).
         """
         from rcl_interfaces.srv import SetParameters
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
+        from rclpy.parameter import Parameter
         from rclpy.qos import (
             DurabilityPolicy,
             QoSProfile,
@@ -75,7 +79,9 @@ class EpisodeDriver:
 
         from vla_adapter_msgs.msg import ActionChunk, PolicyStatus
         self.exited = exited
-        self.node = Node('vla_sim_eval')
+        # With a recording, on the simulator's clock: unstamped messages get the sim time.
+        self.node = Node('vla_sim_eval', parameter_overrides=[] if rerun_dir is None else [
+            Parameter('use_sim_time', Parameter.Type.BOOL, True)])
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         reliable = QoSProfile(depth=1000)
@@ -124,6 +130,10 @@ class EpisodeDriver:
         self._record_clients = (
             (node.create_client(Trigger, f'/{RECORDER_NODE}/start_episode'),
              node.create_client(Trigger, f'/{RECORDER_NODE}/stop_episode')) if record else None)
+        self.rerun = None
+        if rerun_dir is not None:
+            from vla_adapter_ros.tools.episode_rerun import EpisodeRerun
+            self.rerun = EpisodeRerun(node, robot, rerun_dir, f'/{SIM_NODE}/reward')
 
     def _on_done(self, message) -> None:
         self.done_seed = message.data
@@ -184,6 +194,8 @@ class EpisodeDriver:
         self.spin_until(lambda: self.executor_state == waiting, 60.0,
                         'the executor to hold the start pose')
         self._record(0, 'start_episode')
+        if self.rerun is not None:
+            self.rerun.begin(seed)
         started = self._call(self._start_client, Trigger.Request(), 'simulator start')
         if not started.success:
             raise RuntimeError(f'simulator did not start: {started.message}')
@@ -193,6 +205,8 @@ class EpisodeDriver:
         settle = time.monotonic() + 0.2  # joint_states of the paused, final pose
         self.spin_until(lambda: time.monotonic() > settle, 1.0, 'the final joint_states')
         self.capture = False
+        if self.rerun is not None:
+            self.rerun.end()
         return list(self.rewards)
 
     def _record(self, which: int, what: str) -> None:
@@ -212,6 +226,8 @@ class EpisodeDriver:
         return np.round(np.concatenate(values), 6).tolist()
 
     def close(self) -> None:
-        """Destroy the node."""
+        """Close an open recording, destroy the node."""
+        if self.rerun is not None:
+            self.rerun.end()
         self.executor.shutdown()
         self.node.destroy_node()

@@ -1,8 +1,8 @@
 """`vla-adapter-preflight`: the pre-flight check over DDS (and the collector the session uses).
 
 :class:`PreflightProbe` subscribes a node to every camera and joint-state topic of a robot
-description and feeds each arriving message into recording/preflight.py's logic (the header
-stamp against this node's clock, the image size, the joint names and gripper reading); the
+description and feeds each arriving message into recording/preflight_window.py's collector (the
+header stamp against this node's clock, the image size, the joint names and gripper reading); the
 session and the command below call :meth:`PreflightProbe.begin`, let the window pass, and take
 :meth:`PreflightProbe.failures`. Exit status of the command: 0 when every check passed, 1 when
 one failed (each failure on its own line), 2 on a user error.
@@ -11,83 +11,28 @@ one failed (each failure on its own line), 2 on a user error.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import functools
-import threading
 import time
 
 from training.config_cli import build_config_parser, option, require_option, run_config_main
 from vla_adapter_core.robot_description import RobotDescription, load_robot_description
-from vla_adapter_ros.pipeline.conversions import stamp_to_nanoseconds
-from vla_adapter_ros.recording.preflight import (
-    PreflightConfig,
-    PreflightFailure,
-    StreamExpectation,
-    StreamObservation,
-    check_streams,
-    expected_streams,
-)
+from vla_adapter_ros.recording.preflight import PreflightConfig, expected_streams
+from vla_adapter_ros.recording.preflight_window import PreflightCollector
 
 PROG = 'vla-adapter-preflight'
 
 
-class PreflightProbe:
-    """The pre-flight collector on an existing node (callbacks only count and compare)."""
+class PreflightProbe(PreflightCollector):
+    """The pre-flight collector subscribed on an existing node (callbacks only count)."""
 
     def __init__(self, node, robot: RobotDescription, config: PreflightConfig,
                  joint_states_topic: str = 'joint_states') -> None:
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import Image, JointState
 
-        self._node, self.config = node, config
-        self.streams = expected_streams(robot, config.check_leaders, joint_states_topic)
-        self._lock = threading.Lock()
-        self._seen: dict[str, StreamObservation] = {}
-        self._begin_ns = self._now_ns()
-        for stream in self.streams:
-            kind = Image if stream.kind == 'camera' else JointState
-            callback = (self._on_image if stream.kind == 'camera' else self._on_joints)
-            node.create_subscription(kind, stream.topic, functools.partial(callback, stream),
-                                     qos_profile_sensor_data)
-
-    def _now_ns(self) -> int:
-        return self._node.get_clock().now().nanoseconds
-
-    def _observation(self, topic: str) -> StreamObservation:
-        return self._seen.setdefault(topic, StreamObservation())
-
-    def _on_image(self, stream: StreamExpectation, message) -> None:
-        with self._lock:
-            self._observation(stream.topic).add_image(
-                self._now_ns(), stamp_to_nanoseconds(message.header.stamp), message.height,
-                message.width)
-
-    def _on_joints(self, stream: StreamExpectation, message) -> None:
-        with self._lock:
-            self._observation(stream.topic).add_joint_state(
-                self._now_ns(), stamp_to_nanoseconds(message.header.stamp), message.name,
-                message.position, stream.arm)
-
-    def begin(self) -> None:
-        """Forget everything seen so far: a new window starts now."""
-        with self._lock:
-            self._seen, self._begin_ns = {}, self._now_ns()
-
-    def elapsed_s(self) -> float:
-        """Seconds since :meth:`begin`."""
-        return max(1e-9, (self._now_ns() - self._begin_ns) / 1e9)
-
-    def failures(self) -> list[PreflightFailure]:
-        """The checks over the window since :meth:`begin` (call once it has lasted window_s)."""
-        with self._lock:
-            seen = dict(self._seen)
-            return check_streams(self.streams, seen, self.elapsed_s(), self.config)
-
-    def rates_hz(self) -> dict[str, float]:
-        """Messages per second of every topic since :meth:`begin`."""
-        elapsed = self.elapsed_s()
-        with self._lock:
-            return {stream.topic: self._seen.get(stream.topic, StreamObservation()).count
-                    / elapsed for stream in self.streams}
+        self._node = node
+        super().__init__(expected_streams(robot, config.check_leaders, joint_states_topic),
+                         config, lambda: node.get_clock().now().nanoseconds)
+        self.subscribe(node.create_subscription, Image, JointState, qos_profile_sensor_data)
 
     def unpublished(self) -> list[str]:
         """Topics without any publisher on the graph yet."""

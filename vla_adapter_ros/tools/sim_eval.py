@@ -5,7 +5,8 @@ and runs one episode per seed (tools/episode_driver.py); the simulator owns the 
 same seed gives the same episode on any machine. Beside the policy, the open-loop baselines of
 sim/baselines.py run on the same seeds; every rate is reported with its 95 % Wilson interval
 and compared on the same seeds (sim/eval_scoring.py). Writes ``report.json``, ``rewards.png``,
-``success.png`` and the first episode's ``top_camera.png`` / ``.gif``.
+``success.png`` and the first episode's ``top_camera.png`` / ``.gif``; with ``--rerun`` also
+``rerun/seed_<seed>.rrd`` per episode (tools/episode_rerun.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from vla_adapter_ros.sim import eval_scoring
 from vla_adapter_ros.sim.baselines import baseline_rewards, mean_demonstration
 from vla_adapter_ros.sim.task_facts import DEFAULT_INSTRUCTION, SUCCESS_REWARD
 from vla_adapter_ros.tools.episode_driver import EpisodeDriver, eval_node_specs
+from vla_adapter_ros.tools.episode_rerun import RERUN_FOLDER
 from vla_adapter_ros.tools.sim_eval_report import print_report, write_plots, write_strip
 
 PROG = 'vla-adapter-sim-eval'
@@ -63,6 +65,9 @@ class SimEvalConfig:
                                          'temporary folder)')
     episode_timeout_s: float = option(600.0, aliases=('--episode-timeout-s',),
                                       help='an episode that has not ended by then is an error')
+    # The plan against the motion, frame by frame: what a success rate cannot show.
+    rerun: bool = option(False, help='write each episode as the live view draws it: '
+                                     '<output_dir>/rerun/seed_<seed>.rrd (rerun FILE opens it)')
 
     def __post_init__(self) -> None:
         for name in ('episodes', 'episode_steps', 'demo_seeds'):
@@ -105,7 +110,8 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int],
     group = NodeProcessGroup(specs, executables, output / 'logs')
     rclpy.init()
     driver = EpisodeDriver(load_robot_description('aloha_sim'), group.exited,
-                           record='recorder' in (nodes or {}))
+                           record='recorder' in (nodes or {}),
+                           rerun_dir=output / RERUN_FOLDER if args.rerun else None)
     episodes, frames = [], []
     try:
         group.start()
@@ -128,6 +134,7 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int],
                              'wall_s': round(time.monotonic() - started, 2),
                              'simulator_phases_s': {phase: round(seconds, 3) for phase, seconds
                                                     in driver.phase_seconds.items()},
+                             **({'rerun': str(driver.rerun.paths[-1])} if driver.rerun else {}),
                              'rewards': rewards})
     except RuntimeError as error:
         raise RuntimeError(f'{error} (logs in {output / "logs"})') from error

@@ -12,6 +12,7 @@ in policy units: joint angles in rad, grippers 0 closed .. 1 open):
   ``sequence % plan_slots``, so the last few plans stay visible as separate lines beside the
   motion the arm actually made;
 - ``policy/inference_ms``: the model time of each chunk;
+- ``episode/reward``: a simulator's reward at each step (`vla-adapter-sim-eval --rerun`);
 - ``status/<source>``: the state of the executor / inference node whenever it changes, a fault
   as an error entry with its reason;
 - ``status/control``: who commands the followers (policy | handover | operator | hold) whenever
@@ -60,7 +61,8 @@ class RobotView:
     """Logs one robot's streams into a Rerun recording stream."""
 
     def __init__(self, robot: RobotDescription, recording: rr.RecordingStream,
-                 plan_slots: int = 5) -> None:
+                 plan_slots: int = 5, reward: bool = False) -> None:
+        """``reward``: the layout gets a reward plot (a simulated episode's)."""
         if plan_slots < 1:
             raise ValueError(f'plan_slots={plan_slots}: must be >= 1')
         self.robot, self.recording, self.plan_slots = robot, recording, plan_slots
@@ -68,7 +70,7 @@ class RobotView:
         self._states: dict[str, str] = {}
         self._buffers: dict[str, tuple[list, list]] = {}  # path -> (stamps ns, values)
         self._styled: set[str] = set()
-        recording.send_blueprint(default_blueprint(robot))
+        recording.send_blueprint(default_blueprint(robot, reward))
 
     def _style(self, path: str) -> None:
         """Name and colour a joint entity's line once (static)."""
@@ -126,6 +128,11 @@ class RobotView:
         self._at(stamp_ns)
         self.recording.log('policy/inference_ms', rr.Scalars(float(inference_ms)))
 
+    def reward(self, stamp_ns: int, value: float) -> None:
+        """A simulator's reward of one step."""
+        self._at(stamp_ns)
+        self.recording.log('episode/reward', rr.Scalars(float(value)))
+
     def status(self, source: str, stamp_ns: int, state: str, fault_reason: str) -> None:
         """A PolicyStatus: logged when the state or the fault reason changes."""
         text = f'{state}: {fault_reason}' if fault_reason else state
@@ -146,8 +153,11 @@ class RobotView:
         self.recording.log('status/control', rr.TextLog(source, level=level))
 
 
-def default_blueprint(robot: RobotDescription):
-    """The view's layout: cameras on top, one plot per joint (motion and plans), the status."""
+def default_blueprint(robot: RobotDescription, reward: bool = False):
+    """The view's layout: cameras on top, one plot per joint (motion and plans), the status.
+
+    ``reward``: a reward plot beside the inference time (a simulated episode's).
+    """
     import rerun.blueprint as rrb
 
     cameras = rrb.Horizontal(*[rrb.Spatial2DView(origin=f'cameras/{name}', name=name)
@@ -160,5 +170,7 @@ def default_blueprint(robot: RobotDescription):
     return rrb.Blueprint(rrb.Vertical(
         cameras, rrb.Grid(*plots, grid_columns=columns),
         rrb.Horizontal(rrb.TimeSeriesView(origin='policy', name='inference ms'),
+                       *([rrb.TimeSeriesView(origin='episode', name='reward')] if reward
+                         else []),
                        rrb.TextLogView(origin='status', name='status')),
         row_shares=[2, 3, 1]), collapse_panels=True)

@@ -56,7 +56,9 @@ def test_dual_arm_defaults_pass_the_aloha_description_to_every_node(checkpoint):
                          'device': 'cuda', 'dtype': 'auto',
                          'camera_topics': list(aloha.camera_topics()),
                          'camera_names': list(aloha.cameras)}
-    assert executor.parameters[1] == {**shared, 'chunk_topic': 'action_chunk'}
+    # The start-up pre-flight check listens to the policy's cameras.
+    assert executor.parameters[1] == {**shared, 'chunk_topic': 'action_chunk',
+                                      'preflight_camera_topics': list(aloha.camera_topics())}
     for spec in specs:
         assert spec.arguments == ['--ros-args', '--log-level', 'info']
         assert spec.remappings == [] and spec.output == 'screen'
@@ -301,6 +303,8 @@ def test_sim_clock_sim_puts_every_node_on_the_simulator_clock(checkpoint):
     for name in ('vla_inference', 'chunk_executor'):
         assert specs[name].parameters[-1] == {'use_sim_time': True}
     assert specs['chunk_executor'].parameters[1]['clock_jump_s'] == 60.0
+    # Frames come only during an episode there: the start-up check holds the joints alone.
+    assert 'preflight_camera_topics' not in specs['chunk_executor'].parameters[1]
     recorded = _by_name(build_node_specs(
         'dual', {'checkpoint': checkpoint, 'use_sim': 'true', 'sim': 'mujoco',
                  'sim_clock': 'sim', 'record': 'true'}, REPO))

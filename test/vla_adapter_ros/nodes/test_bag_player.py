@@ -210,9 +210,10 @@ def test_replay_launch_never_wires_the_executor_to_a_driver(tmp_path):
     assert (player.name, player.parameters) == ('bag_player', [
         {'bag': str(bag.resolve()), 'publish_clock': True}])
     assert inference.parameters[-1] == {'use_sim_time': True}
+    # No start-up pre-flight: the bag's sensors are what was recorded, and nothing is driven.
     assert executor.namespace == 'replay' and executor.parameters[-1] == {
         'chunk_topic': '/action_chunk', 'estop_topic': '/estop', 'set_gripper_mode': False,
-        'use_sim_time': True}
+        'preflight_window_s': 0.0, 'use_sim_time': True}
     assert executor.remappings == [('/replay/follower_left/joint_states',
                                     '/follower_left/joint_states'),
                                    ('/replay/follower_right/joint_states',

@@ -259,7 +259,8 @@ def test_missing_operating_modes_service_faults_and_holds(request):
                                    '--no-operating-modes')
     try:
         harness = make_harness(request, process, service_timeout_s=1.0, robot_names=robots)
-        reason = harness.wait_state(PolicyStatus.STATE_FAULT, timeout_s=20.0)
+        reason = harness.wait_state(PolicyStatus.STATE_FAULT, timeout_s=20.0,
+                                    reason='set_operating_modes')
         assert 'set_operating_modes' in reason and 'not available' in reason
         for robot in robots:
             _, commands = harness.command_log(robot)
@@ -270,7 +271,9 @@ def test_missing_operating_modes_service_faults_and_holds(request):
 
 
 def test_ros_time_going_backwards_faults_drops_chunks_and_holds(request, driver):
-    harness = make_harness(request, driver, use_sim_time=True)
+    # The fake driver stamps wall time, far from this clock: the start-up pre-flight check
+    # would rightly refuse it (test_executor_preflight.py), so it is off here.
+    harness = make_harness(request, driver, use_sim_time=True, preflight_window_s=0.0)
     clock_publisher = harness.probe.create_publisher(Clock, '/clock', 10)
     started, offset_s = time.monotonic(), [1000.0]
 

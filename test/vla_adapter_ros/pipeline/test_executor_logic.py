@@ -193,3 +193,58 @@ def test_gripper_mode_step_before_the_ramp_and_its_fault_latches():
     for _ in range(5):
         measure(failing, clock, START)
         assert clock.tick(failing)[1:] == (FAULT, 'set_operating_modes timed out')
+
+
+class ScriptedPreflight:
+    """The start-up pre-flight step: answers ``outcomes`` one per tick, then '' (passed)."""
+
+    def __init__(self, *outcomes) -> None:
+        self.outcomes, self.calls = list(outcomes), 0
+
+    def step(self) -> str | None:
+        self.calls += 1
+        return self.outcomes.pop(0) if self.outcomes else ''
+
+
+def test_the_preflight_check_holds_the_measured_pose_until_a_window_passes():
+    failure = '/cam_high/camera/color/image_rect_raw: silent: no message in 1.0 s'
+    preflight = ScriptedPreflight(None, failure, None, None, '')
+    machine = ExecutorStateMachine(
+        CONFIG.arm_robot_names, START, CONFIG.safety_config(), CONFIG.schedule_config(),
+        CONFIG.state_machine_timings(), preflight=preflight)
+    clock = Clock()
+    away = START + 0.3
+    measure(machine, clock, away)
+    command, state, reason = clock.tick(machine)
+    assert (state, reason, machine.phase) == (STARTING, status.PREFLIGHT_LISTENING, 'preflight')
+    held = command.copy()
+    np.testing.assert_allclose(held, np.clip(away, CONFIG.safety_config().lower_array,
+                                             CONFIG.safety_config().upper_array))
+    for _ in range(3):  # the failed window is reported until the next one passes
+        command, state, reason = clock.tick(machine)
+        assert (state, reason) == (FAULT, status.preflight_failed(failure))
+        assert 'cam_high' in reason and 'silent' in reason
+        np.testing.assert_array_equal(command, held)  # no ramp, no chunk: the pose is held
+        assert not machine.accepts_chunks
+    command, state, reason = clock.tick(machine)
+    assert machine.phase == 'ramp' and (state, reason) == (STARTING, status.MOVING_TO_START_POSE)
+    assert np.abs(command - held).max() > 0  # the ramp began
+    for _ in range(100):  # the ramp, with fresh joint_states
+        measure(machine, clock, away)
+        clock.tick(machine)
+    assert machine.phase == 'running' and preflight.calls == 5
+    machine.restart()  # between episodes the check does not run again
+    measure(machine, clock, START)
+    clock.tick(machine, 2)
+    assert machine.phase == 'running' and preflight.calls == 5
+
+
+def test_a_failed_preflight_is_named_while_the_arms_are_not_measured_yet():
+    failure = 'follower_left/joint_states: joint_names: missing [...]'
+    machine = ExecutorStateMachine(
+        CONFIG.arm_robot_names, START, CONFIG.safety_config(), CONFIG.schedule_config(),
+        CONFIG.state_machine_timings(), preflight=ScriptedPreflight(failure, *[None] * 10))
+    command, state, reason = Clock().tick(machine)
+    assert command is None and state == IDLE
+    assert reason == (f'{status.waiting_for_joint_states(list(CONFIG.arm_robot_names))}; '
+                      f'{status.preflight_failed(failure)}')

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from rrd_contents import rrd_entities
 
 from vla_adapter_core.robot_description import load_robot_description
 from vla_adapter_ros.sim.baselines import baseline_rewards, mean_demonstration
@@ -60,6 +61,36 @@ def test_report_with_baselines_plots_and_strip(checkpoint, tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'mean_demonstration' in out and 'inference latency' in out
     assert 'policy vs hold_still: no difference' in out and '[' in out
+
+
+def test_rerun_writes_each_episode_as_the_live_view_draws_it(checkpoint, tmp_path):
+    assert sim_eval.main(['--checkpoint', str(checkpoint), '--episodes', '2', '--seed', '1000',
+                          '--episode_steps', str(STEPS), '--no_baselines', '--rerun',
+                          '--image_height', '32', '--image_width', '32',
+                          '--output_dir', str(tmp_path)]) == 0
+    report = json.loads((tmp_path / 'report.json').read_text())
+    frames = STEPS // 5  # a camera frame every 5 steps, each answered by one chunk
+    for episode in report['episodes']:
+        path = tmp_path / 'rerun' / f'seed_{episode["seed"]}.rrd'
+        assert episode['rerun'] == str(path) and episode['chunks'] == frames
+        entities = rrd_entities(path)  # read back with Rerun's own reader
+        for camera in ('cam_high', 'cam_left_wrist', 'cam_right_wrist'):
+            assert len(entities[f'/cameras/{camera}']['ros_time']) == frames
+        camera_times = entities['/cameras/cam_high']['ros_time']
+        measured = entities['/joints/left/waist/measured']['ros_time']
+        assert len(measured) >= STEPS and measured[0] <= camera_times[0]
+        assert len(entities['/joints/right/gripper/commanded']['ros_time']) >= STEPS
+        assert len(entities['/joints/left/elbow/commanded']['ros_time']) >= STEPS
+        # Every chunk as a future trajectory: chunk i in slot i % 5, 10 steps from its frame.
+        plans = [entities[f'/joints/left/waist/plan/{slot}']['ros_time'] for slot in range(5)]
+        assert sum(len(times) for times in plans) == frames * 10
+        assert sorted(min(times) for times in plans) == camera_times[:5]
+        assert len(entities['/policy/inference_ms']['Scalars:scalars']) == frames
+        rewards = [row[0] for row in entities['/episode/reward']['Scalars:scalars']]
+        assert len(rewards) == STEPS
+        assert (max(rewards), rewards[-1]) == (episode['max_reward'], episode['final_reward'])
+        assert entities['/status/executor']['TextLog:text']
+        assert set(entities['/episode/reward']['timelines'][0]) >= {'ros_time'}
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):
