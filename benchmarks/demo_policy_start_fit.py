@@ -1,0 +1,184 @@
+"""Issue 19: does the demo policy memorise the first chunk of its own training episodes.
+
+At an episode's first step the arm state is the same for every cube; only the cameras say where
+the cube is, and the labels (the recorded first chunk) follow it. This trains a fresh model of a
+checkpoint's architecture on those first steps alone and prints, every ``--report_every``
+steps, how far its chunks spread across the episodes against the labels' spread (a model that
+sees the cube reaches the labels' spread and a gain near 1), then how sensitive the trained
+head is to its inputs:
+
+    .venv/bin/python benchmarks/demo_policy_start_fit.py --checkpoint RUN/final \
+        --data demos_clean demos_disturbed --steps 150 [--gate_init 1.5] [--lr 5e-4] \
+        [--train head|all] [--init upstream|open]
+
+``--checkpoint`` gives the architecture, processor and statistics (its weights are not used).
+``--init open``: LayerScale 0.1 and random action queries instead of upstream's 1e-5 and zeros.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+import time
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+CAMERAS = ['cam_high', 'cam_left_wrist', 'cam_right_wrist']
+INSTRUCTION = 'transfer the red cube to the other arm'
+
+
+def spread_report(output, target) -> dict:
+    """Across-episode spread (RMS of per-dimension std) of chunks (E, T, A) and their gain."""
+    out_dev = output - output.mean(0)
+    target_dev = target - target.mean(0)
+    return {
+        'spread': float(out_dev.std(0).pow(2).mean().sqrt()) if len(output) > 1 else 0.0,
+        'label_spread': float(target_dev.std(0).pow(2).mean().sqrt()) if len(target) > 1 else 0.0,
+        'gain': float((out_dev * target_dev).sum() / (target_dev ** 2).sum().clamp_min(1e-12)),
+        'l1': float((output - target).abs().mean()),
+    }
+
+
+def head_sensitivity(model, batch: dict, seed: int = 0) -> dict:
+    """RMS change of the head's output when its inputs get noise of their own RMS size."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        outputs = model.forward_detailed(batch)
+        base = outputs.head_output  # (B, T, A)
+
+        def noisy(tensor):
+            noise = torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)
+            return tensor + noise * tensor.std()
+
+        inputs = (outputs.task_states, outputs.adapter_states, outputs.proprio_token)
+        changed = {
+            'task_states': (noisy(inputs[0]), inputs[1], inputs[2]),
+            'adapter_states': (inputs[0], noisy(inputs[1]), inputs[2]),
+        }
+        if inputs[2] is not None:
+            changed['proprio_token'] = (inputs[0], inputs[1], noisy(inputs[2]))
+        report = {'output_rms': float(base.pow(2).mean().sqrt())}
+        for name, args in changed.items():
+            report[f'{name}_noise_output_change_rms'] = float(
+                (model.action_head(*args) - base).pow(2).mean().sqrt())
+    return report
+
+
+def fresh_model(policy_config, gate_init: float | None, init: str, seed: int):
+    """A model of the checkpoint's architecture, initialised as vla-adapter-train would."""
+    import torch
+
+    from training.model_setup import GATE_SUFFIX
+    from vla_adapter_core.modeling import VLAAdapterModel
+
+    torch.manual_seed(seed)
+    model = VLAAdapterModel(policy_config)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if gate_init is not None and name.endswith(GATE_SUFFIX):
+                parameter.fill_(gate_init)
+            elif init == 'open' and name.endswith(('ls1.gamma', 'ls2.gamma')):
+                parameter.fill_(0.1)
+            elif init == 'open' and name == 'action_queries.weight':
+                parameter.normal_(0.0, 1.0)
+    return model
+
+
+def set_trainable(model, train: str) -> list:
+    """'head': towers, projector, queries, proprio projector and head (recipe E); 'all' too."""
+    model.freeze_vlm()
+    modules = [model.vision, model.projector, model.action_queries, model.proprio_projector,
+               model.action_head]
+    for module in modules:
+        if module is not None:
+            module.requires_grad_(True)
+    if train == 'all':
+        model.requires_grad_(True)
+    for parameter in model.vision.unused_parameters():
+        parameter.requires_grad_(False)
+    return [parameter for parameter in model.parameters() if parameter.requires_grad]
+
+
+def first_step_batch(policy, args: argparse.Namespace) -> dict:
+    """The processor's batch of every episode's step 0 with its recorded first chunk."""
+    from training.data_config import DatasetConfig
+    from training.dataset import load_episodes
+
+    chunk = policy.config.action_head.chunk_size
+    config = DatasetConfig(paths=[str(path) for path in args.data], robot=args.robot,
+                           camera_names=list(policy.config.camera_names), chunk_size=chunk,
+                           action_source='topic', action_topic='/commanded_action',
+                           jpeg_draft_size=0)
+    episodes = load_episodes(config)
+    observations = [{'images': episode.read_images(0), 'proprio': episode.proprio[0],
+                     'instruction': args.instruction} for episode in episodes]
+    labels = np.stack([episode.actions[:chunk] for episode in episodes])  # (E, T, A)
+    return policy.processor(observations, actions=labels,
+                            action_mask=np.ones(labels.shape[:2], dtype=bool))
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    import torch
+
+    from vla_adapter_core.policy import VLAPolicy
+
+    torch.set_num_threads(args.threads)
+    policy = VLAPolicy.from_pretrained(str(args.checkpoint), device='cpu')
+    batch = first_step_batch(policy, args)
+    model = fresh_model(policy.config, args.gate_init, args.init, args.seed)
+    parameters = set_trainable(model, args.train)
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(args.seed)
+    episodes = batch['actions'].shape[0]
+    rows, started = [], time.time()
+    model.train()
+    for step in range(1, args.steps + 1):
+        chosen = torch.randperm(episodes, generator=generator)[:args.batch_size]
+        loss, _ = model.compute_loss({key: value[chosen] for key, value in batch.items()})
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        if step % args.report_every == 0 or step == args.steps:
+            model.eval()
+            with torch.no_grad():
+                output = model(batch)  # (E, T, A) normalised
+            model.train()
+            row = {'step': step, 'loss': float(loss), 'seconds': round(time.time() - started, 1),
+                   **spread_report(output, batch['actions'])}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    model.eval()
+    rows.append({'head_sensitivity': head_sensitivity(model, batch)})
+    print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--checkpoint', type=Path, required=True)
+    parser.add_argument('--data', type=Path, nargs='+', required=True)
+    parser.add_argument('--robot', default='aloha_sim')
+    parser.add_argument('--instruction', default=INSTRUCTION)
+    parser.add_argument('--steps', type=int, default=150)
+    parser.add_argument('--batch_size', type=int, default=16)
+    parser.add_argument('--lr', type=float, default=5e-4)
+    parser.add_argument('--gate_init', type=float, default=None)
+    parser.add_argument('--init', choices=['upstream', 'open'], default='upstream')
+    parser.add_argument('--train', choices=['head', 'all'], default='head')
+    parser.add_argument('--report_every', type=int, default=25)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--seed', type=int, default=0)
+    run(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
