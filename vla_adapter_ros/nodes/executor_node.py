@@ -29,6 +29,7 @@ from vla_adapter_ros.nodes.node_main import (
     shutdown_logger,
 )
 from vla_adapter_ros.nodes.takeover_interface import TakeoverInterface
+from vla_adapter_ros.nodes.unlocked_take import SerializedReceiver
 from vla_adapter_ros.params.executor_config import EXECUTOR_PARAMETERS, ExecutorConfig
 from vla_adapter_ros.params.parameters import declare_parameters, parameter_help
 from vla_adapter_ros.pipeline import status
@@ -93,6 +94,11 @@ class ChunkExecutorNode(Node):
         self._intake_thread = threading.Thread(target=self._intake_loop, name='chunk_intake',
                                                daemon=True)
         self._intake_thread.start()
+        self._receive_thread = None
+        if self._chunk_receiver is not None:
+            self._receive_thread = threading.Thread(target=self._receive_loop,
+                                                    name='chunk_receive', daemon=True)
+            self._receive_thread.start()
 
     # ----------------------------------------------------------------- set-up
     def _apply_realtime_priority(self, priority: int) -> None:
@@ -166,9 +172,19 @@ class ChunkExecutorNode(Node):
                                                 qos_profile_sensor_data,
                                                 callback_group=self._io_group))
         # Raw: the size is checked before decoding, so an oversized chunk costs no decode time.
+        # Received by a thread of its own with the GIL released (nodes/unlocked_take.py): a
+        # 16 MB chunk taken by rclpy on this thread would cost the tick ~20-30 ms of copying.
         self._max_chunk_bytes = max_chunk_message_bytes(self.robot, config.max_chunk_steps)
-        self.create_subscription(ActionChunk, config.chunk_topic, self._on_serialized_chunk, 10,
-                                 callback_group=self._io_group, raw=True)
+        self._chunk_receiver = None
+        try:
+            self._chunk_receiver = SerializedReceiver(self, ActionChunk, config.chunk_topic, 10,
+                                                      self._max_chunk_bytes)
+        except (OSError, AttributeError) as error:
+            self.get_logger().warning(
+                f'chunks are received on the executor thread (rcl not loadable through '
+                f'ctypes: {typed_one_line(error)}); a large chunk delays the tick')
+            self.create_subscription(ActionChunk, config.chunk_topic, self._on_serialized_chunk,
+                                     10, callback_group=self._io_group, raw=True)
         self.create_subscription(Bool, config.estop_topic, self._on_estop_topic, 10,
                                  callback_group=self._io_group)
         self.create_service(Trigger, '~/estop', self._on_estop_service,
@@ -228,14 +244,44 @@ class ChunkExecutorNode(Node):
         return granted, message
 
     def _on_serialized_chunk(self, data: bytes) -> None:
-        """The executor thread's whole share of a chunk: a size check and a hand-over."""
+        """A received chunk's whole share outside the intake thread: a size check, a hand-over.
+
+        Called by the receive thread (or, without it, by the executor thread).
+        """
         if len(data) > self._max_chunk_bytes:
-            self._reject_chunk(
-                f'chunk rejected: {len(data)} bytes is more than a max_chunk_steps='
-                f'{self.config.max_chunk_steps} chunk can hold ({self._max_chunk_bytes} bytes); '
-                'not decoded')
+            self._reject_oversized_chunk(len(data))
             return
         self._inbox.put(data)
+
+    def _reject_oversized_chunk(self, size: int) -> None:
+        self._reject_chunk(
+            f'chunk rejected: {size} bytes is more than a max_chunk_steps='
+            f'{self.config.max_chunk_steps} chunk can hold ({self._max_chunk_bytes} bytes); '
+            'not decoded')
+
+    def _receive_loop(self) -> None:
+        """Take chunks as they arrive, the GIL released while waiting and while copying.
+
+        Under normal scheduling even when the node ticks under SCHED_FIFO (threads inherit
+        it): copying a 16 MB chunk takes a core for 10-20 ms, and a FIFO thread of the same
+        priority on each of 2 cores would keep the ticking thread waiting that long.
+        """
+        if self._realtime:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))  # this thread only
+        while not self._inbox.closed:
+            try:
+                for size, data in self._chunk_receiver.receive(timeout_s=0.2):
+                    if self._inbox.closed:
+                        return
+                    if data is None:  # above the limit: never became a Python object
+                        self._reject_oversized_chunk(size)
+                    else:
+                        self._on_serialized_chunk(data)
+            except Exception as error:  # noqa: BLE001 - the thread must outlive any chunk
+                if self._inbox.closed or not self.context.ok():
+                    return  # shut down while waiting or taking
+                self.get_logger().error(f'chunk receive: {typed_one_line(error)}')
+                time.sleep(0.2)
 
     def _intake_loop(self) -> None:
         """Decode, check and file chunks off the executor thread (the tick never waits)."""
@@ -430,13 +476,18 @@ class ChunkExecutorNode(Node):
                     'leader_problem': machine.takeover.leader_problem(time.monotonic())}
 
     def destroy_node(self) -> None:
-        """Stop the intake thread, then destroy the node."""
+        """Stop the receive and intake threads, then destroy the node."""
         inbox = getattr(self, '_inbox', None)
         if inbox is not None:
             inbox.close()
-            thread = getattr(self, '_intake_thread', None)
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(timeout=5.0)
+            for name in ('_receive_thread', '_intake_thread'):
+                thread = getattr(self, name, None)
+                if thread is not None and thread is not threading.current_thread():
+                    thread.join(timeout=5.0)
+        receiver = getattr(self, '_chunk_receiver', None)
+        receive_thread = getattr(self, '_receive_thread', None)
+        if receiver is not None and not (receive_thread and receive_thread.is_alive()):
+            receiver.close()
         super().destroy_node()
 
     def tick_periods_s(self) -> np.ndarray:

@@ -7,6 +7,7 @@ driver reports any out-of-limit or non-finite command it receives (asserted at t
 """
 
 import math
+import threading
 import time
 
 from executor_harness import (  # noqa: E402
@@ -242,10 +243,16 @@ def test_stale_observation_faults_and_holds_until_joint_states_resume(system):
         stream.stop()
 
 
-def test_a_huge_chunk_is_rejected_undecoded_and_the_estop_still_acts_within_a_tick(system):
+def test_a_huge_chunk_is_rejected_undecoded_and_the_estop_still_acts_within_a_tick(
+        system, monkeypatch):
     harness, _ = system
     stream = start_motion(harness)
     stream.stop()
+    # Received off the executor thread and never made into Python bytes (unlocked_take.py).
+    handed_over = []
+    hand_over = harness.node._on_serialized_chunk
+    monkeypatch.setattr(harness.node, '_on_serialized_chunk', lambda data: (
+        handed_over.append((len(data), threading.current_thread().name)), hand_over(data)))
     huge = make_chunk(harness.now_ns(), make_trajectory(np.tile(GOOD[0], (100_000, 1))),
                       make_trajectory(np.tile(GOOD[0], (100_000, 1))))
     harness.publish_chunk(huge)  # serialising it here holds this process's GIL for a while
@@ -256,6 +263,8 @@ def test_a_huge_chunk_is_rejected_undecoded_and_the_estop_still_acts_within_a_ti
     estop_sent = time.monotonic()
     harness.wait_state(PolicyStatus.STATE_FAULT, timeout_s=5.0, reason='e-stop engaged')
     assert time.monotonic() - estop_sent < 2.0
+    assert all(size < 1_000_000 and thread == 'chunk_receive'
+               for size, thread in handed_over), handed_over  # rclpy's take: 16 MB here
     time.sleep(0.5)  # the held stream goes on
     # The 50 Hz stream never stalled while the executor received it (2 loaded cores: < 100 ms).
     times, _ = harness.command_log(ROBOTS[0], since)
