@@ -69,7 +69,7 @@ class MujocoAlohaNode(Node):
         self._create_interfaces()
         self._stop = threading.Event()
         self.phase_times = PhaseTimes()  # where an episode's wall time goes (sim clock)
-        self.context.on_shutdown(self._stop.set)  # a signal: no publishing after it
+        self.context.on_shutdown(self._request_stop)  # a signal: no publishing after it
         if config.clock == 'sim':
             self._thread = threading.Thread(target=self._sim_clock_loop, name='mujoco_sim_clock',
                                             daemon=True)
@@ -330,7 +330,7 @@ class MujocoAlohaNode(Node):
                 if self._stop.is_set():
                     return
                 if remaining <= 0:
-                    if not warn:
+                    if not warn or not self.context.ok():
                         return
                     self.command_timeouts += 1
                     if self._step > 0:  # the first step of an episode may come before any
@@ -349,6 +349,8 @@ class MujocoAlohaNode(Node):
                 if self._stop.is_set():
                     return False
                 if remaining <= 0:
+                    if not self.context.ok():
+                        return False
                     self.get_logger().warning(
                         f'no chunk for the frame at {stamp_ns * 1e-9:.2f} s within '
                         f'{self.config.chunk_timeout_s} s; stepping on')
@@ -357,9 +359,19 @@ class MujocoAlohaNode(Node):
             self._chunk_stamps = {stamp for stamp in self._chunk_stamps if stamp > stamp_ns}
         return True
 
+    def _request_stop(self) -> None:
+        """Stop the sim-clock thread, waking it from a wait for commands or a chunk.
+
+        Without the wake-up it slept out ``chunk_timeout_s`` (10 s), longer than ``stop``
+        waits for it, and then freed the renderer while the process was already exiting.
+        """
+        self._stop.set()
+        with self._command_event:  # re-entrant: safe from a callback that holds it
+            self._command_event.notify_all()
+
     def stop(self) -> None:
         """End the sim-clock thread and free the scene on the thread that rendered (shutdown)."""
-        self._stop.set()
+        self._request_stop()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
         else:  # the real-time clock renders on the executor's (this) thread

@@ -22,6 +22,10 @@ from rclpy.node import Node
 
 # glibc's mallopt parameter for the size above which malloc maps memory of its own.
 M_MMAP_THRESHOLD = -3
+# The longest the spin waits without looking at the context: a signal's wake-up of the executor
+# can be lost (seen once in about five SIGINTs to the sim-clock simulator), and an idle node
+# would then wait forever with its context already shut down.
+SPIN_WAKE_S = 0.5
 LARGE_BUFFER_BYTES = 1 << 20
 
 
@@ -92,7 +96,8 @@ def run_node(make_node: Callable[[], Node], node_name: str, args: list[str] | No
         return 0
     try:
         executor.add_node(node)
-        executor.spin()
+        while rclpy.ok():  # executor.spin(), with a bounded wait (SPIN_WAKE_S)
+            executor.spin_once(timeout_sec=SPIN_WAKE_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RuntimeError:

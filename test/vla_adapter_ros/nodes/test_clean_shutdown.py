@@ -6,6 +6,7 @@ the context is gone; the MuJoCo renderer freed on the thread that rendered).
 """
 
 import signal
+import subprocess
 import time
 
 import pytest
@@ -46,6 +47,7 @@ def test_sigint_ends_the_node_with_a_clean_log(kind, ros_probe, checkpoint, tmp_
         extra = [*extra, '-p', f'checkpoint:={checkpoint}', '-p', 'device:=cpu',
                  '-p', 'instruction:=transfer the cube']
     monkeypatch.setenv('MUJOCO_GL', 'egl')
+    monkeypatch.setenv('PYTHONFAULTHANDLER', '1')  # SIGABRT prints every thread's stack
     process = start_python_process(SUPPORT_DIR / 'run_node.py', executable, '--ros-args',
                                    '-r', f'__node:={name}', *extra)
     node, executor = ros_probe
@@ -55,7 +57,12 @@ def test_sigint_ends_the_node_with_a_clean_log(kind, ros_probe, checkpoint, tmp_
         assert up and process.poll() is None, process.stdout.read()
         time.sleep(2.0)  # let it work: ticks, renders, timers
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # hung: where each thread is, then fail
+            process.send_signal(signal.SIGABRT)
+            output, _ = process.communicate(timeout=30)
+            pytest.fail(f'no exit within 30 s of SIGINT; thread stacks:\n{output}')
     finally:
         if process.poll() is None:
             process.kill()
