@@ -262,10 +262,12 @@ def _node_parameters(arguments: dict, robot: RobotDescription, sim_kind: str,
         inference.update(image_height=rendered.image_height, image_width=rendered.image_width)
         if mujoco['clock'] == 'sim':
             executor['clock_jump_s'] = SIM_CLOCK_JUMP_S
-            # On its own clock the simulator renders only during an episode (each frame waits
-            # for its chunk), so at start-up the check holds the joint_states alone (the
-            # parameter's default: an empty list cannot travel as a typed ROS parameter).
-            del executor['preflight_camera_topics']
+    if use_sim:
+        # A simulator's cameras are sized and timed by its own parameters, not by the robot
+        # description the check compares with (and on the sim clock it renders only during an
+        # episode): the start-up check holds the joint_states alone (the parameter's default:
+        # an empty list cannot travel as a typed ROS parameter).
+        del executor['preflight_camera_topics']
     return {'shared': shared, 'inference': inference, 'executor': executor, 'sim': sim,
             'mujoco': mujoco, 'use_sim': use_sim, 'compressor': compressor}
 

@@ -305,6 +305,10 @@ def test_sim_clock_sim_puts_every_node_on_the_simulator_clock(checkpoint):
     assert specs['chunk_executor'].parameters[1]['clock_jump_s'] == 60.0
     # Frames come only during an episode there: the start-up check holds the joints alone.
     assert 'preflight_camera_topics' not in specs['chunk_executor'].parameters[1]
+    # Any simulator sizes and times its cameras itself, not as the description says.
+    kinematic = _by_name(build_node_specs('dual', {'checkpoint': checkpoint, 'use_sim': 'true'},
+                                          REPO))
+    assert 'preflight_camera_topics' not in kinematic['chunk_executor'].parameters[1]
     recorded = _by_name(build_node_specs(
         'dual', {'checkpoint': checkpoint, 'use_sim': 'true', 'sim': 'mujoco',
                  'sim_clock': 'sim', 'record': 'true'}, REPO))
