@@ -97,6 +97,8 @@ class StreamObservation:
     backward_stamps: int = 0
     max_offset_ns: int = 0  # arrival clock - header stamp, the largest in magnitude
     last_stamp_ns: int | None = None
+    first_stamp_ns: int | None = None
+    stamped: int = 0  # messages with a non-zero header stamp
 
     def add_stamp(self, receive_ns: int, stamp_ns: int) -> None:
         """Count a message and check its header stamp against the arrival clock."""
@@ -106,6 +108,9 @@ class StreamObservation:
             return
         if self.last_stamp_ns is not None and stamp_ns < self.last_stamp_ns:
             self.backward_stamps += 1
+        if self.first_stamp_ns is None:
+            self.first_stamp_ns = stamp_ns
+        self.stamped += 1
         self.last_stamp_ns = stamp_ns
         offset = receive_ns - stamp_ns
         if abs(offset) > abs(self.max_offset_ns):
@@ -128,7 +133,15 @@ class StreamObservation:
             self.fingers.append(finger)
 
     def rate_hz(self, window_s: float) -> float:
-        """Messages per second over the window."""
+        """Messages per second: by their header stamps where they run forward, else per window.
+
+        The stamps give the rate the source publishes at, on its own clock: a simulator on the
+        sim clock (50 Hz of sim time however fast the machine steps it) or a driver whose
+        messages arrive in bursts.
+        """
+        if self.stamped >= 2 and not self.backward_stamps and (
+                self.last_stamp_ns > self.first_stamp_ns):
+            return (self.stamped - 1) / ((self.last_stamp_ns - self.first_stamp_ns) * 1e-9)
         return self.count / window_s
 
 

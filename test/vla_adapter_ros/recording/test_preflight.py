@@ -36,7 +36,7 @@ def healthy(rate_scale: float = 1.0) -> dict:
         observation = seen[stream.topic] = StreamObservation()
         count = round(stream.rate_hz * WINDOW_S * rate_scale)
         for k in range(count):
-            stamp = NOW_NS + k * round(1e9 / stream.rate_hz)
+            stamp = NOW_NS + k * round(1e9 / (stream.rate_hz * rate_scale))
             receive = stamp + 3_000_000  # 3 ms on the way
             if stream.kind == 'camera':
                 observation.add_image(receive, stamp, *stream.image_size)
@@ -81,6 +81,23 @@ def test_slow_topic():
     failure, = check_streams(expected_streams(ALOHA), seen, WINDOW_S, CONFIG)
     assert (failure.topic, failure.check) == (CAMERA, 'rate')
     assert failure.detail == '15.0 Hz, expected 30 Hz (at least 24.0)'
+
+
+def test_a_simulator_slowed_down_keeps_its_stamped_rate():
+    # On the sim clock a loaded machine steps the simulator slower than real time: fewer
+    # messages reach the window, but their stamps still say 50 / 30 Hz of sim time.
+    seen = {}
+    for stream in expected_streams(ALOHA):
+        observation = seen[stream.topic] = StreamObservation()
+        for k in range(round(stream.rate_hz * WINDOW_S * 0.6)):
+            stamp = NOW_NS + k * round(1e9 / stream.rate_hz)
+            if stream.kind == 'camera':
+                observation.add_image(stamp, stamp, *stream.image_size)
+            else:
+                positions = driver_positions(stream.arm)
+                observation.add_joint_state(stamp, stamp, list(positions),
+                                            list(positions.values()), stream.arm)
+    assert check_streams(expected_streams(ALOHA), seen, WINDOW_S, CONFIG) == []
 
 
 def test_wrong_image_size():
