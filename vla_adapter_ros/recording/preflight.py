@@ -7,7 +7,8 @@ the robot description (vla_adapter_core.robot_description, the one home of these
 
 - ``silent``: a topic sent nothing during the window;
 - ``rate``: fewer than ``min_rate_fraction`` x the description's rate (``camera_rate_hz``,
-  ``joint_states_rate_hz``; not checked where the description gives none);
+  ``joint_states_rate_hz``; not checked where the description gives none), measured on the
+  header stamps where they run forward (the source's own clock), else by arrivals per window;
 - ``image_size``: a frame of another (height, width) than the description's ``camera_size``;
 - ``joint_names``: joint_states without one of the driver's joints, or with one it does not
   have;
