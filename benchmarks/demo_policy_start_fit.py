@@ -75,19 +75,17 @@ def fresh_model(policy_config, gate_init: float | None, init: str, seed: int):
     """A model of the checkpoint's architecture, initialised as vla-adapter-train would."""
     import torch
 
-    from training.model_setup import GATE_SUFFIX
-    from vla_adapter_core.modeling import VLAAdapterModel
+    from training.model_setup import PolicySource, build_model
 
-    torch.manual_seed(seed)
-    model = VLAAdapterModel(policy_config)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if gate_init is not None and name.endswith(GATE_SUFFIX):
-                parameter.fill_(gate_init)
-            elif init == 'open' and name.endswith(('ls1.gamma', 'ls2.gamma')):
-                parameter.fill_(0.1)
-            elif init == 'open' and name == 'action_queries.weight':
-                parameter.normal_(0.0, 1.0)
+    source = PolicySource(policy_config, None, None, 'fresh')
+    model, _ = build_model(policy_config, source, None, seed, task_gate_init=gate_init)
+    if init == 'open':
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if name.endswith(('ls1.gamma', 'ls2.gamma')):
+                    parameter.fill_(0.1)
+                elif name == 'action_queries.weight':
+                    parameter.normal_(0.0, 1.0)
     return model
 
 

@@ -249,8 +249,14 @@ def _node_parameters(arguments: dict, robot: RobotDescription, sim_kind: str,
         inference['compile'] = compile_mode(arguments['compile'])
     if arguments['chunk_dt'].strip():
         inference['dt'] = parse_positive_float('chunk_dt', arguments['chunk_dt'])
-    # The executor's start-up pre-flight check listens to the policy's cameras (raw Images).
-    executor = {**shared, 'chunk_topic': chunk_topic, 'preflight_camera_topics': list(topics)}
+    executor = {**shared, 'chunk_topic': chunk_topic}
+    if not use_sim:
+        # The start-up pre-flight check listens to the policy's cameras (raw Images). A
+        # simulator's cameras are sized and timed by its own parameters, not by the robot
+        # description the check compares with (and on the sim clock it renders only during an
+        # episode): there the check holds the joint_states alone (the parameter's default: an
+        # empty list cannot travel as a typed ROS parameter).
+        executor['preflight_camera_topics'] = list(topics)
     if arguments['command_rate_hz'].strip():
         executor['rate_hz'] = parse_positive_float('command_rate_hz',
                                                     arguments['command_rate_hz'])
@@ -262,12 +268,6 @@ def _node_parameters(arguments: dict, robot: RobotDescription, sim_kind: str,
         inference.update(image_height=rendered.image_height, image_width=rendered.image_width)
         if mujoco['clock'] == 'sim':
             executor['clock_jump_s'] = SIM_CLOCK_JUMP_S
-    if use_sim:
-        # A simulator's cameras are sized and timed by its own parameters, not by the robot
-        # description the check compares with (and on the sim clock it renders only during an
-        # episode): the start-up check holds the joint_states alone (the parameter's default:
-        # an empty list cannot travel as a typed ROS parameter).
-        del executor['preflight_camera_topics']
     return {'shared': shared, 'inference': inference, 'executor': executor, 'sim': sim,
             'mujoco': mujoco, 'use_sim': use_sim, 'compressor': compressor}
 

@@ -128,11 +128,15 @@ class ChunkExecutorNode(Node):
         streams = expected_streams(self.robot, False, config.joint_states_topic,
                                    config.preflight_camera_topics, relative=True)
         clock = self.get_clock()
+
+        def now_ns() -> int:
+            return clock.now().nanoseconds
+
         collector = PreflightCollector(
             streams, PreflightConfig(window_s=config.preflight_window_s, check_leaders=False),
-            lambda: clock.now().nanoseconds)
+            now_ns)
         topics = [self.resolve_topic_name(stream.topic) for stream in streams]  # remapped
-        return StartupPreflight(collector, lambda: clock.now().nanoseconds,
+        return StartupPreflight(collector, now_ns,
                                 lambda: all(map(self.get_publishers_info_by_topic, topics)),
                                 PREFLIGHT_DISCOVERY_S)
 

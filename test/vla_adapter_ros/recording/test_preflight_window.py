@@ -55,6 +55,14 @@ def subscribed(clock: FakeClock, window_s: float = 0.5):
     return collector, callbacks
 
 
+def started_gate(*args, **kwargs):
+    """A clock at 5 s, a subscribed collector and its start-up gate (extra args: the gate's)."""
+    clock = FakeClock()
+    clock.ns = 5_000_000_000
+    collector, callbacks = subscribed(clock)
+    return clock, collector, callbacks, StartupPreflight(collector, clock, *args, **kwargs)
+
+
 def feed(clock: FakeClock, callbacks: dict, until_ns: int, rename: dict | None = None,
          camera: bool = True) -> None:
     """Advance the clock to ``until_ns``: the camera every 50 ms, joints every 20 ms."""
@@ -91,10 +99,7 @@ def test_no_window_opens_before_the_clock_runs_and_good_inputs_pass():
 
 
 def test_a_failed_window_names_the_failures_and_the_next_window_starts_afresh():
-    clock = FakeClock()
-    clock.ns = 5_000_000_000
-    collector, callbacks = subscribed(clock)
-    gate = StartupPreflight(collector, clock)
+    clock, _, callbacks, gate = started_gate()
     assert gate.step() is None
     feed(clock, callbacks, clock.ns + 600_000_000, rename={'wrist_rotate': 'wrist_yaw'},
          camera=False)
@@ -108,10 +113,7 @@ def test_a_failed_window_names_the_failures_and_the_next_window_starts_afresh():
 
 
 def test_a_clock_that_went_back_opens_a_new_window():
-    clock = FakeClock()
-    clock.ns = 5_000_000_000
-    collector, callbacks = subscribed(clock)
-    gate = StartupPreflight(collector, clock)
+    clock, _, callbacks, gate = started_gate()
     assert gate.step() is None
     feed(clock, callbacks, clock.ns + 400_000_000)
     clock.ns = 1_000_000_000  # a simulator restarted its clock
@@ -123,11 +125,8 @@ def test_a_clock_that_went_back_opens_a_new_window():
 
 
 def test_the_first_window_waits_for_discovery_at_most_discovery_s():
-    clock = FakeClock()
-    clock.ns = 5_000_000_000
-    collector, callbacks = subscribed(clock)
     found = [False]
-    gate = StartupPreflight(collector, clock, lambda: found[0], discovery_s=2.0)
+    clock, collector, callbacks, gate = started_gate(lambda: found[0], discovery_s=2.0)
     assert gate.step() is None
     clock.ns += 1_500_000_000  # no publisher yet: no window, so nothing is reported silent
     assert gate.step() is None
