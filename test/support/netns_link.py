@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 SUPPORT_DIR = os.path.dirname(os.path.abspath(__file__))
 RANDOM_LOAD = 4294963256  # classic BPF: ld [SKF_AD_OFF + SKF_AD_RANDOM] (a random u32)
@@ -148,6 +149,27 @@ class TwoHostLink:
             # The drop device: an ifb that stays down; mirred to it discards the packet.
             _must('ip', '-n', namespace, 'link', 'add', self._drop_device, 'type', 'ifb')
             self._tc(side, 'qdisc', 'add', 'dev', device, 'clsact')
+        for side in self.namespaces:
+            self._wait_running(side)
+
+    def _wait_running(self, side: str, timeout_s: float = 5.0) -> None:
+        """Wait until ``side``'s veth end is RUNNING (its operational state is up).
+
+        The kernel sets IFF_RUNNING a moment after `ip link set up` (its link watch runs up to
+        a second later), and a DDS participant created before that leaves the interface out:
+        it announces only 127.0.0.1 and is never discovered across the link.
+        """
+        state_file = f'/sys/class/net/{self.devices[side]}/operstate'
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = _run('ip', 'netns', 'exec', self.namespaces[side], 'cat', state_file)
+            if state.stdout.strip() == 'up':
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'{self.devices[side]} in {self.namespaces[side]} not '
+                                   f'running after {timeout_s:g} s (operstate '
+                                   f'{state.stdout.strip()!r}{state.stderr.strip()})')
+            time.sleep(0.05)
 
     def _tc(self, side: str, *arguments: str) -> None:
         _must('ip', 'netns', 'exec', self.namespaces[side], 'tc', *arguments)

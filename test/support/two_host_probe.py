@@ -11,7 +11,9 @@ namespaces share the machine's clock), every joint command of every arm, and the
 policy side (beside the inference node): the camera frames received per camera (compressed,
 or with ``--raw_images`` the raw Images),
 and, with ``--late_chunk_file``, one ActionChunk stamped 3 s in the past, published across the
-link once that file exists (the executor must never play it).
+link once that file exists (the executor must never play it). ``--mark`` is printed once this
+participant has discovered the robot side: a camera publisher and, with ``--late_chunk_file``,
+the executor's chunk subscription (a probe that has not discovered the link measures nothing).
 
 Times are time.monotonic() seconds. The record is written as JSON to ``--out`` when the time is
 up or on SIGINT / SIGTERM.
@@ -81,7 +83,7 @@ def robot_side(node, robot, record: dict, mark: str) -> None:
 
 
 def policy_side(node, robot, record: dict, cameras: list[str], raw_images: bool,
-                late_chunk_file: str) -> None:
+                late_chunk_file: str, mark: str) -> None:
     """Subscriptions (and the late chunk) of the policy side."""
     import numpy as np
     from rclpy.qos import qos_profile_sensor_data
@@ -90,15 +92,29 @@ def policy_side(node, robot, record: dict, cameras: list[str], raw_images: bool,
     from vla_adapter_msgs.msg import ActionChunk
     from vla_adapter_ros.pipeline.conversions import action_chunk_message
 
-    record.update(images={camera: [] for camera in cameras}, late_chunk_stamp_ns=0)
+    record.update(images={camera: [] for camera in cameras}, late_chunk_stamp_ns=0,
+                  discovery=[])
     message_type, suffix = (Image, '') if raw_images else (CompressedImage, '/compressed')
-    for camera in cameras:
-        topic = robot.camera_topic.format(camera=camera) + suffix
+    topics = [robot.camera_topic.format(camera=camera) + suffix for camera in cameras]
+    for camera, topic in zip(cameras, topics):
         node.create_subscription(message_type, topic, lambda m, c=camera: record['images'][
             c].append(time.monotonic()), qos_profile_sensor_data)
+
+    publisher = node.create_publisher(ActionChunk, 'action_chunk', 10) if late_chunk_file else None
+
+    def note_discovery() -> None:  # what this participant has discovered, twice a second
+        cameras_seen = node.count_publishers(topics[0])
+        executors_seen = sum(info.node_name == 'chunk_executor' for info in
+                             node.get_subscriptions_info_by_topic(publisher.topic_name)
+                             ) if publisher else 1
+        record['discovery'].append([time.monotonic(), cameras_seen, executors_seen])
+        if cameras_seen and executors_seen and mark and not record.get('marked'):
+            record['marked'] = True
+            print(mark, flush=True)
+
+    node.create_timer(0.5, note_discovery)
     if not late_chunk_file:
         return
-    publisher = node.create_publisher(ActionChunk, 'action_chunk', 10)
 
     def publish_late_chunk() -> None:
         if record['late_chunk_stamp_ns'] or not pathlib.Path(late_chunk_file).exists():
@@ -138,7 +154,8 @@ def main() -> None:
         robot_side(node, robot, record, args.mark)
     else:
         cameras = [c for c in args.cameras.split(',') if c] or list(robot.cameras)
-        policy_side(node, robot, record, cameras, args.raw_images, args.late_chunk_file)
+        policy_side(node, robot, record, cameras, args.raw_images, args.late_chunk_file,
+                    args.mark)
     try:
         run_child_node(node, time.monotonic() + args.seconds)
     finally:

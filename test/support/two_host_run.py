@@ -37,6 +37,7 @@ REPO = SUPPORT_DIR.parents[1]
 PROFILE_XML = REPO / 'config' / 'fastdds_two_hosts.xml'
 ROBOT = 'aloha'
 RUNNING_MARK = 'EXECUTOR RUNNING'
+LINKED_MARK = 'POLICY PROBE LINKED'  # the policy-side probe has discovered the robot side
 
 
 @dataclass(frozen=True)
@@ -127,13 +128,26 @@ class SideProcesses:
         return {path.name: path.read_text() for path in self.folder.glob(f'{self.side}_*.log')}
 
 
-def _watch(process: subprocess.Popen, log_path: pathlib.Path, seen: threading.Event) -> None:
-    """Copy the probe's output to its log; set ``seen`` on the RUNNING mark."""
+def _watch(process: subprocess.Popen, log_path: pathlib.Path, mark: str,
+           seen: threading.Event) -> None:
+    """Copy the probe's output to its log; set ``seen`` on its mark."""
     with open(log_path, 'a') as log:
         for line in process.stdout:
             log.write(line)
-            if RUNNING_MARK in line:
+            if mark in line:
                 seen.set()
+
+
+def _start_probe(sides: dict, side: str, folder: pathlib.Path, mark: str,
+                 arguments: list[str]) -> threading.Event:
+    """One side's probe (two_host_probe.py); the event set when it prints ``mark``."""
+    process = sides[side].start('probe', [
+        sys.executable, str(SUPPORT_DIR / 'two_host_probe.py'), side, '--seconds', '900',
+        '--out', str(folder / f'{side}.json'), '--mark', mark, *arguments], capture=True)
+    seen = threading.Event()
+    threading.Thread(target=_watch, args=(process, folder / f'{side}_probe.log', mark, seen),
+                     daemon=True).start()
+    return seen
 
 
 def run_two_hosts(folder: pathlib.Path, checkpoint: pathlib.Path, plan: RunPlan) -> dict:
@@ -150,20 +164,16 @@ def run_two_hosts(folder: pathlib.Path, checkpoint: pathlib.Path, plan: RunPlan)
             for side in ('robot', 'policy'):
                 for spec in specs[side]:
                     sides[side].start_node(spec)
-            running = threading.Event()
-            probe = sides['robot'].start('probe', [
-                sys.executable, str(SUPPORT_DIR / 'two_host_probe.py'), 'robot', '--seconds',
-                '900', '--out', str(folder / 'robot.json'), '--mark', RUNNING_MARK],
-                capture=True)
-            threading.Thread(target=_watch, args=(probe, folder / 'robot_probe.log', running),
-                             daemon=True).start()
-            sides['policy'].start('probe', [
-                sys.executable, str(SUPPORT_DIR / 'two_host_probe.py'), 'policy', '--seconds',
-                '900', '--out', str(folder / 'policy.json'), '--cameras',
-                ','.join(robot.cameras), '--late_chunk_file', str(trigger),
+            running = _start_probe(sides, 'robot', folder, RUNNING_MARK, [])
+            linked = _start_probe(sides, 'policy', folder, LINKED_MARK, [
+                '--cameras', ','.join(robot.cameras), '--late_chunk_file', str(trigger),
                 *([] if plan.compress_images else ['--raw_images'])])
+            # Both: the executor runs on the policy's chunks, and the policy-side probe sees
+            # the cameras and the executor (its discovery can trail the nodes' on a busy host).
+            deadline = time.monotonic() + plan.start_timeout_s
             events['running'] = running.wait(plan.start_timeout_s)
-            if events['running']:
+            events['probe_linked'] = linked.wait(max(0.0, deadline - time.monotonic()))
+            if events['running'] and events['probe_linked']:
                 _timeline(link, plan, events, trigger)
         finally:
             # The policy first: the robot side then ends holding, with nothing left to fault on.

@@ -8,7 +8,8 @@ Per round ``r`` (policy ``r``: the given checkpoint, then each round's fine-tune
 3. fine-tune from policy ``r`` on the corrections of every round so far plus the original
    demonstrations (``vla-adapter-train``'s own entry point: ``takeover_samples: corrections``).
 Each round's folder (``round_<r>/``: eval/, bags/, train/, round.json) is kept; round.json is
-written last, so ``--resume`` continues after the last finished round. The table
+written last, so ``--resume`` continues after the last finished round; within an unfinished
+round it reuses a finished evaluation and a complete collection (collected.json). The table
 (``dagger.md``, ``dagger.json``) and the plot (``dagger.png``: success per round with its 95 %
 Wilson interval) are rewritten after every round.
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass, replace
 import json
 import os
 from pathlib import Path
+import shutil
 import sys
 import time
 
@@ -33,6 +35,7 @@ from vla_adapter_ros.tools.sim_dagger_report import (
 
 PROG = 'vla-adapter-sim-dagger'
 ROUND_FILE = 'round.json'
+COLLECTED_FILE = 'collected.json'  # a round's bags, written once its collection is complete
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,10 @@ class SimDaggerConfig:
     correction_repeat: int = option(2, help='times each correction sample appears per epoch')
     correction_context_s: float = option(0.5, help='seconds before each takeover kept too')
     val_episodes: int = option(1, help='episodes held out for validation in each fine-tuning')
+    # While the executor holds (a late chunk on a loaded machine, a handover) it commands
+    # nothing new: the last command stands, which the zero-order hold of the samples repeats.
+    max_gap_s: float = option(1.0, help='a recorded topic silent for longer is an error '
+                                        "(vla-adapter-train's max_gap_s)")
     device: str = option('cpu', choices=('cpu', 'cuda'),
                          help='torch device of inference and training')
 
@@ -89,6 +96,7 @@ class SimDaggerConfig:
                      'takeover_first_step'):
             require_option(getattr(self, name) >= 0, name, getattr(self, name), 'must be >= 0')
         require_option(self.learning_rate > 0, 'learning_rate', self.learning_rate, 'must be > 0')
+        require_option(self.max_gap_s > 0, 'max_gap_s', self.max_gap_s, 'must be > 0')
         require_option(0.01 <= self.takeover_speed <= 3.0, 'takeover_speed',
                        self.takeover_speed, 'must be in [0.01, 3]')
         require_option(self.takeover_threshold_rad > 0, 'takeover_threshold_rad',
@@ -131,11 +139,30 @@ def _policy_of(config: SimDaggerConfig, run: Path, round_index: int) -> Path:
         'trained_checkpoint'])
 
 
+def evaluate_once(config: SimDaggerConfig, policy: Path, output: Path) -> dict:
+    """Sim-eval of ``policy``, or the report an interrupted run already wrote for it."""
+    eval_config = config.eval_config(policy, output)
+    report_file = output / 'report.json'
+    if report_file.is_file():
+        report = json.loads(report_file.read_text())
+        seeds = eval_config.seeds
+        if report.get('checkpoint') == str(policy.resolve()) and report.get('seeds') == [
+                seeds[0], seeds[-1]]:
+            print(f'[{PROG}] reusing the evaluation in {output}', flush=True)
+            return report
+    return sim_eval.evaluate(eval_config)
+
+
 def collect(config: SimDaggerConfig, policy: Path, folder: Path, round_index: int) -> list[Path]:
     """Takeover episodes on this round's fresh seeds, recorded; the bags."""
     first = config.collect_seed + round_index * config.episodes_per_round
     seeds = list(range(first, first + config.episodes_per_round))
     bags = folder / 'bags'
+    collected = folder / COLLECTED_FILE
+    if collected.is_file():  # an interrupted run finished this collection
+        print(f'[{PROG}] round {round_index}: reusing the bags in {bags}', flush=True)
+        return [Path(path) for path in json.loads(collected.read_text())]
+    shutil.rmtree(bags, ignore_errors=True)  # a collection cut short is done again
     print(f'[{PROG}] round {round_index}: collecting seeds {seeds[0]}..{seeds[-1]}', flush=True)
     eval_config = replace(config.eval_config(policy, folder), episodes=len(seeds))
     sim_eval.run_policy_episodes(eval_config, folder, seeds, config.collection_nodes(bags))
@@ -143,6 +170,7 @@ def collect(config: SimDaggerConfig, policy: Path, folder: Path, round_index: in
     if len(found) != len(seeds):
         raise RuntimeError(f'round {round_index}: {len(found)} bags recorded for '
                            f'{len(seeds)} episodes in {bags}')
+    collected.write_text(json.dumps([str(path) for path in found], indent=1))
     return found
 
 
@@ -157,16 +185,20 @@ def fine_tune(config: SimDaggerConfig, policy: Path, bags: list[Path], folder: P
     data = DatasetConfig(
         paths=[str(path) for path in (*bags, *config.demos)], robot='aloha_sim',
         camera_names=list(policy_config.camera_names), chunk_size=policy_config.chunk_size,
-        action_source='topic',
+        action_source='topic', jpeg_draft_size=0,  # the demo recipe's full-size frames
         action_topic='/commanded_action', cache_dir=str(folder / 'cache'),
-        takeover_samples='corrections', correction_context_s=config.correction_context_s)
+        takeover_samples='corrections', correction_context_s=config.correction_context_s,
+        max_gap_s=config.max_gap_s)
     train = TrainConfig(
+        # The policy's own head: another kind would start a fresh head and drop the trained one.
         data=data, output_dir=str(folder / 'train'), pretrained=str(policy),
+        head_kind=policy_config.action_head.kind,
         max_steps=config.train_steps, batch_size=config.batch_size,
         learning_rate=config.learning_rate, warmup_steps=min(100, config.train_steps // 10),
         correction_repeat=config.correction_repeat, num_val_episodes=config.val_episodes,
         val_every=config.train_steps, save_every=config.train_steps, progress_bar=False,
         device=config.device, num_workers=0)
+    shutil.rmtree(folder / 'train', ignore_errors=True)  # a fine-tuning cut short starts again
     run_checked(train)
     return folder / 'train' / FINAL_DIR
 
@@ -175,7 +207,7 @@ def run_round(config: SimDaggerConfig, run: Path, round_index: int) -> dict:
     """One round; its row (also written as round_<r>/round.json)."""
     folder = run / f'round_{round_index}'
     policy = _policy_of(config, run, round_index)
-    report = sim_eval.evaluate(config.eval_config(policy, folder / 'eval'))
+    report = evaluate_once(config, policy, folder / 'eval')
     bags = collect(config, policy, folder, round_index)
     all_bags = [Path(bag) for index in range(round_index) for bag in
                 json.loads((run / f'round_{index}' / ROUND_FILE).read_text())['bags']] + bags
@@ -204,7 +236,7 @@ def run_dagger(config: SimDaggerConfig) -> list[dict]:
     final = None
     if config.final_eval and rows:
         trained = Path(rows[-1]['trained_checkpoint'])
-        final = sim_eval.evaluate(config.eval_config(trained, run / 'final_eval'))
+        final = evaluate_once(config, trained, run / 'final_eval')
         final = {'round': len(rows), 'checkpoint': str(trained), **final['summary']['policy']}
     write_table_and_plot(run, rows, final)
     return rows

@@ -41,6 +41,7 @@ def test_the_split_deployment_holds_through_an_outage_and_never_plays_a_late_chu
         tmp_path, checkpoint):
     result = run_two_hosts(tmp_path / 'run', checkpoint, PLAN)
     assert result['events']['running'], _tail(result)
+    assert result['events']['probe_linked'], (result['policy'].get('discovery'), _tail(result))
     summary = summarise(result)
     # Safety: every command inside the joint limits, no step beyond the speed limit, also
     # when the executor resumes after the outage.

@@ -60,6 +60,9 @@ def test_one_round_collects_corrections_and_fine_tunes_then_resume_skips_it(
     assert table.splitlines()[2].startswith('| 0 | ')
     policy = VLAPolicy.from_pretrained(row['trained_checkpoint'], device='cpu')
     assert policy.config.chunk_size == 10
+    # Fine-tuned, not replaced: the source's dual-arm head, every tensor loaded from it.
+    assert policy.config.action_head.kind == 'dual_arm'
+    assert 'freshly initialised: 0 tensors' in capsys.readouterr().out
 
     capsys.readouterr()
     assert sim_dagger.main(_argv(inputs, run)) == 2  # finished rounds, no --resume
@@ -68,6 +71,15 @@ def test_one_round_collects_corrections_and_fine_tunes_then_resume_skips_it(
     assert sim_dagger.main([*_argv(inputs, run), '--resume']) == 0
     assert (run / 'round_0' / 'round.json').stat().st_mtime_ns == before  # not run again
     assert '1 round(s)' in capsys.readouterr().out
+
+    # Cut short after its collection: the round's evaluation and bags are reused.
+    (run / 'round_0' / 'round.json').unlink()
+    bags = sorted((run / 'round_0' / 'bags').iterdir())
+    assert sim_dagger.main([*_argv(inputs, run), '--resume']) == 0
+    out = capsys.readouterr().out
+    assert 'reusing the evaluation' in out and 'reusing the bags' in out, out
+    assert sorted((run / 'round_0' / 'bags').iterdir()) == bags
+    assert json.loads((run / 'round_0' / 'round.json').read_text())['trained_checkpoint']
 
 
 def test_bad_arguments_are_one_line(inputs, tmp_path, capsys):
