@@ -13,6 +13,10 @@ head is to its inputs:
 
 ``--checkpoint`` gives the architecture, processor and statistics (its weights are not used).
 ``--init open``: LayerScale 0.1 and random action queries instead of upstream's 1e-5 and zeros.
+``--aux_cube W``: adds W x the mean squared error of a linear readout of the cube's x, y
+(z-scored over the episodes; the scene's placement for each episode's seed, from the folders'
+demos_summary.yaml) from the task states averaged over blocks and tokens: does a loss that makes
+the towers encode the cube raise the chunks' spread? Its R^2 is reported as ``cube_r2``.
 """
 
 from __future__ import annotations
@@ -122,6 +126,49 @@ def first_step_batch(policy, args: argparse.Namespace) -> dict:
                             action_mask=np.ones(labels.shape[:2], dtype=bool))
 
 
+def episode_cube_xy(folders: list[Path]) -> np.ndarray:
+    """(E, 2) the cube's start x, y (m) of every recorded episode, in load_episodes' order."""
+    from gym_aloha.utils import sample_box_pose
+    import yaml
+
+    seeds = []
+    for folder in folders:
+        summary = yaml.safe_load((folder / 'demos_summary.yaml').read_text())
+        recorded = sorted((entry['bag'], entry['seed']) for entry in summary['per_episode']
+                          if entry.get('bag'))
+        seeds += [seed for _, seed in recorded]
+    return np.stack([sample_box_pose(seed)[:2] for seed in seeds])
+
+
+class CubeReadout:
+    """A linear readout of the cube's z-scored x, y from the pooled task states."""
+
+    def __init__(self, width: int, cube_xy: np.ndarray) -> None:
+        import torch
+
+        self.linear = torch.nn.Linear(width, 2)
+        target = torch.as_tensor(cube_xy, dtype=torch.float32)  # (E, 2)
+        self.target = (target - target.mean(0)) / target.std(0)
+
+    def loss_and_r2(self, task_states, chosen) -> tuple:
+        pooled = task_states.mean(dim=(1, 2))  # (B, num_blocks, K_t, D) -> (B, D)
+        error = self.linear(pooled) - self.target[chosen]  # (B, 2)
+        loss = error.pow(2).mean()
+        return loss, float(1.0 - loss.detach())  # the target's variance is 1
+
+
+def training_loss(model, batch: dict, chosen, readout: CubeReadout | None, weight: float):
+    """(loss, cube R^2 or None) of the episodes ``chosen``."""
+    selected = {key: value[chosen] for key, value in batch.items()}
+    if readout is None:
+        return model.compute_loss(selected)[0], None
+    outputs = model.forward_detailed(selected)
+    action_loss, _ = model.action_head.loss(outputs.head_output, selected['actions'],
+                                            selected['action_mask'].to(bool))
+    cube_loss, r2 = readout.loss_and_r2(outputs.task_states, chosen)
+    return action_loss + weight * cube_loss, r2
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     import torch
 
@@ -132,6 +179,14 @@ def run(args: argparse.Namespace) -> list[dict]:
     batch = first_step_batch(policy, args)
     model = fresh_model(policy.config, args.gate_init, args.init, args.seed)
     parameters = set_trainable(model, args.train)
+    readout = None
+    if args.aux_cube > 0:
+        cube_xy = episode_cube_xy(args.data)
+        if len(cube_xy) != batch['actions'].shape[0]:
+            raise ValueError(f'{len(cube_xy)} seeds in the summaries for '
+                             f'{batch["actions"].shape[0]} episodes')
+        readout = CubeReadout(model.config.llm.hidden_size, cube_xy)
+        parameters += list(readout.linear.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(args.seed)
     episodes = batch['actions'].shape[0]
@@ -139,7 +194,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     model.train()
     for step in range(1, args.steps + 1):
         chosen = torch.randperm(episodes, generator=generator)[:args.batch_size]
-        loss, _ = model.compute_loss({key: value[chosen] for key, value in batch.items()})
+        loss, cube_r2 = training_loss(model, batch, chosen, readout, args.aux_cube)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -150,7 +205,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                 output = model(batch)  # (E, T, A) normalised
             model.train()
             row = {'step': step, 'loss': float(loss), 'seconds': round(time.time() - started, 1),
-                   **spread_report(output, batch['actions'])}
+                   **spread_report(output, batch['actions']),
+                   **({} if cube_r2 is None else {'cube_r2_batch': cube_r2})}
             rows.append(row)
             print(json.dumps(row), flush=True)
     model.eval()
@@ -171,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--gate_init', type=float, default=None)
     parser.add_argument('--init', choices=['upstream', 'open'], default='upstream')
     parser.add_argument('--train', choices=['head', 'all'], default='head')
+    parser.add_argument('--aux_cube', type=float, default=0.0)
     parser.add_argument('--report_every', type=int, default=25)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)

@@ -114,6 +114,15 @@ def load_matching_weights(model: torch.nn.Module, state: dict) -> list[str]:
     return fresh
 
 
+def replaced_head_note(source: PolicySource, head_kind: str) -> str:
+    """What a run whose head kind differs from its source checkpoint's throws away ('' if none)."""
+    own_kind = source.config.action_head.kind
+    if source.state is None or own_kind == head_kind:
+        return ''
+    return (f"the source's action head is {own_kind!r}; head_kind={head_kind!r} starts a fresh "
+            f'one instead of fine-tuning it (--head_kind {own_kind} keeps it)')
+
+
 def build_model(policy_config: PolicyConfig, source: PolicySource, bins: ActionBins | None,
                 seed: int, task_gate_init: float | None = None
                 ) -> tuple[VLAAdapterModel, list[str]]:

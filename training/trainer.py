@@ -36,6 +36,7 @@ from training.model_setup import (
     build_optimizer,
     export_model,
     load_policy_source,
+    replaced_head_note,
     set_trainable,
 )
 from training.train_config import TrainConfig
@@ -201,6 +202,9 @@ def build_run(config: TrainConfig, context: DistributedContext, bins,
         count = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(f'policy from {source.description}: {len(trainable)} trainable tensors '
               f'({count:,} values); freshly initialised: {len(fresh)} tensors')
+        note = replaced_head_note(source, config.head_kind)
+        if note:
+            print(f'note: {note}')
     loss_module = LossModule(model)
     if context.enabled:
         loss_module = DistributedDataParallel(

@@ -1,5 +1,6 @@
 """``--task_gate_init``: where the action head starts fresh its vision gates take the value.
 
+A run whose head kind differs from its source checkpoint's says that it replaces the head.
 Upstream starts them at 0 (uniform attention over the vision tokens); weights that come from a
 source checkpoint keep the source's gates.
 """
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from training.data_config import DatasetConfig
-from training.model_setup import GATE_SUFFIX, PolicySource, build_model
+from training.model_setup import GATE_SUFFIX, PolicySource, build_model, replaced_head_note
 from training.train_config import TrainConfig
 from vla_adapter_core.prompt import load_tokenizer
 from vla_adapter_core.tiny_policies import build_tiny_config, default_tokenizer_dir
@@ -63,3 +64,13 @@ def test_out_of_range_value_is_refused_naming_the_field(value):
     with pytest.raises(ValueError, match='task_gate_init'):
         TrainConfig(data=data, output_dir='unused', policy_config='unused.json',
                     tokenizer_dir='unused', task_gate_init=value)
+
+
+def test_a_run_that_replaces_the_source_head_says_so(tiny):
+    config, tokenizer = tiny  # a dual-arm checkpoint
+    model, _ = build_model(config, PolicySource(config, None, tokenizer, 'test'), None, seed=0)
+    source = PolicySource(config, model.state_dict(), tokenizer, 'a checkpoint')
+    note = replaced_head_note(source, 'l1')
+    assert "'dual_arm'" in note and '--head_kind dual_arm' in note
+    assert replaced_head_note(source, 'dual_arm') == ''
+    assert replaced_head_note(PolicySource(config, None, tokenizer, 'fresh'), 'l1') == ''
