@@ -22,6 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from training.augmentation import ImageAugmenter
+from training.aux_targets import AuxTargets
 from training.config_cli import looks_like_repo_id
 from training.corrections import CorrectionSampling
 from training.data_config import DatasetConfig
@@ -132,13 +133,16 @@ class EpisodeDataset(Dataset):
     docs/demo_policy_diagnosis.md). ``proprio_noise_std``: Gaussian noise (raw units, rad) added
     to the arm state, drawn from the sample's seed. ``corrections``: which steps of takeover
     recordings are samples and their weight (training/corrections.py); None = every step.
+    ``aux_targets``: each sample also carries ``aux_target`` (K,) and ``aux_mask`` (its episode
+    has a target and the step is before its ``until_step``; training/aux_targets.py).
     """
 
     def __init__(self, episodes: Sequence[Episode], chunk_size: int,
                  augmenter: ImageAugmenter | None = None,
                  camera_crops: dict | None = None, start_steps: int = 0,
                  start_repeat: int = 1, proprio_noise_std: float = 0.0,
-                 corrections: CorrectionSampling | None = None) -> None:
+                 corrections: CorrectionSampling | None = None,
+                 aux_targets: AuxTargets | None = None) -> None:
         if chunk_size <= 0:
             raise ValueError(f'chunk_size={chunk_size}: must be positive')
         if start_steps < 0 or start_repeat < 1:
@@ -148,6 +152,9 @@ class EpisodeDataset(Dataset):
             raise ValueError(f'proprio_noise_std={proprio_noise_std!r}: must be >= 0')
         self.episodes = list(episodes)
         self.chunk_size = chunk_size
+        self.aux_targets = aux_targets
+        self.aux_by_episode = [] if aux_targets is None else [
+            aux_targets.for_source(getattr(episode, 'source', '')) for episode in self.episodes]
         self.augmenter = augmenter
         self.camera_crops = camera_crops
         self.proprio_noise_std = proprio_noise_std
@@ -201,13 +208,19 @@ class EpisodeDataset(Dataset):
         if self.proprio_noise_std > 0:
             rng = np.random.default_rng(seed if seed is not None else index)
             proprio += rng.normal(0.0, self.proprio_noise_std, proprio.shape).astype(proprio.dtype)
-        return {
+        sample = {
             'images': images,
             'proprio': proprio,
             'instruction': episode.instruction,
             'actions': actions,
             'action_mask': mask,
         }
+        if self.aux_targets is not None:
+            entry = self.aux_by_episode[episode_index]
+            sample['aux_target'] = (entry[0] if entry is not None
+                                    else np.zeros(self.aux_targets.size, np.float32))  # (K,)
+            sample['aux_mask'] = entry is not None and step < entry[1]
+        return sample
 
 
 class SeededSampler(Sampler):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+import math
 import os
+from pathlib import Path
 from typing import Any
 
 from training.augmentation import AugmentationConfig
@@ -122,6 +124,14 @@ class TrainConfig(ConfigDictMixin):
     correction_repeat: int = option(1, help="times each correction sample (the operator's "
                                             'steps of takeover recordings and their context) '
                                             'appears per epoch')
+    # A few pixels of object are a small share of the head's input and behaviour cloning learns
+    # to ignore them; a loss that asks the task states where the object is keeps them in.
+    aux_targets: list[str] = option(
+        factory=list, metavar='JSON', path='file',
+        help='auxiliary state targets per episode (training/aux_targets.py; vla-adapter-sim-'
+             'demos writes aux_targets.json with the cube position), read from the task states')
+    aux_weight: float = option(0.0, help="weight of the auxiliary targets' mean squared error "
+                                         '(0: no auxiliary loss)')
     # --- validation, logging, checkpoints -----------------------------------------------------
     num_val_episodes: int = option(1, help='episodes held out for validation')
     val_every: int = option(200, help='validate every this many steps')
@@ -189,6 +199,12 @@ class TrainConfig(ConfigDictMixin):
         _require(self.proprio_noise_std >= 0, 'proprio_noise_std', self.proprio_noise_std,
                  'must be >= 0')
         _require(self.val_batches > 0, 'val_batches', self.val_batches, 'must be > 0')
+        _require(math.isfinite(self.aux_weight) and self.aux_weight >= 0, 'aux_weight',
+                 self.aux_weight, 'must be >= 0')
+        _require(self.aux_weight == 0 or self.aux_targets, 'aux_weight', self.aux_weight,
+                 'needs aux_targets (the files with the targets)')
+        for path in self.aux_targets:
+            _require(Path(path).is_file(), 'aux_targets', path, 'no such file')
         _require(self.device in DEVICES, 'device', self.device, f'expected one of {DEVICES}')
         _require(self.num_workers >= 0, 'num_workers', self.num_workers, 'must be >= 0')
 

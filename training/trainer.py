@@ -25,6 +25,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from training.augmentation import ImageAugmenter
+from training.aux_targets import AuxTargets
 from training.compute_adaptive_bins import compute_bins
 from training.compute_dataset_statistics import compute_statistics
 from training.corrections import CorrectionSampling
@@ -89,19 +90,49 @@ class TrainingCollate:
     def __call__(self, samples: list[dict]) -> dict:
         actions = np.stack([sample['actions'] for sample in samples])  # (B, T, A)
         mask = np.stack([sample['action_mask'] for sample in samples])  # (B, T)
-        return self.processor(samples, actions=actions, action_mask=mask)
+        batch = self.processor(samples, actions=actions, action_mask=mask)
+        if 'aux_target' in samples[0]:
+            batch['aux_target'] = torch.as_tensor(
+                np.stack([sample['aux_target'] for sample in samples]))  # (B, K)
+            batch['aux_mask'] = torch.tensor([bool(s['aux_mask']) for s in samples])  # (B,)
+        return batch
 
 
 class LossModule(torch.nn.Module):
-    """The model's own ``compute_loss`` as a forward, so DDP's gradient hooks see it."""
+    """The model's own ``compute_loss`` as a forward, so DDP's gradient hooks see it.
 
-    def __init__(self, model: VLAAdapterModel) -> None:
+    With ``aux_size`` > 0 it adds ``aux_weight`` x the mean squared error of a linear readout
+    of the auxiliary targets from the task states (averaged over blocks and tokens), on the
+    samples whose ``aux_mask`` is set. The readout trains with the model and is resumed with
+    it, but is not part of the checkpoint.
+    """
+
+    def __init__(self, model: VLAAdapterModel, aux_size: int = 0, aux_weight: float = 0.0
+                 ) -> None:
         super().__init__()
         self.model = model
+        self.aux_weight = aux_weight
+        self.aux_readout = (torch.nn.Linear(model.config.llm.hidden_size, aux_size)
+                            if aux_size > 0 else None)
+
+    @property
+    def resumable(self) -> torch.nn.Module:
+        """What a resumable checkpoint holds: the model, and the readout when there is one."""
+        return self if self.aux_readout is not None else self.model
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """``(loss, metrics)`` of the batch (see ``VLAAdapterModel.compute_loss``)."""
-        return self.model.compute_loss(batch)
+        if self.aux_readout is None or 'aux_target' not in batch:
+            return self.model.compute_loss(batch)
+        outputs = self.model.forward_detailed(batch)
+        loss, metrics = self.model.head_loss(outputs.head_output, batch)
+        pooled = outputs.task_states.mean(dim=(1, 2))  # (B, N, K_t, D) -> (B, D)
+        error = (self.aux_readout(pooled) - batch['aux_target'].to(pooled.dtype)).pow(2)
+        mask = batch['aux_mask'].to(pooled.dtype)  # (B,)
+        aux = (error.mean(dim=1) * mask).sum() / mask.sum().clamp_min(1.0)
+        total = loss + self.aux_weight * aux
+        return total, dict(metrics, loss=total.detach(), action_loss=loss.detach(),
+                           aux_loss=aux.detach())
 
 
 def resolve_device(config: TrainConfig, context: DistributedContext) -> torch.device:
@@ -159,6 +190,12 @@ class RunState:
     processor: VLAProcessor  # the inference processor (centre crop); holds the one Normalizer
     output_dir: Path
 
+    @property
+    def resumable(self) -> torch.nn.Module:
+        """The module whose trainable tensors a resumable checkpoint holds (see LossModule)."""
+        inner = getattr(self.loss_module, 'module', self.loss_module)  # DDP wraps it
+        return inner.resumable
+
     def autocast(self):
         """bf16 autocast on CUDA; nothing (fp32) on the CPU."""
         if self.device.type == 'cuda':
@@ -205,7 +242,8 @@ def build_run(config: TrainConfig, context: DistributedContext, bins,
         note = replaced_head_note(source, config.head_kind)
         if note:
             print(f'note: {note}')
-    loss_module = LossModule(model)
+    aux_size = AuxTargets(config.aux_targets).size if config.aux_weight > 0 else 0
+    loss_module = LossModule(model, aux_size, config.aux_weight).to(device)
     if context.enabled:
         loss_module = DistributedDataParallel(
             loss_module, device_ids=[device.index] if device.type == 'cuda' else None)
@@ -224,7 +262,15 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
     train_set = EpisodeDataset(train_episodes, config.data.chunk_size, augmenter,
                                run.policy_config.processor.camera_crops, config.start_steps,
                                config.start_repeat, config.proprio_noise_std,
-                               replace(corrections, repeat=config.correction_repeat))
+                               replace(corrections, repeat=config.correction_repeat),
+                               AuxTargets(config.aux_targets) if config.aux_weight > 0 else None)
+    if run.context.is_main and config.aux_weight > 0:
+        with_target = sum(entry is not None for entry in train_set.aux_by_episode)
+        print(f'auxiliary targets {train_set.aux_targets.names}: {with_target} of '
+              f'{len(train_set.episodes)} training episodes')
+        if with_target == 0:
+            raise ValueError(f'TrainConfig.aux_targets={config.aux_targets}: no training '
+                             'episode is named in them (matched by bag folder or file name)')
     if run.context.is_main and train_set.correction_samples:
         print(f'training samples: {len(train_set)}, of which {train_set.correction_samples} '
               f'corrections (x{config.correction_repeat}) from takeover recordings')
@@ -377,7 +423,7 @@ def resume_if_asked(run: RunState, optimizer, scheduler) -> int:
         if run.context.is_main:
             print(f'--resume: no checkpoint in {run.output_dir}; starting from step 0')
         return 0
-    step, saved = load_training_state(directory, run.model, optimizer, scheduler)
+    step, saved = load_training_state(directory, run.resumable, optimizer, scheduler)
     differences = run.config.differences(TrainConfig.from_dict(saved))
     if differences:
         raise ValueError(f'--resume: {directory} was trained with different settings: '
@@ -417,7 +463,7 @@ def train(config: TrainConfig, context: DistributedContext | None = None,
     run = build_run(config, context, bins, statistics)
     loader, sampler, batches_per_epoch, val_loader = make_loaders(run, train_episodes,
                                                                   val_episodes)
-    trainable = [param for param in run.model.parameters() if param.requires_grad]
+    trainable = [param for param in run.resumable.parameters() if param.requires_grad]
     optimizer = build_optimizer(trainable, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate_factor(step, config))
@@ -447,7 +493,7 @@ def train(config: TrainConfig, context: DistributedContext | None = None,
             if context.is_main:
                 directory = step_directory(run.output_dir, step)
                 save_run_checkpoint(run, directory, step)
-                save_training_state(directory, run.model, optimizer, scheduler, step,
+                save_training_state(directory, run.resumable, optimizer, scheduler, step,
                                     config.to_dict())
             if context.enabled:
                 torch_dist.barrier()

@@ -46,6 +46,9 @@ class Waypoint:
     gripper: float
 
 
+CUBE_GRASPED_STEP = 170  # the right gripper has closed on the cube; it moves after this step
+
+
 class TransferCubeScript:
     """Waypoints of both grippers for one cube pose; :meth:`at` interpolates them linearly."""
 
@@ -70,7 +73,7 @@ class TransferCubeScript:
             Waypoint(0, right_start, start_quaternions[1], 1.0),
             Waypoint(90, cube + [0, 0, 0.08], pick_quat, 1.0),  # above the cube
             Waypoint(130, cube + [0, 0, -0.015], pick_quat, 1.0),
-            Waypoint(170, cube + [0, 0, -0.015], pick_quat, 0.0),  # grasp
+            Waypoint(CUBE_GRASPED_STEP, cube + [0, 0, -0.015], pick_quat, 0.0),  # grasp
             Waypoint(200, meet + [0.05, 0, 0], pick_quat, 0.0),
             Waypoint(220, meet, pick_quat, 0.0),
             Waypoint(310, meet, pick_quat, 1.0),  # release

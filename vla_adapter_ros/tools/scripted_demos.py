@@ -196,7 +196,25 @@ def generate(config: ScriptedDemosConfig) -> dict:
                'seeds': [seeds[0], seeds[-1]], 'settings': settings.__dict__,
                'per_episode': results}
     write_yaml_atomically(output / 'demos_summary.yaml', summary)
+    write_cube_targets(output, results)
     return summary
+
+
+def write_cube_targets(output: Path, results: list[dict]) -> None:
+    """``aux_targets.json``: each recorded episode's cube x, y (m) until the grasp.
+
+    vla-adapter-train's ``--aux_targets`` reads it (training/aux_targets.py): the scene's own
+    placement for the episode's seed, which the cameras show until the gripper lifts the cube.
+    """
+    from training.aux_targets import AUX_TARGETS_FILE, write_aux_targets
+    from vla_adapter_ros.sim.mujoco_aloha import TASKS
+    from vla_adapter_ros.sim.scripted_expert import CUBE_GRASPED_STEP
+
+    task = TASKS['transfer_cube']
+    episodes = {item['bag']: (task.object_pose(item['seed'])[:2], CUBE_GRASPED_STEP)
+                for item in results if item['bag']}
+    if episodes:
+        write_aux_targets(output / AUX_TARGETS_FILE, ['cube_x', 'cube_y'], episodes)
 
 
 def _run_demo_job(job: tuple[DemoEpisodeConfig, int]) -> dict:
