@@ -6,7 +6,8 @@
 # 2. vla-adapter-train with config/demo/transfer_cube_train.yaml for 5000 steps.
 # HEAD=dual_arm (default, the shipped checkpoint) or l1; OUT=folder (default build/demo_checkpoint).
 # CONFIG=training YAML (default config/demo/transfer_cube_train.yaml, the shipped recipe; issue
-# 19's candidate: config/demo/transfer_cube_crop_train.yaml), STEPS=optimiser steps (5000).
+# 19's candidates: config/demo/transfer_cube_crop_train.yaml, ..._aux_train.yaml (recipe G, the
+# auxiliary cube loss)), STEPS=optimiser steps (5000).
 # About 50 min per head on a 2-core CPU (the two heads were trained side by side, one thread
 # each); a GPU: DEVICE=cuda.
 set -euo pipefail
@@ -26,7 +27,19 @@ if [ ! -f "$out/demos_disturbed/demos_summary.yaml" ]; then
   python -m vla_adapter_ros.tools.scripted_demos --output "$out/demos_disturbed" --episodes 30 \
     --first_seed 50 --disturbance_std 0.04
 fi
-python -m training.finetune --config "${CONFIG:-config/demo/transfer_cube_train.yaml}" \
+config=${CONFIG:-config/demo/transfer_cube_train.yaml}
+aux=()  # a recipe with the auxiliary cube loss (recipe G) reads the demos' aux_targets.json
+if grep -q '^aux_weight:' "$config"; then
+  for demos in "$out/demos_clean" "$out/demos_disturbed"; do
+    [ -f "$demos/aux_targets.json" ] || python -c "import sys, pathlib, yaml
+from vla_adapter_ros.tools.scripted_demos import write_cube_targets
+folder = pathlib.Path(sys.argv[1])  # demos recorded before sim-demos wrote the targets
+write_cube_targets(folder, yaml.safe_load((folder / 'demos_summary.yaml').read_text())['per_episode'])" "$demos"
+    aux+=("$demos/aux_targets.json")
+  done
+  aux=(--aux_targets "${aux[@]}")
+fi
+python -m training.finetune --config "$config" "${aux[@]}" \
   --data "$out/demos_clean" "$out/demos_disturbed" --head_kind "$head" \
   --max_steps "${STEPS:-5000}" \
   --device "${DEVICE:-auto}" --output_dir "$out/run_$head" --cache_dir "$out/cache_$head"

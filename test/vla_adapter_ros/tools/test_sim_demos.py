@@ -1,9 +1,11 @@
 """vla-adapter-sim-demos: scripted episodes recorded by the recorder, read back for training."""
 
+from gym_aloha.utils import sample_box_pose
 import h5py
 import numpy as np
 import yaml
 
+from training.aux_targets import AUX_TARGETS_FILE, AuxTargets, read_aux_targets
 from training.data_config import DatasetConfig
 from training.export_hdf5 import main as export_main
 from training.rosbag_episodes import load_rosbag_episode
@@ -32,6 +34,13 @@ def test_demo_bags_are_training_episodes(tmp_path, capsys):
                            action_topic='/commanded_action', jpeg_draft_size=0,
                            cache_dir=str(tmp_path / 'cache'))
     episode = load_rosbag_episode(bag, config)
+    # The cube's start position until the grasp, for --aux_targets, found by the bag's path.
+    names, targets = read_aux_targets(output / AUX_TARGETS_FILE)
+    assert names == ['cube_x', 'cube_y'] and list(targets) == ['episode_0000']
+    cube, until = targets['episode_0000']
+    np.testing.assert_allclose(cube, sample_box_pose(3)[:2], atol=1e-6)
+    assert until == scripted_expert.CUBE_GRASPED_STEP
+    assert AuxTargets([str(output / AUX_TARGETS_FILE)]).for_source(episode.source) is not None
     # Aligned at 50 Hz from the first instant every topic has a message (the first command).
     assert len(episode) == scripted_expert.EPISODE_STEPS - 1
     assert episode.read_images(0)['cam_high'].shape == (24, 32, 3)
