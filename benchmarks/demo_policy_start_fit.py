@@ -13,10 +13,10 @@ head is to its inputs:
 
 ``--checkpoint`` gives the architecture, processor and statistics (its weights are not used).
 ``--init open``: LayerScale 0.1 and random action queries instead of upstream's 1e-5 and zeros.
-``--aux_cube W``: adds W x the mean squared error of a linear readout of the cube's x, y
-(z-scored over the episodes; the scene's placement for each episode's seed, from the folders'
-demos_summary.yaml) from the task states averaged over blocks and tokens: does a loss that makes
-the towers encode the cube raise the chunks' spread? Its R^2 is reported as ``cube_r2``.
+``--aux_cube W``: trains with vla-adapter-train's auxiliary loss (its LossModule) on the cube's
+x, y from the folders' aux_targets.json (vla-adapter-sim-demos writes them): W x the mean
+squared error of a linear readout from the task states: does a loss that makes the towers encode
+the cube raise the chunks' spread? The batch's readout R^2 is reported as ``cube_r2_batch``.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def set_trainable(model, train: str) -> list:
     return [parameter for parameter in model.parameters() if parameter.requires_grad]
 
 
-def first_step_batch(policy, args: argparse.Namespace) -> dict:
-    """The processor's batch of every episode's step 0 with its recorded first chunk."""
+def first_step_batch(policy, args: argparse.Namespace) -> tuple[dict, list]:
+    """(the processor's batch of every episode's step 0 with its first chunk, the episodes)."""
     from training.data_config import DatasetConfig
     from training.dataset import load_episodes
 
@@ -123,70 +123,39 @@ def first_step_batch(policy, args: argparse.Namespace) -> dict:
                      'instruction': args.instruction} for episode in episodes]
     labels = np.stack([episode.actions[:chunk] for episode in episodes])  # (E, T, A)
     return policy.processor(observations, actions=labels,
-                            action_mask=np.ones(labels.shape[:2], dtype=bool))
+                            action_mask=np.ones(labels.shape[:2], dtype=bool)), episodes
 
 
-def episode_cube_xy(folders: list[Path]) -> np.ndarray:
-    """(E, 2) the cube's start x, y (m) of every recorded episode, in load_episodes' order."""
-    from gym_aloha.utils import sample_box_pose
-    import yaml
+def add_cube_targets(batch: dict, episodes: list, folders: list[Path]) -> None:
+    """The episodes' z-scored cube x, y from the folders' aux_targets.json, as the trainer's."""
+    import torch
 
-    seeds = []
-    for folder in folders:
-        summary = yaml.safe_load((folder / 'demos_summary.yaml').read_text())
-        recorded = sorted((entry['bag'], entry['seed']) for entry in summary['per_episode']
-                          if entry.get('bag'))
-        seeds += [seed for _, seed in recorded]
-    return np.stack([sample_box_pose(seed)[:2] for seed in seeds])
+    from training.aux_targets import AUX_TARGETS_FILE, AuxTargets
 
-
-class CubeReadout:
-    """A linear readout of the cube's z-scored x, y from the pooled task states."""
-
-    def __init__(self, width: int, cube_xy: np.ndarray) -> None:
-        import torch
-
-        self.linear = torch.nn.Linear(width, 2)
-        target = torch.as_tensor(cube_xy, dtype=torch.float32)  # (E, 2)
-        self.target = (target - target.mean(0)) / target.std(0)
-
-    def loss_and_r2(self, task_states, chosen) -> tuple:
-        pooled = task_states.mean(dim=(1, 2))  # (B, num_blocks, K_t, D) -> (B, D)
-        error = self.linear(pooled) - self.target[chosen]  # (B, 2)
-        loss = error.pow(2).mean()
-        return loss, float(1.0 - loss.detach())  # the target's variance is 1
-
-
-def training_loss(model, batch: dict, chosen, readout: CubeReadout | None, weight: float):
-    """(loss, cube R^2 or None) of the episodes ``chosen``."""
-    selected = {key: value[chosen] for key, value in batch.items()}
-    if readout is None:
-        return model.compute_loss(selected)[0], None
-    outputs = model.forward_detailed(selected)
-    action_loss, _ = model.action_head.loss(outputs.head_output, selected['actions'],
-                                            selected['action_mask'].to(bool))
-    cube_loss, r2 = readout.loss_and_r2(outputs.task_states, chosen)
-    return action_loss + weight * cube_loss, r2
+    targets = AuxTargets([str(folder / AUX_TARGETS_FILE) for folder in folders])
+    found = [targets.for_source(episode.source) for episode in episodes]
+    missing = [str(episode.source) for episode, entry in zip(episodes, found) if entry is None]
+    if missing:
+        raise ValueError(f"no cube target for {missing[:3]} in the folders' aux_targets.json")
+    batch['aux_target'] = torch.as_tensor(np.stack([target for target, _ in found]))  # (E, 2)
+    batch['aux_mask'] = torch.ones(len(found), dtype=torch.bool)  # step 0: before any grasp
 
 
 def run(args: argparse.Namespace) -> list[dict]:
     import torch
 
+    from training.trainer import LossModule
     from vla_adapter_core.policy import VLAPolicy
 
     torch.set_num_threads(args.threads)
     policy = VLAPolicy.from_pretrained(str(args.checkpoint), device='cpu')
-    batch = first_step_batch(policy, args)
+    batch, recorded = first_step_batch(policy, args)
     model = fresh_model(policy.config, args.gate_init, args.init, args.seed)
     parameters = set_trainable(model, args.train)
-    readout = None
+    loss_module = LossModule(model, 2 if args.aux_cube > 0 else 0, args.aux_cube)
     if args.aux_cube > 0:
-        cube_xy = episode_cube_xy(args.data)
-        if len(cube_xy) != batch['actions'].shape[0]:
-            raise ValueError(f'{len(cube_xy)} seeds in the summaries for '
-                             f'{batch["actions"].shape[0]} episodes')
-        readout = CubeReadout(model.config.llm.hidden_size, cube_xy)
-        parameters += list(readout.linear.parameters())
+        add_cube_targets(batch, recorded, args.data)
+        parameters += list(loss_module.aux_readout.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(args.seed)
     episodes = batch['actions'].shape[0]
@@ -194,7 +163,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     model.train()
     for step in range(1, args.steps + 1):
         chosen = torch.randperm(episodes, generator=generator)[:args.batch_size]
-        loss, cube_r2 = training_loss(model, batch, chosen, readout, args.aux_cube)
+        loss, metrics = loss_module({key: value[chosen] for key, value in batch.items()})
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -206,7 +175,8 @@ def run(args: argparse.Namespace) -> list[dict]:
             model.train()
             row = {'step': step, 'loss': float(loss), 'seconds': round(time.time() - started, 1),
                    **spread_report(output, batch['actions']),
-                   **({} if cube_r2 is None else {'cube_r2_batch': cube_r2})}
+                   **({'cube_r2_batch': 1.0 - float(metrics['aux_loss'])}  # targets' var 1
+                      if 'aux_loss' in metrics else {})}
             rows.append(row)
             print(json.dumps(row), flush=True)
     model.eval()

@@ -189,6 +189,7 @@ class RunState:
     statistics: dict
     processor: VLAProcessor  # the inference processor (centre crop); holds the one Normalizer
     output_dir: Path
+    aux_targets: AuxTargets | None  # the auxiliary targets' files, read once (aux_weight > 0)
 
     @property
     def resumable(self) -> torch.nn.Module:
@@ -242,14 +243,15 @@ def build_run(config: TrainConfig, context: DistributedContext, bins,
         note = replaced_head_note(source, config.head_kind)
         if note:
             print(f'note: {note}')
-    aux_size = AuxTargets(config.aux_targets).size if config.aux_weight > 0 else 0
-    loss_module = LossModule(model, aux_size, config.aux_weight).to(device)
+    aux_targets = AuxTargets(config.aux_targets) if config.aux_weight > 0 else None
+    loss_module = LossModule(model, aux_targets.size if aux_targets else 0,
+                             config.aux_weight).to(device)
     if context.enabled:
         loss_module = DistributedDataParallel(
             loss_module, device_ids=[device.index] if device.type == 'cuda' else None)
     processor = VLAProcessor.from_config(policy_config, source.tokenizer, statistics)
     return RunState(config, context, device, policy_config, model, loss_module,
-                    source.tokenizer, statistics, processor, Path(config.output_dir))
+                    source.tokenizer, statistics, processor, Path(config.output_dir), aux_targets)
 
 
 def make_loaders(run: RunState, train_episodes, val_episodes):
@@ -263,14 +265,14 @@ def make_loaders(run: RunState, train_episodes, val_episodes):
                                run.policy_config.processor.camera_crops, config.start_steps,
                                config.start_repeat, config.proprio_noise_std,
                                replace(corrections, repeat=config.correction_repeat),
-                               AuxTargets(config.aux_targets) if config.aux_weight > 0 else None)
-    if run.context.is_main and config.aux_weight > 0:
+                               run.aux_targets)
+    if run.context.is_main and run.aux_targets is not None:
         with_target = sum(entry is not None for entry in train_set.aux_by_episode)
-        print(f'auxiliary targets {train_set.aux_targets.names}: {with_target} of '
+        print(f'auxiliary targets {run.aux_targets.names}: {with_target} of '
               f'{len(train_set.episodes)} training episodes')
         if with_target == 0:
             raise ValueError(f'TrainConfig.aux_targets={config.aux_targets}: no training '
-                             'episode is named in them (matched by bag folder or file name)')
+                             "episode is named in them (by its path from the file's folder)")
     if run.context.is_main and train_set.correction_samples:
         print(f'training samples: {len(train_set)}, of which {train_set.correction_samples} '
               f'corrections (x{config.correction_repeat}) from takeover recordings')

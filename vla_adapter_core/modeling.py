@@ -169,23 +169,18 @@ class VLAAdapterModel(nn.Module):
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Loss on the batch's targets with padded steps masked out; returns (loss, metrics)."""
-        self._check_loss_targets(batch)
         return self.head_loss(self.forward(batch), batch)
 
     def head_loss(self, head_output: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
         """The head's loss of ``head_output`` on the batch's targets; (loss, metrics)."""
-        self._check_loss_targets(batch)
-        target_key = 'raw_actions' if self.action_head.target_space == 'raw' else 'actions'
-        loss, metrics = self.action_head.loss(head_output, batch[target_key],
-                                              batch['action_mask'].to(torch.bool))
-        return loss, dict(metrics, loss=loss.detach())
-
-    def _check_loss_targets(self, batch: dict) -> None:
         target_key = 'raw_actions' if self.action_head.target_space == 'raw' else 'actions'
         for key in (target_key, 'action_mask'):
             if key not in batch:
                 kind = self.config.action_head.kind
                 raise ValueError(f'batch lacks {key!r} needed by the {kind} head loss')
+        loss, metrics = self.action_head.loss(head_output, batch[target_key],
+                                              batch['action_mask'].to(torch.bool))
+        return loss, dict(metrics, loss=loss.detach())
 
     def vlm_modules(self) -> list:
         """The pretrained vision-language modules (vision towers, projector, LLM)."""

@@ -181,3 +181,19 @@ def block_episode(position: np.ndarray, steps: int, cameras: list[str], size: in
     qpos = np.zeros((steps, action_dim), dtype=np.float32)
     frames = np.repeat(render_block_frame(position, size)[None], steps, axis=0)  # (T, H, W, 3)
     return {cam: frames for cam in cameras}, qpos, action.astype(np.float32)
+
+
+def write_block_policy_json(folder: Path, chunk_size: int) -> Path:
+    """``folder/policy.json``: a tiny PolicyConfig for the one-camera block episodes.
+
+    A 2-layer 64-d Qwen2 and 2-block ViTs at 56 px, 14 action and proprio dimensions.
+    """
+    import json
+
+    from vla_adapter_core.tiny_policies import build_tiny_config
+
+    config = build_tiny_config(action_dim=14, proprio_dim=14, chunk_size=chunk_size,
+                               camera_names=['cam_high'], image_size=56)
+    path = folder / 'policy.json'
+    path.write_text(json.dumps(config.to_dict()))
+    return path

@@ -7,7 +7,7 @@ function of it) with the block's x, y as the auxiliary target for the first step
 import json
 from pathlib import Path
 
-from episode_writers import block_episode, write_aloha_hdf5
+from episode_writers import block_episode, write_aloha_hdf5, write_block_policy_json
 import numpy as np
 import pytest
 from safetensors.torch import load_file
@@ -18,7 +18,7 @@ from training.data_config import DatasetConfig
 from training.finetune import train
 from training.train_config import TrainConfig
 from vla_adapter_core.policy import VLAPolicy
-from vla_adapter_core.tiny_policies import build_tiny_config, default_tokenizer_dir
+from vla_adapter_core.tiny_policies import default_tokenizer_dir
 
 CHUNK = 4
 GRID = np.linspace(-0.8, 0.8, 3)
@@ -45,11 +45,7 @@ def blocks(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def policy_json(tmp_path_factory):
-    config = build_tiny_config(action_dim=14, proprio_dim=14, chunk_size=CHUNK,
-                               camera_names=['cam_high'], image_size=56)
-    path = tmp_path_factory.mktemp('aux_policy') / 'policy.json'
-    path.write_text(json.dumps(config.to_dict()))
-    return path
+    return write_block_policy_json(tmp_path_factory.mktemp('aux_policy'), CHUNK)
 
 
 def make_config(folder, policy_json, output_dir, **overrides) -> TrainConfig:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ddp_worker import run_rank
-from episode_writers import block_episode, write_aloha_hdf5
+from episode_writers import block_episode, write_aloha_hdf5, write_block_policy_json
 import numpy as np
 import pytest
 from safetensors.torch import load_file
@@ -56,11 +56,7 @@ def block_dataset(tmp_path_factory):
 @pytest.fixture(scope='module')
 def policy_json(tmp_path_factory):
     """A tiny PolicyConfig (2-layer 64-d Qwen2, 2-block ViTs at 56 px) as a JSON file."""
-    config = build_tiny_config(action_dim=14, proprio_dim=14, chunk_size=CHUNK,
-                               camera_names=['cam_high'], image_size=56)
-    path = tmp_path_factory.mktemp('policy') / 'policy.json'
-    path.write_text(json.dumps(config.to_dict()))
-    return path
+    return write_block_policy_json(tmp_path_factory.mktemp('policy'), CHUNK)
 
 
 def make_config(dataset, policy_json, output_dir, cameras=('cam_high',), **overrides):
