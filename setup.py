@@ -35,6 +35,7 @@ setup(
             'vla-adapter-train = training.finetune:main',
             'vla-adapter-stats = training.compute_dataset_statistics:main',
             'vla-adapter-bins = training.compute_adaptive_bins:main',
+            'vla-adapter-compact-checkpoint = training.compact_checkpoint:main',
             'vla-adapter-inference = vla_adapter_ros.nodes.inference_node:main',
             'vla-adapter-executor = vla_adapter_ros.nodes.executor_node:main',
             'vla-adapter-sim-robot = vla_adapter_ros.nodes.sim_robot_node:main',

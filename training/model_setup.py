@@ -124,16 +124,19 @@ def replaced_head_note(source: PolicySource, head_kind: str) -> str:
 
 
 def build_model(policy_config: PolicyConfig, source: PolicySource, bins: ActionBins | None,
-                seed: int, task_gate_init: float | None = None
-                ) -> tuple[VLAAdapterModel, list[str]]:
+                seed: int, task_gate_init: float | None = None,
+                vision_position_init: str = 'random') -> tuple[VLAAdapterModel, list[str]]:
     """A model for ``policy_config`` initialised from ``source`` (seeded where fresh).
 
     ``task_gate_init``: the value given to every freshly initialised head gate (None: keep 0).
+    ``vision_position_init='sincos'``: towers built from scratch get 2-D sine-cosine positions.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = VLAAdapterModel(policy_config, bins=bins)
     fresh = [] if source.state is None else load_matching_weights(model, source.state)
+    if vision_position_init == 'sincos' and source.state is None:
+        model.vision.init_sincos_positions()
     if task_gate_init is not None:
         with torch.no_grad():
             for name, parameter in model.named_parameters():

@@ -16,7 +16,7 @@ from typing import Any
 from training.augmentation import AugmentationConfig
 from training.config_cli import build_config_parser, option
 from training.data_config import DatasetConfig
-from vla_adapter_core.config import ConfigDictMixin
+from vla_adapter_core.config import VISION_POSITION_INITS, ConfigDictMixin
 from vla_adapter_core.heads import head_class, head_kinds
 
 LR_SCHEDULES = ('cosine', 'linear', 'constant')
@@ -84,6 +84,13 @@ class TrainConfig(ConfigDictMixin):
         False, help='train the vision towers too (with LoRA or a frozen LLM); for a policy '
                     'built from --policy_config, whose towers start random; pretrained '
                     'DINOv2/SigLIP towers usually stay frozen')
+    # Random position embeddings stay ~10x weaker than a from-scratch tower's patch content: it
+    # then tells where an object is inside its patch, hardly which patch (docs: recipe H).
+    vision_position_init: str = option(
+        'random', choices=VISION_POSITION_INITS,
+        help="position embeddings of vision towers built from --policy_config: 'random' "
+             "(timm's) or 'sincos' (fixed-frequency 2-D sine-cosine, then trained with "
+             '--train_vision); pretrained towers keep theirs')
     # Upstream starts every head block's vision gate at 0: the queries then attend to all
     # vision tokens alike, and a from-scratch head never learns to single out a small object.
     task_gate_init: float | None = option(
@@ -193,6 +200,12 @@ class TrainConfig(ConfigDictMixin):
         _require(self.task_gate_init is None or -5.0 <= self.task_gate_init <= 5.0,
                  'task_gate_init', self.task_gate_init, 'must be None or in [-5, 5] (tanh '
                  'saturates beyond)')
+        _require(self.vision_position_init in VISION_POSITION_INITS, 'vision_position_init',
+                 self.vision_position_init, f'expected one of {VISION_POSITION_INITS}')
+        _require(self.vision_position_init == 'random' or self.policy_config is not None,
+                 'vision_position_init', self.vision_position_init,
+                 'applies to towers built from scratch (--policy_config); --pretrained towers '
+                 'keep their own')
         _require(self.start_repeat >= 1, 'start_repeat', self.start_repeat, 'must be >= 1')
         _require(isinstance(self.correction_repeat, int) and self.correction_repeat >= 1,
                  'correction_repeat', self.correction_repeat, 'must be an int >= 1')

@@ -232,7 +232,7 @@ def build_run(config: TrainConfig, context: DistributedContext, bins,
     source = load_policy_source(config)
     policy_config = adapt_policy_config(source.config, config)
     model, fresh = build_model(policy_config, source, bins, config.seed,
-                               config.task_gate_init)
+                               config.task_gate_init, config.vision_position_init)
     trainable = set_trainable(model, config)
     device = resolve_device(config, context)
     model.to(device)

@@ -75,6 +75,11 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+# How towers built from scratch start their position embeddings: timm's random ones, or
+# fixed-frequency 2-D sine-cosine (vision.FusedVisionBackbone.init_sincos_positions).
+VISION_POSITION_INITS = ('random', 'sincos')
+
+
 @dataclasses.dataclass
 class VisionConfig(ConfigDictMixin):
     """The fused vision backbone: one timm ViT per tower, features concatenated per patch.

@@ -9,6 +9,7 @@ N x 256 patch tokens, images concatenated along the sequence.
 from __future__ import annotations
 
 import timm
+from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -89,6 +90,23 @@ class FusedVisionBackbone(nn.Module):
             used.update(id(param) for module in modules for param in module.parameters())
             used.update(id(param) for param in tower.parameters(recurse=False))  # positions
         return [param for param in self.parameters() if id(param) not in used]
+
+    def init_sincos_positions(self) -> None:
+        """Set every tower's patch position embeddings to fixed-frequency 2-D sine-cosine.
+
+        timm starts them random at std 0.02, an order of magnitude below the patch content; a
+        tower trained from scratch on a few dozen episodes keeps them that weak, so which patch
+        an object is in (as against where inside its patch) hardly reaches the features. The
+        prefix tokens' rows (class, registers) keep their values.
+        """
+        with torch.no_grad():
+            for index, tower in enumerate(self.towers):
+                if getattr(tower, 'pos_embed', None) is None:
+                    raise ValueError(f'vision tower {index} ({self.config.timm_model_ids[index]}) '
+                                     'has no position embedding table to initialise')
+                grid = list(tower.patch_embed.grid_size)  # [H / patch, W / patch]
+                table = build_sincos2d_pos_embed(grid, tower.embed_dim)  # (P, d), row-major
+                tower.pos_embed[0, -table.shape[0]:].copy_(table)
 
     @property
     def channels_per_image(self) -> int:

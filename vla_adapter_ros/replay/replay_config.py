@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from training.config_cli import build_config_parser, option, require_option
+from vla_adapter_ros.pipeline.chunk_schedule import BLEND_MODES
 
 PROG = 'vla-adapter-replay-eval'
 ACTION_SOURCES = ('auto', 'leader_joint_states', 'topic')
 TIMESTAMP_SOURCES = ('header', 'bag')
-BLEND_MODES = ('ensemble', 'switch')
 DEFAULT_ACTION_TOPIC = '/commanded_action'  # the recorder's combined executor commands
 LATENCY_PROBES = 5  # single-observation calls timed per bag when predicting in batches
 CHUNKS_FILE = 'chunks.npz'  # --save_chunks: every predicted chunk of the run

@@ -22,6 +22,9 @@ import time
 import numpy as np
 
 from training.config_cli import build_config_parser, option, require_option, run_config_main
+from vla_adapter_ros.params.executor_config import EXECUTOR_PARAMETERS
+from vla_adapter_ros.params.mujoco_sim_config import MUJOCO_SIM_PARAMETERS
+from vla_adapter_ros.pipeline.chunk_schedule import BLEND_MODES
 from vla_adapter_ros.sim import eval_scoring
 from vla_adapter_ros.sim.baselines import baseline_rewards, mean_demonstration
 from vla_adapter_ros.sim.task_facts import DEFAULT_INSTRUCTION, SUCCESS_REWARD
@@ -57,6 +60,18 @@ class SimEvalConfig:
     settle_s: float = option(0.0, help="the simulator's wall-clock pause between its sensors "
                                        'and its clock at each step (s)')
     instruction: str = option(DEFAULT_INSTRUCTION, help='the instruction the policy is given')
+    # The rate of inference: each camera frame is answered by one chunk before time goes on.
+    camera_every_steps: int = option(
+        MUJOCO_SIM_PARAMETERS['camera_every_steps'].default,
+        help='a camera frame, and so a new chunk, every this many 20 ms steps (5 = 10 Hz)')
+    # How the executor joins overlapping chunks changes what a policy does (ACT's temporal
+    # ensembling was worth much on this task); unset keeps the executor's own default.
+    blend_mode: str | None = option(None, choices=BLEND_MODES,
+                                    help="the executor's blend_mode (default: the executor's, "
+                                         f"{EXECUTOR_PARAMETERS['blend_mode'].default!r})")
+    ensemble_k: float | None = option(
+        None, help="the executor's ensemble_k, exp(-k*i) with i=0 the oldest chunk (default: "
+                   f"the executor's, {EXECUTOR_PARAMETERS['ensemble_k'].default})")
     # The demo policy's cameras are 96x128; the simulator renders at this size.
     image_height: int = option(96, aliases=('--image-height',), help='camera image height')
     image_width: int = option(128, aliases=('--image-width',), help='camera image width')
@@ -80,6 +95,18 @@ class SimEvalConfig:
                  'must be > 0')
         require_option(self.cpu_threads >= 0, 'cpu_threads', self.cpu_threads, 'must be >= 0')
         require_option(0.0 <= self.settle_s <= 1.0, 'settle_s', self.settle_s, 'must be in [0, 1]')
+        low, high = MUJOCO_SIM_PARAMETERS['camera_every_steps'].value_range
+        require_option(low <= self.camera_every_steps <= high, 'camera_every_steps',
+                       self.camera_every_steps, f'must be in [{low:g}, {high:g}]')
+        low, high = EXECUTOR_PARAMETERS['ensemble_k'].value_range
+        require_option(self.ensemble_k is None or low <= self.ensemble_k <= high, 'ensemble_k',
+                       self.ensemble_k, f'must be in [{low}, {high}]')
+
+    @property
+    def executor_parameters(self) -> dict:
+        """The executor parameters this evaluation sets (the unset ones keep their defaults)."""
+        chosen = {'blend_mode': self.blend_mode, 'ensemble_k': self.ensemble_k}
+        return {name: value for name, value in chosen.items() if value is not None}
 
     @property
     def seeds(self) -> list[int]:
@@ -104,8 +131,11 @@ def run_policy_episodes(args: SimEvalConfig, output: Path, seeds: list[int],
     specs = eval_node_specs(str(Path(args.checkpoint).resolve()), args.device, args.instruction,
                             args.episode_steps, (args.image_height, args.image_width),
                             args.cpu_threads,
-                            {'settle_s': args.settle_s, **(nodes or {}).get('simulator', {})},
-                            (nodes or {}).get('executor'), (nodes or {}).get('recorder'))
+                            {'settle_s': args.settle_s,
+                             'camera_every_steps': args.camera_every_steps,
+                             **(nodes or {}).get('simulator', {})},
+                            {**args.executor_parameters, **(nodes or {}).get('executor', {})},
+                            (nodes or {}).get('recorder'))
     executables = Path(get_package_prefix(PACKAGE)) / 'lib' / PACKAGE
     group = NodeProcessGroup(specs, executables, output / 'logs')
     rclpy.init()
@@ -201,8 +231,13 @@ def evaluate(config: SimEvalConfig) -> dict:
                  **{name: eval_scoring.summarise(rewards) for name, rewards in baselines.items()}}
     report = {
         'checkpoint': str(Path(config.checkpoint).resolve()), 'seeds': [seeds[0], seeds[-1]],
-        'episode_steps': config.episode_steps, 'summary': summaries,
+        'episode_steps': config.episode_steps, 'camera_every_steps': config.camera_every_steps,
+        'executor': config.executor_parameters,
+        'summary': summaries,
         'against_baselines': compare(policy_rewards, baselines, summaries),
+        # Per seed (same order as 'episodes'): which seeds a blind policy solves too.
+        'baseline_max_rewards': {name: eval_scoring.max_rewards(rewards).tolist()
+                                 for name, rewards in baselines.items()},
         'inference_ms': {'chunks': int(latencies.size),
                          'p50': float(np.percentile(latencies, 50)) if latencies.size else None,
                          'p99': float(np.percentile(latencies, 99)) if latencies.size else None},

@@ -41,6 +41,11 @@ def test_closed_loop_episodes_through_the_nodes_repeat_exactly(checkpoint, tmp_p
     assert np.abs(first - other).max() > 0 or episodes[0]['rewards'] != episodes[2]['rewards']
     assert len(result['frames']) == STEPS // 5
     assert result['frames'][0].shape == (32, 32, 3)
+    # --blend_mode reaches the executor: the newest chunk alone instead of the ensemble.
+    switched = sim_eval.run_policy_episodes(dataclasses.replace(args, blend_mode='switch'),
+                                            tmp_path / 'switch', [1000])['episodes'][0]
+    assert switched['steps'] == STEPS
+    assert np.abs(np.array(switched['final_state']) - first).max() > 1e-6
 
 
 def test_report_with_baselines_plots_and_strip(checkpoint, tmp_path, capsys):
@@ -55,7 +60,10 @@ def test_report_with_baselines_plots_and_strip(checkpoint, tmp_path, capsys):
     assert hold['reward_levels'] == {'0': 1, '1': 0, '2': 0, '3': 0, '4': 0}
     assert hold['success_ci95'][0] == 0.0 and 0.7 < hold['success_ci95'][1] < 0.8
     assert set(report['against_baselines']) == {'hold_still', 'mean_demonstration'}
+    assert report['baseline_max_rewards']['hold_still'] == [0.0]
+    assert len(report['baseline_max_rewards']['mean_demonstration']) == 1
     assert report['episodes'][0]['seed'] == 7 and report['inference_ms']['chunks'] >= 1
+    assert report['executor'] == {}  # the executor's own blending
     for name in ('rewards.png', 'success.png', 'top_camera.png', 'top_camera.gif'):
         assert (tmp_path / name).stat().st_size > 0
     out = capsys.readouterr().out
@@ -98,6 +106,9 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f'vla-adapter-sim-eval: error: --checkpoint {tmp_path}: no config.json (not a '
         'checkpoint directory)')
+    assert sim_eval.main(['--checkpoint', str(tmp_path), '--ensemble_k', '11']) == 2
+    assert capsys.readouterr().err.strip() == (
+        'vla-adapter-sim-eval: error: --ensemble_k 11.0: must be in [-10.0, 10.0]')
 
 
 def test_baselines_on_the_scene():
