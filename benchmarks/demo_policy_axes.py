@@ -40,7 +40,7 @@ DISTANCE_BANDS_CM = ((0, 5), (5, 8), (8, 10), (10, 20))
 
 
 def slopes(chunks: np.ndarray, cube: np.ndarray) -> dict:
-    """d joint / d cube x and y (rad per m) of (S, T, 14) chunks at STEP, per right-arm joint."""
+    """The slope of each right-arm joint on the cube x and y (rad per m), chunk step STEP."""
     design = np.c_[cube, np.ones(len(cube))]  # (S, 3)
     fit = np.linalg.lstsq(design, chunks[:, STEP], rcond=None)[0]  # (3, 14)
     return {name: {'x': round(float(fit[0, j]), 3), 'y': round(float(fit[1, j]), 3)}

@@ -4,7 +4,7 @@
 #    smooth 0.04 rad pushes of the arm joints (only the episodes that still transfer the cube
 #    are kept: they show the way back to the demonstration);
 # 2. vla-adapter-train with config/demo/transfer_cube_train.yaml for 5000 steps;
-# 3. vla-adapter-compact-checkpoint (the frozen tensors in bfloat16, under 50 MB).
+# 3. vla-adapter-compact-checkpoint --tensors all (bfloat16, under 50 MB).
 # HEAD=dual_arm (default, the shipped checkpoint) or l1; OUT=folder (default build/demo_checkpoint).
 # CONFIG=training YAML (default config/demo/transfer_cube_train.yaml, the shipped recipe; issue
 # 19's candidates: config/demo/transfer_cube_crop_train.yaml, ..._aux_train.yaml (recipe G, the
@@ -44,8 +44,8 @@ python -m training.finetune --config "$config" "${aux[@]}" \
   --data "$out/demos_clean" "$out/demos_disturbed" --head_kind "$head" \
   --max_steps "${STEPS:-5000}" \
   --device "${DEVICE:-auto}" --output_dir "$out/run_$head" --cache_dir "$out/cache_$head"
-# 3. the frozen tensors (the random LLM and its vocabulary) stored in bfloat16: the shipped form.
+# 3. every tensor stored in bfloat16 (as upstream ships), the shipped form: under 50 MB.
 rm -rf "$out/compact_$head"
-python -m training.compact_checkpoint --checkpoint "$out/run_$head/final" \
+python -m training.compact_checkpoint --checkpoint "$out/run_$head/final" --tensors all \
   --output_dir "$out/compact_$head"
 echo "checkpoint: $out/run_$head/final (compact copy: $out/compact_$head)"

@@ -4,8 +4,9 @@ A run that freezes the VLM (the default recipe, and every from-scratch demo poli
 untouched LLM and vision weights in float32 beside the trained ones; for a small policy the
 frozen 151,936-row vocabulary embedding alone is most of the file. The copy written here keeps
 every tensor the run trained in float32 and stores the ones it froze in bfloat16 (upstream's
-own storage type), which halves them. Which tensors were frozen is read from the checkpoint's
-``train_config.json`` through the trainer's own freezing rule (``model_setup.set_trainable``).
+own storage type), which halves them; ``--tensors all`` rounds the trained ones too. Which
+tensors were frozen is read from the checkpoint's ``train_config.json`` through the trainer's
+own freezing rule (``model_setup.set_trainable``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 import torch
 
-from training.config_cli import build_config_parser, option, run_config_main
+from training.config_cli import build_config_parser, option, require_option, run_config_main
 from training.model_setup import set_trainable
 from training.train_config import TrainConfig
 from training.trainer import TRAIN_CONFIG_FILE
@@ -28,6 +29,7 @@ from vla_adapter_core.policy import VLAPolicy
 
 PROG = 'vla-adapter-compact-checkpoint'
 COMPACT_DTYPE = torch.bfloat16  # upstream's checkpoints store the VLM in bfloat16 too
+COMPACT_SCOPES = ('frozen', 'all')
 LLM_PREFIX = 'llm.'
 
 
@@ -39,6 +41,15 @@ class CompactConfig:
                                                  f'carries {TRAIN_CONFIG_FILE})')
     # A new folder: the source stays as training left it.
     output_dir: str = option(metavar='DIR', help='where the compact copy goes (must not exist)')
+    # 'all' rounds the trained tensors too, as upstream ships its checkpoints: a smaller file
+    # whose predictions move by the rounding (measure the policy on the copy before shipping).
+    tensors: str = option('frozen', choices=COMPACT_SCOPES,
+                          help="which tensors go to bfloat16: 'frozen' (those the run froze; "
+                               "the trained ones stay float32) or 'all' (every floating tensor)")
+
+    def __post_init__(self) -> None:
+        require_option(self.tensors in COMPACT_SCOPES, 'tensors', self.tensors,
+                       f'must be one of {COMPACT_SCOPES}')
 
 
 def frozen_tensor_names(checkpoint: str | Path) -> list[str]:
@@ -68,19 +79,21 @@ def compact(config: CompactConfig) -> dict:
     with safe_open(str(weights), 'pt') as handle:
         metadata = handle.metadata()
     state = load_file(str(weights))
-    compacted = {name: (tensor.to(COMPACT_DTYPE) if name in frozen and tensor.is_floating_point()
+    chosen = set(state) if config.tensors == 'all' else frozen
+    compacted = {name: (tensor.to(COMPACT_DTYPE) if name in chosen and tensor.is_floating_point()
                         else tensor) for name, tensor in state.items()}
     shutil.copytree(source, output, symlinks=True, ignore=shutil.ignore_patterns(WEIGHTS_FILE))
     save_file(compacted, str(output / WEIGHTS_FILE), metadata=metadata)
-    return {'frozen_tensors': sum(name in frozen for name in state),
+    return {'compacted_tensors': sum(name in chosen and tensor.is_floating_point()
+                                     for name, tensor in state.items()),
             'tensors': len(state), 'bytes_before': weights.stat().st_size,
             'bytes_after': (output / WEIGHTS_FILE).stat().st_size}
 
 
 def _report(config: CompactConfig) -> int:
     result = compact(config)
-    print(f"{config.output_dir}: {result['frozen_tensors']} of {result['tensors']} tensors "
-          f'(the frozen ones) in bfloat16; {WEIGHTS_FILE} {result["bytes_before"] / 1e6:.1f} MB '
+    print(f"{config.output_dir}: {result['compacted_tensors']} of {result['tensors']} tensors "
+          f'({config.tensors}) in bfloat16; {WEIGHTS_FILE} {result["bytes_before"] / 1e6:.1f} MB '
           f'-> {result["bytes_after"] / 1e6:.1f} MB')
     return 0
 

@@ -46,7 +46,7 @@ def trained_checkpoint(blocks: Path, output: Path, **overrides) -> Path:
 def test_frozen_tensors_halve_and_the_policy_predicts_the_same(blocks, tmp_path, capsys):
     source = trained_checkpoint(blocks, tmp_path / 'run', train_vision=True)
     assert main(['--checkpoint', str(source), '--output_dir', str(tmp_path / 'compact')]) == 0
-    assert 'tensors (the frozen ones) in bfloat16' in capsys.readouterr().out
+    assert 'tensors (frozen) in bfloat16' in capsys.readouterr().out
     before = load_file(str(source / WEIGHTS_FILE))
     after = load_file(str(tmp_path / 'compact' / WEIGHTS_FILE))
     assert before.keys() == after.keys()
@@ -68,6 +68,17 @@ def test_frozen_tensors_halve_and_the_policy_predicts_the_same(blocks, tmp_path,
     chunk = original.predict_action_chunk(observation)
     assert np.abs(compact.predict_action_chunk(observation) - chunk).max() < 1e-2 * (
         1.0 + np.abs(chunk).max())
+
+
+def test_all_rounds_every_floating_tensor(blocks, tmp_path):
+    source = trained_checkpoint(blocks, tmp_path / 'run')
+    assert main(['--checkpoint', str(source), '--output_dir', str(tmp_path / 'all'),
+                 '--tensors', 'all']) == 0
+    before = load_file(str(source / WEIGHTS_FILE))
+    after = load_file(str(tmp_path / 'all' / WEIGHTS_FILE))
+    for name, tensor in after.items():
+        assert tensor.dtype == (torch.bfloat16 if before[name].is_floating_point()
+                                else before[name].dtype), name
 
 
 def test_lora_runs_keep_the_merged_llm_in_float32(blocks, tmp_path):
