@@ -5,13 +5,13 @@
 #    are kept: they show the way back to the demonstration);
 # 2. vla-adapter-train with recipe H, config/demo/transfer_cube_pos_train.yaml (the table crop of
 #    cam_high, the auxiliary cube loss from the demos' aux_targets.json, towers trained from
-#    2-D sine-cosine positions) for 3000 steps;
+#    2-D sine-cosine positions) for 5000 steps;
 # 3. vla-adapter-compact-checkpoint --tensors all (bfloat16, under 50 MB).
 # HEAD=dual_arm (default, the shipped checkpoint) or l1; OUT=folder (default build/demo_checkpoint).
 # CONFIG=training YAML (default recipe H; the earlier recipes of issue 19 are beside it in
 # config/demo: transfer_cube_train.yaml (the previous demo checkpoint, 5000 steps), ..._crop_,
-# ..._vision_, ..._gate_, ..._aux_train.yaml (recipe G)), STEPS=optimiser steps (3000).
-# About 40 min on a 2-core CPU (one thread; 1.3 steps/s); a GPU: DEVICE=cuda.
+# ..._vision_, ..._gate_, ..._aux_train.yaml (recipe G)), STEPS=optimiser steps (5000).
+# About 70 min on a 2-core CPU (one thread, 1.2-1.4 steps/s); a GPU: DEVICE=cuda.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build_test_interfaces.sh >/dev/null  # the Interbotix messages the recorder writes
@@ -43,7 +43,7 @@ write_cube_targets(folder, yaml.safe_load((folder / 'demos_summary.yaml').read_t
 fi
 python -m training.finetune --config "$config" "${aux[@]}" \
   --data "$out/demos_clean" "$out/demos_disturbed" --head_kind "$head" \
-  --max_steps "${STEPS:-3000}" \
+  --max_steps "${STEPS:-5000}" \
   --device "${DEVICE:-auto}" --output_dir "$out/run_$head" --cache_dir "$out/cache_$head"
 # 3. every tensor stored in bfloat16 (as upstream ships), the shipped form: under 50 MB.
 rm -rf "$out/compact_$head"
