@@ -13,7 +13,7 @@ seeds for the readouts' fit). Per checkpoint:
     held-out starts (R^2) from the pooled task states (what the head and the auxiliary loss
     read) and from cam_high's patch embeddings;
 (c) the towers' position embeddings against their patch content (std across positions);
-(d) with ``--report`` (sim-eval report.json files of seeds 1000 on): success by the cube's
+(d) with ``--report`` (sim-eval report.json files, any seeds): success by the cube's
     distance from the demonstrations' mean cube, beside the open-loop mean demonstration.
 """
 
@@ -30,13 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_policy_diagnosis import (  # noqa: E402  (a sibling script, not a package)
     CAMERAS,
     INSTRUCTION,
+    cube_positions,
     load_policy,
     predict_observations,
 )
 
+from vla_adapter_ros.sim.task_facts import SUCCESS_REWARD  # noqa: E402  (REPO on the path)
+
 STEP = 24  # the chunk step compared (0.48 s after the start)
 JOINTS = {'waist': 7, 'shoulder': 8, 'elbow': 9, 'wrist_angle': 11}  # right arm
 DISTANCE_BANDS_CM = ((0, 5), (5, 8), (8, 10), (10, 20))
+MEAN_DEMO_SEEDS = 50  # the open-loop mean demonstration averages seeds 0-49 (sim-eval's default)
 
 
 def slopes(chunks: np.ndarray, cube: np.ndarray) -> dict:
@@ -105,19 +109,20 @@ def position_strength(policy, start: dict) -> list[dict]:
     return rows
 
 
-def success_by_distance(report_path: Path, start: dict) -> dict:
+def success_by_distance(report_path: Path) -> dict:
     """Successes per band of the cube's distance (cm) from the demonstrations' mean cube."""
     report = json.loads(report_path.read_text())
-    offsets = start['eval_cube_xy'] - start['demo_cube_xy'][:50].mean(axis=0)  # (E, 2)
-    distance = 100 * np.linalg.norm(offsets, axis=1)
+    seeds = [episode['seed'] for episode in report['episodes']]
+    mean_cube = cube_positions(list(range(MEAN_DEMO_SEEDS))).mean(axis=0)  # (2,)
+    distance = 100 * np.linalg.norm(cube_positions(seeds) - mean_cube, axis=1)  # (E,)
     results = {'policy': [episode['max_reward'] for episode in report['episodes']],
                **report.get('baseline_max_rewards', {})}
     bands = {}
     for low, high in DISTANCE_BANDS_CM:
-        seeds = [episode['seed'] - 1000 for episode in report['episodes']]
-        inside = [i for i, seed in enumerate(seeds) if low <= distance[seed] < high]
-        bands[f'{low}-{high} cm'] = {name: f'{sum(rewards[i] >= 4 for i in inside)}/{len(inside)}'
-                                     for name, rewards in results.items()}
+        inside = np.flatnonzero((distance >= low) & (distance < high))
+        bands[f'{low}-{high} cm'] = {
+            name: f'{sum(rewards[i] >= SUCCESS_REWARD for i in inside)}/{len(inside)}'
+            for name, rewards in results.items()}
     return bands
 
 
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--output', type=Path, default=None)
     args = parser.parse_args(argv)
     start, train_start = dict(np.load(args.start)), dict(np.load(args.train_start))
-    result = {'checkpoints': {}, 'by_distance': {str(path): success_by_distance(path, start)
+    result = {'checkpoints': {}, 'by_distance': {str(path): success_by_distance(path)
                                                  for path in args.report}}
     for checkpoint in args.checkpoint:
         policy = load_policy(checkpoint)

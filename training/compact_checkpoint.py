@@ -79,13 +79,13 @@ def compact(config: CompactConfig) -> dict:
     with safe_open(str(weights), 'pt') as handle:
         metadata = handle.metadata()
     state = load_file(str(weights))
-    chosen = set(state) if config.tensors == 'all' else frozen
-    compacted = {name: (tensor.to(COMPACT_DTYPE) if name in chosen and tensor.is_floating_point()
-                        else tensor) for name, tensor in state.items()}
+    rounded = {name for name, tensor in state.items() if tensor.is_floating_point()
+               and (config.tensors == 'all' or name in frozen)}
+    compacted = {name: tensor.to(COMPACT_DTYPE) if name in rounded else tensor
+                 for name, tensor in state.items()}
     shutil.copytree(source, output, symlinks=True, ignore=shutil.ignore_patterns(WEIGHTS_FILE))
     save_file(compacted, str(output / WEIGHTS_FILE), metadata=metadata)
-    return {'compacted_tensors': sum(name in chosen and tensor.is_floating_point()
-                                     for name, tensor in state.items()),
+    return {'compacted_tensors': len(rounded),
             'tensors': len(state), 'bytes_before': weights.stat().st_size,
             'bytes_after': (output / WEIGHTS_FILE).stat().st_size}
 
